@@ -1,0 +1,61 @@
+"The `ainative` command as a user runs it: the papermill pipeline and the data stage, in real subprocesses."
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AINATIVE = str(Path(sys.executable).parent / "ainative")
+
+
+def run_cli(*args, cwd=ROOT, env=None):
+    return subprocess.run([AINATIVE, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
+    "`ainative pipeline` executes the stage notebooks into the run directory and records every parameter."
+    run_dir = tmp_path / "run"
+    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "seed=7")
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "notebooks" / "01_data.ipynb").exists()
+    manifest = json.loads((run_dir / "data" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 210, "validation": 60, "test": 30}
+    assert manifest["params"]["seed"] == 7
+    assert json.loads((run_dir / "params.json").read_text())["data"]["seed"] == 7
+    assert (run_dir / "reports" / "label_distribution.png").stat().st_size > 1000
+
+
+def test_pipeline_failure_names_the_notebook_and_keeps_it(tmp_path):
+    "A failing stage stops the pipeline with a clear message, and its executed notebook is kept."
+    run_dir = tmp_path / "run"
+    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "dataset=missing.csv")
+    assert result.returncode == 2
+    assert "Stage 'data' failed" in result.stderr and "DataFileNotFoundError" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (run_dir / "notebooks" / "01_data.ipynb").exists()
+    assert not (run_dir / "data").exists()
+
+
+def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
+    result = run_cli("pipeline", "--run-dir", str(tmp_path / "run"), "-p", "epochz=3")
+    assert result.returncode == 2 and "epochz" in result.stderr
+    assert not (tmp_path / "run" / "notebooks").exists()
+
+
+@pytest.mark.parametrize("dataset", ["banking77", "clinc150"])
+def test_data_command_on_named_datasets(dataset, tmp_path):
+    "`ainative data` prepares the real benchmarks from the data directory, offline."
+    data_dir = os.environ.get("AINATIVE_DATA_DIR") or str(ROOT.parent / "shared" / "data")
+    if not Path(data_dir, dataset).is_dir():
+        if os.environ.get("CI"): pytest.fail(f"CI must provide {dataset} under {data_dir}")
+        pytest.skip(f"no {dataset} under {data_dir}")
+    result = run_cli("data", "--dataset", dataset, "--run-dir", str(tmp_path / "run"),
+                     env={"AINATIVE_DATA_DIR": data_dir, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["num_labels"] == {"banking77": 77, "clinc150": 151}[dataset]
+    assert summary["version"].startswith("data-")

@@ -38,7 +38,7 @@ setuptools.setup(
         "Programming Language :: Python :: 3.11",
     ],
     python_requires=">=" + cfg["min_python"],
-    packages=setuptools.find_packages(include=["ainative", "ainative.*"]),
+    packages=setuptools.find_namespace_packages(include=["ainative", "ainative.*"]),
     package_data={"ainative": ["assets/*"]},
     include_package_data=True,
     install_requires=requirement_lines("requirements"),

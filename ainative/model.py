@@ -66,6 +66,7 @@ def load_classifier(name: str,                 # base model: folder, weights pac
                     label2id: dict[str, int],   # from the data manifest
                     dropout: float | None = None):
     "A sequence-classification model on base `name`, its head sized and labelled by `label2id`."
+    import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
     if sorted(label2id.values()) != list(range(len(label2id))):
@@ -77,7 +78,7 @@ def load_classifier(name: str,                 # base model: folder, weights pac
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             resolve_base_model(name), num_labels=len(label2id), id2label=id2label, label2id=dict(label2id),
-            use_safetensors=True, **extra)
+            use_safetensors=True, dtype=torch.float32, **extra)  # fp32 master weights, whatever the file stores
     finally:
         hf_logging.set_verbosity(verbosity)
 

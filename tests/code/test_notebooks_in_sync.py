@@ -39,7 +39,30 @@ def test_readme_gives_the_two_commands():
 def test_parameters_tags_survive_cleaning():
     "Every stage notebook keeps a papermill `parameters` cell (nbdev_clean must not strip the tag)."
     import nbformat
-    for notebook in ["01_data.ipynb"]:
+    from ainative.pipeline import STAGES
+    for notebook in STAGES.values():
         cells = nbformat.read(ROOT / "nbs" / notebook, as_version=4).cells
         assert any("parameters" in cell.metadata.get("tags", []) for cell in cells), notebook
     assert "allowed_cell_metadata_keys = tags" in (ROOT / "settings.ini").read_text()
+
+
+def test_papermill_reads_every_parameter():
+    "papermill parses each assignment of each parameters cell (it skips lines it cannot read, e.g. two '=')."
+    import ast
+    import nbformat
+    import papermill
+    from ainative.pipeline import STAGES
+    for notebook in STAGES.values():
+        path = ROOT / "nbs" / notebook
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+        assert list(papermill.inspect_notebook(str(path))) == assigned, notebook
+
+
+def test_profiles_only_use_declared_parameters():
+    "Every parameter a profile sets is declared by that stage's notebook."
+    from ainative.pipeline import PROFILES, STAGES, notebook_parameters, notebooks_dir
+    for profile, stages in PROFILES.items():
+        assert list(stages) == list(STAGES), profile
+        for stage, params in stages.items():
+            assert set(params) <= set(notebook_parameters(notebooks_dir() / STAGES[stage])), (profile, stage)

@@ -1,0 +1,39 @@
+"`ainative registry` as an operator uses it, on a tiny demo run."
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ainative.registry import make_demo_run
+
+AINATIVE = str(Path(sys.executable).parent / "ainative")
+
+
+def cli(*args, registry):
+    return subprocess.run([AINATIVE, "registry", *args, "--registry-dir", str(registry)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_register_promote_verify_rollback(tmp_path):
+    registry = tmp_path / "registry"
+    first = make_demo_run(tmp_path / "a", accuracy=0.90, macro_f1=0.89)
+    worse = make_demo_run(tmp_path / "b", accuracy=0.80, macro_f1=0.79, test_sha256=json.loads(
+        (first.reports / "metrics.json").read_text())["test_sha256"])
+    assert json.loads(cli("register", str(first.path), "--alias", "production", registry=registry).stdout)["version"] == "v0001"
+    assert cli("register", str(worse.path), registry=registry).returncode == 0
+    refused = cli("promote", "v0002", registry=registry)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "force" in refused.stderr
+    assert cli("promote", "v0002", "--force", registry=registry).returncode == 0
+    listing = cli("list", registry=registry).stdout
+    assert "v0002  production" in listing
+    assert cli("rollback", registry=registry).returncode == 0
+    assert "v0001  production" in cli("list", registry=registry).stdout
+    assert cli("verify", registry=registry).stdout.startswith("ok")
+    weights = next((registry / "intent-classifier" / "v0001").rglob("model.safetensors"))
+    weights.chmod(0o644)
+    with open(weights, "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\x00" * 8)
+    corrupted = cli("verify", registry=registry)
+    assert corrupted.returncode == 1 and "v0001/model/model.safetensors" in corrupted.stdout

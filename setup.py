@@ -14,10 +14,9 @@ def requirement_lines(key: str) -> list[str]:
     return [line.strip() for line in cfg.get(key, "").splitlines() if line.strip()]
 
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+licenses = {"apache2": "Apache-2.0"}  # SPDX expression
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable",
             "6 - Mature", "7 - Inactive"]
-license_name, license_classifier = licenses[cfg["license"]]
 
 setuptools.setup(
     name=cfg["lib_name"],
@@ -27,13 +26,12 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     author=cfg["author"],
     author_email=cfg["author_email"],
-    license=license_name,
+    license=licenses[cfg["license"]],
     url=cfg["git_url"],
     keywords=cfg["keywords"],
     classifiers=[
         "Development Status :: " + statuses[int(cfg["status"]) - 1],
         "Intended Audience :: " + cfg["audience"],
-        "License :: " + license_classifier,
         "Natural Language :: " + cfg["language"],
         "Programming Language :: Python :: 3.11",
     ],

@@ -1,4 +1,4 @@
-"""Shared test set-up: keep every test away from the repository's runs/, the home cache, W&B and the hub."""
+"""Shared test set-up: keep every test away from the repository's runs/ and registry/, the home cache, W&B and the hub."""
 from __future__ import annotations
 
 import pytest
@@ -14,6 +14,7 @@ def isolated_environment(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AINATIVE_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
         mp.setenv("AINATIVE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("AINATIVE_REGISTRY_DIR", str(tmp_path_factory.mktemp("registry")))
         mp.setenv("WANDB_MODE", "disabled")
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_DATASETS_OFFLINE", "1")

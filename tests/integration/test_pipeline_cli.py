@@ -27,6 +27,12 @@ def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
     assert manifest["params"]["seed"] == 7
     assert json.loads((run_dir / "params.json").read_text())["data"]["seed"] == 7
     assert (run_dir / "reports" / "label_distribution.png").stat().st_size > 1000
+    metrics = json.loads((run_dir / "reports" / "metrics.json").read_text())
+    assert metrics["data_version"] == manifest["version"] and metrics["test"]["examples"] == 30
+    assert (run_dir / "reports" / "training_curves.png").exists() and (run_dir / "model" / "model.safetensors").exists()
+    registry = Path(os.environ["AINATIVE_REGISTRY_DIR"]) / "intent-classifier"
+    staged = json.loads((registry / "aliases.json").read_text())["staging"]
+    assert json.loads((registry / staged / "manifest.json").read_text())["data_version"] == manifest["version"]
 
 
 def test_pipeline_failure_names_the_notebook_and_keeps_it(tmp_path):

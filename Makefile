@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= disabled
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test export readme clean lock notebooks-test pytest
+.PHONY: setup run test export readme docs clean lock notebooks-test pytest
 
 # Reinstall only when the requirements, the set-up or the lock changed.
 $(STAMP): settings.ini setup.py constraints.txt
@@ -32,6 +32,9 @@ export: $(STAMP)  ## notebooks -> ainative/
 
 readme: $(STAMP)  ## nbs/index.ipynb -> README.md
 	$(BIN)/python -c "from ainative.docs import write_readme; write_readme()"
+
+docs: $(STAMP)  ## the documentation site in _docs/, from the notebooks, without Quarto (`nbdev_docs` where Quarto is)
+	$(BIN)/python -c "from ainative.docs import build_site; print(f'site written to {build_site()}/ (index.html)')"
 
 clean: $(STAMP)  ## strip notebook metadata noise (keeps the `parameters` tag)
 	$(BIN)/nbdev_clean

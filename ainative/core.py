@@ -25,7 +25,7 @@ from typing import Any, Mapping
 __all__ = ['AinativeError', 'ConfigError', 'DataError', 'DataSourceError', 'DataFileNotFoundError', 'DataEncodingError',
            'ChecksumError', 'DataValidationError', 'MissingColumnError', 'EmptyTextError', 'MissingLabelError',
            'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError', 'LongTextWarning', 'ModelNotFoundError',
-           'RegistryError', 'IntegrityError', 'atomic_write_text', 'atomic_write_json', 'sha256_file',
+           'RegistryError', 'ParityError', 'IntegrityError', 'atomic_write_text', 'atomic_write_json', 'sha256_file',
            'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'coerce_value', 'StageConfig', 'parse_key_values',
            'seed_everything', 'DeviceInfo', 'detect_device', 'select_onnx_providers', 'get_logger']
 
@@ -95,6 +95,9 @@ class ModelNotFoundError(AinativeError):
 
 class RegistryError(AinativeError):
     "A registry operation is not allowed or failed (unknown version or alias, refused promotion)."
+
+class ParityError(AinativeError):
+    "An exported or optimised model disagrees with the model it was made from."
 
 class IntegrityError(AinativeError):
     "A stored file does not match its recorded sha256, or is truncated or corrupt."

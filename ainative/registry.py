@@ -27,11 +27,11 @@ from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryErro
 
 # %% auto #0
 __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES',
-           'GATED_METRICS', 'MANIFEST_FILES', 'DEMO_LABELS', 'TEMP_PATTERN', 'check_model_name', 'check_alias',
-           'RegistryConfig', 'default_registry_root', 'version_id', 'version_number', 'find_pickle_files',
-           'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record', 'git_state',
-           'file_inventory', 'inventory_problems', 'promotion_problems', 'latest_change', 'make_demo_run', 'Registry',
-           'latest_trained_run', 'RegisteredVersion', 'register_run']
+           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'DEMO_LABELS', 'TEMP_PATTERN', 'check_model_name',
+           'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
+           'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
+           'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'promotion_problems',
+           'latest_change', 'make_demo_run', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -239,6 +239,22 @@ def file_inventory(folder: Path | str) -> dict[str, dict[str, Any]]:
         if relative in MANIFEST_FILES: continue
         inventory[relative] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     return inventory
+
+ATTACHMENT_FILES = ("attachment.json", "attachment.sha256")  # the record of files attached after registration
+
+def attachment_problems(folder: Path | str) -> list[tuple[str, str]]:
+    "(file, problem) pairs of one attachment folder, checked against its own attachment.json."
+    folder = Path(folder)
+    record_path, hash_path = folder / ATTACHMENT_FILES[0], folder / ATTACHMENT_FILES[1]
+    if not hash_path.is_file(): return [(ATTACHMENT_FILES[1], "missing")]
+    if hash_path.read_text(encoding="utf-8").strip() != sha256_file(record_path):
+        return [(ATTACHMENT_FILES[0], "modified (sha256 differs from attachment.sha256)")]
+    files = json.loads(record_path.read_text(encoding="utf-8")).get("files", {})
+    problems = []
+    for line in inventory_problems(files, folder):
+        relative, _, problem = line.partition(": ")
+        if relative not in ATTACHMENT_FILES: problems.append((relative, problem))
+    return problems
 
 def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory` recorded earlier
                        folder: Path | str) -> list[str]:
@@ -482,10 +498,29 @@ class Registry:
             files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return problems + [("manifest.json", "corrupt (not a JSON manifest with a file list)")]
-        for line in inventory_problems(files, folder):
+        attached = {}
+        for kind, attachment in self._attachment_manifests(folder).items():
+            problems += [(f"{kind}/{relative}", problem) for relative, problem in attachment_problems(folder / kind)]
+            attached.update({f"{kind}/{relative}": entry for relative, entry in attachment.get("files", {}).items()})
+            attached.update({f"{kind}/{marker}": {"sha256": sha256_file(folder / kind / marker),
+                                                  "size": (folder / kind / marker).stat().st_size}
+                             for marker in ATTACHMENT_FILES if (folder / kind / marker).is_file()})
+        for line in inventory_problems({**files, **attached}, folder):
             relative, _, problem = line.partition(": ")
-            problems.append((relative, problem))
+            if (relative, problem) not in problems: problems.append((relative, problem))
         return problems
+
+    def _attachment_manifests(self, folder: Path) -> dict[str, dict[str, Any]]:
+        "The attachments of a version folder: kind -> its attachment.json (empty dict if unreadable)."
+        found = {}
+        for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
+            try: found[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError): found[marker.parent.name] = {}
+        return found
+
+    def attachments(self, name: str, version_or_alias: str | int) -> dict[str, dict[str, Any]]:
+        "What was attached to a version after registration (ONNX exports, calibration…): kind -> its record."
+        return self._attachment_manifests(self.resolve(name, version_or_alias))
 
     def verify(self, name: str, version: str | None = None) -> list[str]:
         "Recompute the sha256 and size of every file of `version` (None: all versions) of `name`; one line per problem."
@@ -645,6 +680,46 @@ class Registry:
                                     reason=reason or f"rollback from {current}", action="rollback")
 
     # --- loading and housekeeping ------------------------------------------------------------------------------
+    def attach(self,
+               name: str,                       # the model's name
+               version_or_alias: str | int,     # the version that the files derive from
+               kind: str,                       # folder name inside the version, e.g. "onnx" or "calibration"
+               source: Path | str,              # folder whose files are attached
+               info: dict[str, Any] | None = None  # what they are: parity, accuracy, opset… (JSON-able)
+              ) -> dict[str, Any]:
+        "Add derived files (once) to a version as `<version>/<kind>/`, with their own hashed record."
+        check_alias(kind)
+        folder = self.resolve(name, version_or_alias)
+        if kind == "model":
+            raise RegistryError("The model folder of a version is never changed.", fix="Attach under another kind.")
+        self._require_intact(name, folder.name, "attached to")
+        if (folder / kind).exists():
+            raise RegistryError(f"{name} {folder.name} already has '{kind}'; versions never change what they hold.",
+                                where=str(folder / kind), fix="Register the run again to get a version with new files.")
+        pickles = find_pickle_files(source)
+        if pickles:
+            raise RegistryError(f"Refusing to attach pickle files {pickles}.", where=str(source), fix="Attach safe formats only.")
+        staging = self.model_root(name) / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+        shutil.copytree(source, staging)
+        try:
+            record = {"kind": kind, "version": folder.name, "created": _utc_now(), "info": info or {},
+                      "files": file_inventory(staging)}
+            atomic_write_json(staging / ATTACHMENT_FILES[0], record)
+            atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
+            for path in [staging, *staging.rglob("*")]:
+                path.chmod(0o444 if path.is_file() else 0o755)
+                _fsync_path(path)
+            with self._locked(name):
+                if (folder / kind).exists():
+                    raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))
+                os.rename(staging, folder / kind)  # one step: the attachment appears whole or not at all
+                _fsync_path(folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.log.info(f"attached {kind} to {name} {folder.name} ({len(record['files'])} files)")
+        return record
+
     def load_model(self, name: str, version_or_alias: str | int = "production") -> tuple[Any, Any]:
         "The (model, tokenizer) of a version or alias, verified first and loaded from safetensors only."
         folder = self.resolve(name, version_or_alias)
@@ -685,7 +760,7 @@ class Registry:
                     removed.append(entry)
         return sorted(removed)
 
-# %% ../nbs/04_registry.ipynb #0117bedc
+# %% ../nbs/04_registry.ipynb #9468eb52
 def latest_trained_run(root: Path | str | None = None) -> Path | None:
     "The newest run under `root` (default `runs_root()`) with model weights and `reports/metrics.json`, else None."
     root = Path(root) if root else runs_root()
@@ -714,6 +789,8 @@ def register_run(config: RegistryConfig | None = None) -> RegisteredVersion:
     registry = Registry(config.registry_dir)
     if run.path.is_dir(): run.record_params("registry", {**config.to_dict(), "run_dir": str(run.path)})
     version = registry.register(run.path, config.model_name, parent=config.parent)
+    run.record_params("registry", {**config.to_dict(), "run_dir": str(run.path), "registry_dir": str(registry.root),
+                                   "version": version})  # later stages (optimisation) find the version here
     promotion = None
     if config.promote_to:
         promotion = registry.promote(config.model_name, version, config.promote_to, force=config.force, tolerance=config.tolerance)

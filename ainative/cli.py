@@ -86,7 +86,16 @@ def _registry(args: argparse.Namespace) -> int:
         print(json.dumps(registry.rollback(args.model, args.alias or "production")))
     return 0
 
-# %% ../nbs/11_cli.ipynb #f622b51b
+# %% ../nbs/11_cli.ipynb #a1b2d0a3
+def _serve(args: argparse.Namespace) -> int:
+    from ainative.serving import ServingConfig, serve
+    config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
+                                    device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                                    max_queue=args.max_queue, threads=args.threads)
+    serve(config, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+# %% ../nbs/11_cli.ipynb #44d5a466
 def build_parser() -> argparse.ArgumentParser:
     "The `ainative` argument parser with its sub-commands."
     parser = argparse.ArgumentParser(prog="ainative", description="Notebook-first lifecycle of an intent classifier: "
@@ -128,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--force", action="store_true", help="promote past the production gate (recorded)")
     registry.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
     registry.set_defaults(handler=_registry)
+
+    serve = commands.add_parser("serve", help="serve a registered model over HTTP (FastAPI on ONNX Runtime)",
+                                description="Serve an alias of the registry with micro-batching and hot reload. "
+                                            "Flags override AINATIVE_<NAME> environment variables.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 in containers)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--model", help="registered model name (default: intent-classifier)")
+    serve.add_argument("--alias", help="alias or version to serve and watch (default: production)")
+    serve.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    serve.add_argument("--device", choices=["auto", "cuda", "cpu"], help="where ONNX Runtime runs (default: auto)")
+    serve.add_argument("--max-batch-size", type=int, help="texts per model call (default: 32)")
+    serve.add_argument("--max-wait-ms", type=float, help="how long a batch waits to fill (default: 2)")
+    serve.add_argument("--max-queue", type=int, help="texts waiting at most before 503 (default: 512)")
+    serve.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
     return parser
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,10 @@ def _read_params_file(path: str | None) -> dict:
     return values
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from ainative.pipeline import run_pipeline
+    from ainative.pipeline import pipeline_summary, run_pipeline
     overrides = {**_read_params_file(args.params), **parse_key_values(args.param)}
     run = run_pipeline(args.profile, overrides, args.run_dir, args.from_stage, args.to_stage, args.cell_timeout)
-    print(f"run directory: {run.path}")
+    print(pipeline_summary(run))
     return 0
 
 def _data(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from .core import AinativeError, ConfigError, RunDir, atomic_write_json, find_pr
 
 # %% auto #0
 __all__ = ['STAGES', 'PROFILES', 'notebooks_dir', 'notebook_parameters', 'stage_parameters', 'PipelineStageError',
-           'select_stages', 'run_stage', 'run_pipeline']
+           'select_stages', 'run_stage', 'check_upstream', 'run_pipeline', 'pipeline_summary']
 
 # %% ../nbs/09_pipeline.ipynb #5cf98d41
 STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
@@ -107,6 +107,24 @@ def run_stage(stage: str, run: RunDir, parameters: dict[str, Any],
                                  fix="Raise cell_timeout, or look for a hung cell.") from None
     return output
 
+def check_upstream(run: RunDir, stage: str):
+    "Before resuming at `stage`, check that the artifacts of the stages before it are whole; raise if not."
+    from ainative.data import load_splits
+    earlier = list(STAGES)[:list(STAGES).index(stage)]
+    try:
+        if "data" in earlier: load_splits(run.data)  # every split against its sha256 in the manifest
+        if "training" in earlier and not ((run.model / "model.safetensors").is_file() and (run.reports / "metrics.json").is_file()):
+            raise AinativeError(f"{run.path} has no trained model (model/model.safetensors and reports/metrics.json).")
+        if "registry" in earlier:
+            from ainative.registry import Registry
+            recorded = run.read_params().get("registry", {})
+            if "version" not in recorded: raise AinativeError(f"{run.path} records no registered version.")
+            problems = Registry(recorded.get("registry_dir")).verify(recorded["model_name"], recorded["version"])
+            if problems: raise AinativeError(f"the registered version fails verification: {problems[0]}")
+    except AinativeError as e:
+        raise PipelineStageError(f"Cannot resume at '{stage}': {e.what}", where=str(run.path),
+                                 fix=f"Run the earlier stages again (--from {earlier[0]}), or fix what is named.") from None
+
 def run_pipeline(profile: str = "smoke",
                  overrides: dict[str, Any] | None = None,
                  run_dir: str | Path | None = None,
@@ -118,6 +136,7 @@ def run_pipeline(profile: str = "smoke",
     stages = select_stages(from_stage, to_stage)
     parameters = stage_parameters(profile, overrides, stages)
     run = RunDir.create(run_dir)
+    if from_stage and from_stage != list(STAGES)[0]: check_upstream(run, from_stage)
     atomic_write_json(run.path / "pipeline.json", {"profile": profile, "stages": stages, "parameters": parameters})
     log.info(f"run {run.id} ({profile} profile): {' -> '.join(stages)}")
     for stage in stages:
@@ -125,3 +144,28 @@ def run_pipeline(profile: str = "smoke",
         output = run_stage(stage, run, parameters[stage], cell_timeout)
         log.info(f"stage {stage:<12} done in {time.perf_counter() - started:6.1f}s  ({output.name})")
     return run
+
+# %% ../nbs/09_pipeline.ipynb #e3af7d4f
+def pipeline_summary(run: RunDir) -> str:
+    "A few lines on what `run` produced: data, accuracy against the baseline, INT8 speed-up, version, next command."
+    lines = [f"run directory: {run.path}"]
+    if (run.data / "manifest.json").exists():
+        manifest = json.loads((run.data / "manifest.json").read_text())
+        lines.append(f"data: {manifest['source']['name']} {manifest['version']}, {manifest['num_labels']} labels, "
+                     f"splits {manifest['counts']}")
+    if (run.reports / "metrics.json").exists():
+        metrics = json.loads((run.reports / "metrics.json").read_text())
+        line = f"test accuracy {metrics['test']['accuracy']:.2%}, macro-F1 {metrics['test']['macro_f1']:.2%}"
+        if "baseline" in metrics: line += f" (TF-IDF baseline {metrics['baseline']['test']['accuracy']:.2%})"
+        lines.append(line + f"; trained in {metrics['train_seconds'] / 60:.1f} min on {metrics['device']}")
+    if (run.onnx / "report.json").exists():
+        report = json.loads((run.onnx / "report.json").read_text())
+        speedups = ", ".join(f"{name} {value:.1f}x" for name, value in report["speedup_at_32"].items() if name != "torch fp32")
+        lines.append(f"ONNX at batch 32 vs torch: {speedups}; serving default {report['serving_default']['cpu']}")
+    registered = run.read_params().get("registry", {})
+    if "version" in registered:
+        lines.append(f"registered: {registered['model_name']} {registered['version']} -> alias {registered.get('promote_to')}")
+        lines.append(f"serve it: ainative serve --model {registered['model_name']} --alias {registered.get('promote_to') or registered['version']}"
+                     + (f" --registry-dir {registered['registry_dir']}" if registered.get("registry_dir") else ""))
+    lines.append(f"reports: {run.reports}   executed notebooks: {run.notebooks}")
+    return "\n".join(lines)

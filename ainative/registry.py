@@ -350,6 +350,12 @@ def _fsync_path(path: Path) -> None:
     try: os.fsync(fd)
     finally: os.close(fd)
 
+def _seal(folder: Path) -> None:
+    "Make every file under `folder` read-only (readable by serving's user) and flush it all to disk."
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o444 if path.is_file() else 0o755)
+        _fsync_path(path)
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -558,9 +564,7 @@ class Registry:
         if run.onnx.is_dir() and any(run.onnx.iterdir()): shutil.copytree(run.onnx, staging / "onnx")
         labels = check_model_dir(staging / "model")  # the copy is what we store, so check the copy too
         files = file_inventory(staging)
-        for path in [staging, *staging.rglob("*")]:
-            path.chmod(0o444 if path.is_file() else 0o755)  # read-only files; readable by serving's user
-            _fsync_path(path)
+        _seal(staging)
         return {"labels": labels, "left_out": left_out, "files": files}
 
     def register(self,
@@ -706,9 +710,7 @@ class Registry:
                       "files": file_inventory(staging)}
             atomic_write_json(staging / ATTACHMENT_FILES[0], record)
             atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
-            for path in [staging, *staging.rglob("*")]:
-                path.chmod(0o444 if path.is_file() else 0o755)
-                _fsync_path(path)
+            _seal(staging)
             with self._locked(name):
                 if (folder / kind).exists():
                     raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))

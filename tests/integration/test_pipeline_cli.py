@@ -65,3 +65,15 @@ def test_data_command_on_named_datasets(dataset, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["num_labels"] == {"banking77": 77, "clinc150": 151}[dataset]
     assert summary["version"].startswith("data-")
+
+
+def test_resume_refuses_damaged_upstream_artifacts(tmp_path):
+    "`--from` checks the earlier stages' artifacts against their manifests before running anything."
+    run_dir = tmp_path / "run"
+    assert run_cli("data", "--run-dir", str(run_dir)).returncode == 0
+    no_model = run_cli("pipeline", "--run-dir", str(run_dir), "--from", "registry")
+    assert no_model.returncode == 2 and "Cannot resume at 'registry'" in no_model.stderr and "no trained model" in no_model.stderr
+    (run_dir / "data" / "test.parquet").write_bytes(b"tampered")
+    tampered = run_cli("pipeline", "--run-dir", str(run_dir), "--from", "training")
+    assert tampered.returncode == 2 and "test.parquet" in tampered.stderr and "Traceback" not in tampered.stderr
+    assert not (run_dir / "notebooks").exists()

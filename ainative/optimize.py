@@ -41,6 +41,7 @@ class OptimizationConfig(StageConfig):
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     threads: int | None = None              # CPU threads for torch and ORT (None: all cores)
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    promote_to: str | None = None           # alias to point at the version once its ONNX files are attached
 
 # %% ../nbs/05_optimization.ipynb #5621b56a
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -262,6 +263,17 @@ def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, s
     return folder / "model", registry, folder.name
 
 # %% ../nbs/05_optimization.ipynb #99d524a2
+def _promote(registry, name: str, version: str, alias: str) -> dict[str, Any]:
+    "Promote `version` to `alias` through the gate; a refusal is returned (and logged), not raised."
+    from ainative.core import RegistryError
+    try:
+        registry.promote(name, version, alias)
+        return {"ok": True, "alias": alias, "version": version}
+    except RegistryError as refused:
+        get_logger("optimize").warning(f"{name} {version} not promoted to {alias}: {refused.what}")
+        return {"ok": False, "alias": alias, "version": version, "reason": refused.what}
+
+# %% ../nbs/05_optimization.ipynb #1c76b08a
 def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
     "Export, optimise, quantise, gate and benchmark the run's model; write `onnx/` and attach it to the version."
     import torch
@@ -338,6 +350,9 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
             log.warning(f"{config.model_name} {version} already has onnx/; leaving it as it is")
         else:
             registry.attach(config.model_name, version, "onnx", run.onnx, info=report)
+        if config.promote_to:
+            report["promotion"] = _promote(registry, config.model_name, version, config.promote_to)
+            atomic_write_json(run.onnx / "promotion.json", report["promotion"])
     run.record_params("optimization", config.to_dict())
     log.info(f"onnx: parity {parity['onnx fp32']['agreement']:.4f}, int8 {gates.get('onnx int8', {}).get('reason')}, "
              f"serving default {serving_default}")

@@ -26,13 +26,14 @@ STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
 }
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    # registry puts a new version on `staging`; optimisation promotes it to `production` once its ONNX files are in
     "smoke": {"data": {}, "training": {}, "registry": {}, "optimization": {}},
     # Banking77 on a 2-core CPU in about half an hour; chosen by a sweep of learning rate, head learning-rate
     # multiplier, epochs, batch size and label smoothing (see the training chapter).
     "full": {"data": {"dataset": "banking77"},
              "training": {"epochs": 7, "learning_rate": 2e-4, "head_lr_multiplier": 10, "batch_size": 32,
                           "label_smoothing": 0.1, "early_stopping_patience": 3},
-             "registry": {"promote_to": "production"},
+             "registry": {"promote_to": "staging"},
              "optimization": {"bench_seconds": 3.0, "max_int8_drop": 0.005}},
 }
 
@@ -164,8 +165,11 @@ def pipeline_summary(run: RunDir) -> str:
         lines.append(f"ONNX at batch 32 vs torch: {speedups}; serving default {report['serving_default']['cpu']}")
     registered = run.read_params().get("registry", {})
     if "version" in registered:
-        lines.append(f"registered: {registered['model_name']} {registered['version']} -> alias {registered.get('promote_to')}")
-        lines.append(f"serve it: ainative serve --model {registered['model_name']} --alias {registered.get('promote_to') or registered['version']}"
+        promotion = json.loads((run.onnx / "promotion.json").read_text()) if (run.onnx / "promotion.json").exists() else {}
+        alias = promotion.get("alias") if promotion.get("ok") else registered.get("promote_to")
+        refused = f" (promotion to {promotion['alias']} refused: {promotion['reason']})" if promotion and not promotion["ok"] else ""
+        lines.append(f"registered: {registered['model_name']} {registered['version']} -> alias {alias}{refused}")
+        lines.append(f"serve it: ainative serve --model {registered['model_name']} --alias {alias or registered['version']}"
                      + (f" --registry-dir {registered['registry_dir']}" if registered.get("registry_dir") else ""))
     lines.append(f"reports: {run.reports}   executed notebooks: {run.notebooks}")
     return "\n".join(lines)

@@ -136,8 +136,9 @@ def demo_registry(folder: Path | str) -> Path:
     from ainative.training import TrainingConfig, train
     folder = Path(folder)
     run = train(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
-    register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="production"))
-    optimize(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0))
+    register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
+    optimize(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0,
+                                promote_to="production"))
     return folder / "registry"
 
 # %% ../nbs/06_serving.ipynb #39d14311
@@ -252,6 +253,7 @@ class ModelManager:
         self.runtime: ModelRuntime | None = None
         self.last_reload: dict[str, Any] | None = None
         self.failed_version: str | None = None
+        self._failed_state: tuple | None = None  # the failed version's folder as it was when it failed
         self._lock = threading.Lock()
         self.log = get_logger("serving")
 
@@ -277,7 +279,7 @@ class ModelManager:
                 previous, self.runtime, self.failed_version = self.runtime, runtime, None
                 result = {"ok": True, "version": runtime.version, "previous": previous.version if previous else None}
             except Exception as error:
-                self.failed_version = version
+                self.failed_version, self._failed_state = version, self._folder_state(version)
                 result = {"ok": False, "version": version, "error": f"{type(error).__name__}: {error}".splitlines()[0],
                           "still_serving": self.runtime.version if self.runtime else None}
                 self.log.error(f"reload of {self.config.model} {version} failed: {result['error']}")
@@ -287,12 +289,20 @@ class ModelManager:
             if self.on_reload: self.on_reload(result)
             return result
 
+    def _folder_state(self, version: str | None) -> tuple | None:
+        "What a version's folder holds now (entries and their times): a failed version is retried when it changes."
+        try:
+            folder = self.registry.resolve(self.config.model, version)
+            return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()))
+        except Exception:
+            return None
+
     def check(self) -> dict[str, Any] | None:
-        "Reload if the alias moved to a version that is neither served nor known to be broken."
+        "Reload if the alias moved to a version that is not served, unless it failed and has not changed since."
         try: target = self.target()
         except AinativeError: return None
         if self.runtime is not None and target == self.runtime.version: return None
-        if target == self.failed_version: return None
+        if target == self.failed_version and self._folder_state(target) == self._failed_state: return None
         return self.load(target)
 
 # %% ../nbs/06_serving.ipynb #7ee23e52

@@ -210,23 +210,23 @@ def plot_attributions(explanations: list[dict[str, Any]],  # from `explain_text`
     heights = [min(max(len(e["words"]), 3), max_words) for e in explanations]
     fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 0.3 * max(heights) * rows + 1.4 * rows), squeeze=False)
     for ax, explanation in zip(axes.flat, explanations):
-        words = explanation["words"]
+        words, shown = explanation["words"], ""
         if len(words) > max_words:  # keep the largest, in reading order
             largest = sorted(np.argsort([-abs(w["attribution"]) for w in words])[:max_words])
-            words = [words[i] for i in largest]
+            words, shown = [words[i] for i in largest], f" [largest {max_words} of {len(words)} words]"
         values = [w["attribution"] for w in words]
         ax.barh(range(len(words)), values, color=["#16a34a" if v >= 0 else "#dc2626" for v in values])
         ax.set_yticks(range(len(words)), [w["word"][:24] for w in words], fontsize=9)
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.8)
         truth = f" (true: {explanation['true_label']})" if explanation.get("true_label") not in (None, explanation["label"]) else ""
-        ax.set_title(f"{explanation['label']} {explanation['probability']:.0%}{truth}", fontsize=10,
+        ax.set_title(f"{explanation['label']} {explanation['probability']:.0%}{truth}{shown}", fontsize=10,
                      color="#b91c1c" if truth else "black")
         ax.set_xlabel("attribution to the class's probability")
         ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(explanations):]: ax.axis("off")
     fig.suptitle("Word attributions (integrated gradients, padding baseline)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 # %% ../nbs/07_explainability.ipynb #b5276c6c
@@ -251,7 +251,8 @@ def deletion_curves(predict_proba: Callable[[list[str]], np.ndarray],  # texts -
             draws = [delete_words(explanation["text"], rng.choice(len(ranked), k_here, replace=False)) for _ in range(repeats)]
             rows.append({"text": number, "k": k, "label_id": explanation["label_id"], "first": len(variants)})
             variants += [delete_words(explanation["text"], ranked[:k_here]), *draws]
-    probabilities = predict_proba(variants)
+    unique, position = np.unique(variants, return_inverse=True)  # k = 0 and "all deleted" repeat texts: score each once
+    probabilities = predict_proba(unique.tolist())[position]
     for row in rows:
         first, label_id = row.pop("first"), row.pop("label_id")
         picked = probabilities[first:first + 1 + repeats, label_id]  # the top-k deletion, then the random draws
@@ -306,13 +307,17 @@ def confusion_order(confusion: np.ndarray) -> np.ndarray:
     np.fill_diagonal(distance, 0)
     return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))
 
-def largest_confusions(confusion: np.ndarray, n: int = 10) -> list[tuple[int, int, int]]:
+def largest_confusions(confusion: np.ndarray, n: int = 10,
+                       strict: bool = False  # leave out a tie that the n-th place would cut (so no arbitrary pick)
+                      ) -> list[tuple[int, int, int]]:
     "The `n` largest off-diagonal cells of `confusion` as (true id, predicted id, count), largest first."
     counts = np.array(confusion, dtype=int)
     np.fill_diagonal(counts, 0)
-    flat = np.argsort(-counts, axis=None, kind="stable")[:n]
-    cells = [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.unravel_index(flat, counts.shape))]
-    return [cell for cell in cells if cell[2] > 0]
+    flat = np.argsort(-counts, axis=None, kind="stable")
+    cells = [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.unravel_index(flat, counts.shape)) if counts[i, j] > 0]
+    if strict and len(cells) > n and n > 0 and cells[n - 1][2] == cells[n][2]:
+        return [cell for cell in cells[:n] if cell[2] > cells[n][2]]
+    return cells[:n]
 
 # %% ../nbs/07_explainability.ipynb #4de83a79
 def plot_confusion_matrix(confusion: np.ndarray,          # counts, rows = true class, columns = predicted
@@ -330,13 +335,13 @@ def plot_confusion_matrix(confusion: np.ndarray,          # counts, rows = true 
     totals = counts.sum(axis=1, keepdims=True)
     errors = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     np.fill_diagonal(errors, np.nan)
-    side = float(np.clip(0.16 * n + 3, 5, 17))
+    side = float(np.clip(0.24 * n + 3, 5, 24))  # 77 classes: about 26 pixels a row at the 110 dpi of save_figure
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     colours = plt.get_cmap("Reds").copy()
     colours.set_bad("#d4d4d8")
     top = np.nanmax(errors) if np.nanmax(errors) > 0 else 1.0
     image = ax.imshow(errors, cmap=colours, norm=PowerNorm(0.5, vmin=0, vmax=top))  # square root: small rates stay visible
-    font = 9 if n <= 20 else max(4.5, 9 - n / 18)
+    font = 9 if n <= 20 else max(5.0, 9 - n / 40)
     names = [label_names[i] for i in order]
     ax.set_xticks(range(n), names, rotation=90, fontsize=font)
     ax.set_yticks(range(n), names, fontsize=font)
@@ -344,15 +349,18 @@ def plot_confusion_matrix(confusion: np.ndarray,          # counts, rows = true 
     ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=0.3)
     ax.tick_params(which="minor", length=0)
-    for true, predicted, count in largest_confusions(counts, highlight):
-        ax.add_patch(Rectangle((predicted - 0.5, true - 0.5), 1, 1, fill=False, edgecolor="#1d4ed8", linewidth=1.4))
-        ax.text(predicted, true, str(count), ha="center", va="center", fontsize=max(font - 0.5, 4.5), color="white",
-                fontweight="bold")
+    boxed = largest_confusions(counts, highlight, strict=True)
+    for true, predicted, count in largest_confusions(counts, n * n if n <= 100 else highlight):  # every error cell's count
+        strong = (true, predicted, count) in boxed
+        ax.text(predicted, true, str(count), ha="center", va="center", fontsize=font - (0 if strong else 1),
+                color="white" if errors[true, predicted] > 0.4 * top else "#7f1d1d", fontweight="bold" if strong else "normal")
+    for true, predicted, _ in boxed:
+        ax.add_patch(Rectangle((predicted - 0.5, true - 0.5), 1, 1, fill=False, edgecolor="#1d4ed8", linewidth=1.6))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Errors by class ({n} classes, ordered by mutual confusion; diagonal = correct, grey)\n"
-                 f"colour: share of the true class predicted as the column's class; boxed: the {highlight} largest, with counts",
-                 fontsize=10)
+    ax.set_title(f"Test errors by class ({n} classes, ordered so that classes confused with each other are neighbours)\n"
+                 f"numbers: misclassified examples; colour: their share of the true class; boxed: the {len(boxed)} largest; "
+                 f"diagonal (correct) grey", fontsize=11)
     fig.colorbar(image, ax=ax, fraction=0.035, pad=0.02).set_label("error rate (square-root scale)")
     fig.tight_layout()
     return fig
@@ -400,15 +408,18 @@ def plot_per_class_f1(per_class: dict[str, dict[str, float]],  # `classification
     import matplotlib.pyplot as plt
     ranked = sorted(per_class.items(), key=lambda item: (item[1]["f1"], item[0]))
     macro = float(np.mean([m["f1"] for _, m in ranked])) if macro_f1 is None else macro_f1
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.17 * len(ranked) + 1.3)))
-    values = [m["f1"] for _, m in ranked]
-    ax.barh(range(len(ranked)), values, color=["#dc2626" if v < macro else "#2563eb" for v in values])
-    font = 9 if len(ranked) <= 20 else 7
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.19 * len(ranked) + 1.3)))
+    values = np.array([m["f1"] for _, m in ranked])
+    start = float(np.clip(np.floor(round((values.min() - 0.05) * 10, 6)) / 10, 0, 0.9))  # zoom in where the classes differ
+    ax.barh(range(len(ranked)), values - start, left=start, color=["#dc2626" if v < macro else "#2563eb" for v in values])
+    font = 9 if len(ranked) <= 20 else 7.5
+    for row, value in enumerate(values):
+        ax.text(value + 0.003, row, f"{value:.2f}", va="center", fontsize=font - 1.5)
     ax.set_yticks(range(len(ranked)), [f"{name} (n={m.get('support', '?')})" for name, m in ranked], fontsize=font)
     ax.invert_yaxis()
     ax.axvline(macro, color="black", linestyle="--", linewidth=1)
     ax.set(title=f"F1 by class on the test set, worst first\n(dashed: macro-F1 {macro:.3f}; red: classes below it)",
-           xlabel="F1", xlim=(0, 1.0))
+           xlabel="F1" if start == 0 else f"F1 (the axis starts at {start:.1f})", xlim=(start, 1.04))
     ax.margins(y=0.005)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -20,6 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .core import AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, get_logger
+from fastapi import Header, Request  # module level: FastAPI resolves route annotations from the module's globals
+from fastapi.responses import JSONResponse, Response
 
 # %% auto #0
 __all__ = ['KNOWN_ENDPOINTS', 'ServingConfig', 'softmax', 'ModelRuntime', 'demo_registry', 'QueueFull', 'length_groups',
@@ -49,6 +51,9 @@ class ServingConfig(StageConfig):
     def __post_init__(self):
         if self.max_batch_size < 1 or self.max_queue < 1 or self.max_batch_texts < 1 or self.top_k < 1:
             raise ConfigError("max_batch_size, max_queue, max_batch_texts and top_k must be at least 1.")
+        if self.max_batch_texts > self.max_queue:
+            raise ConfigError(f"max_batch_texts={self.max_batch_texts} exceeds max_queue={self.max_queue}: such a batch could never be queued.",
+                              fix="Raise max_queue or lower max_batch_texts.")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServingConfig:
@@ -228,14 +233,24 @@ class MicroBatcher:
                 started = time.perf_counter()
                 try:
                     probabilities, truncated = await loop.run_in_executor(self.executor, runtime.predict, [i.text for i in items])
-                except Exception as error:  # a failing batch fails its requests, not the server
-                    for item in items:
-                        if not item.future.done(): item.future.set_exception(error)
+                except Exception:  # one bad text must not fail its batch-mates: run them one by one
+                    await self._one_by_one(runtime, items)
                     continue
                 if self.on_batch: self.on_batch(len(items), time.perf_counter() - started)
                 for row, item in enumerate(items):
                     if not item.future.done():
                         item.future.set_result(BatchResult(probabilities[row], truncated[row], runtime.version))
+
+    async def _one_by_one(self, runtime, items: list[_Pending]):
+        "Run `items` singly, so that only the texts that fail get the error."
+        loop = asyncio.get_running_loop()
+        for item in items:
+            if item.future.done(): continue
+            try:
+                probabilities, truncated = await loop.run_in_executor(self.executor, runtime.predict, [item.text])
+                item.future.set_result(BatchResult(probabilities[0], truncated[0], runtime.version))
+            except Exception as error:
+                item.future.set_exception(error)
 
     async def stop(self):
         "Finish every queued text, then stop the worker (graceful shutdown)."
@@ -308,6 +323,11 @@ class ModelManager:
 # %% ../nbs/06_serving.ipynb #7ee23e52
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+def _check_encodable(text: str, what: str = "text"):
+    "Refuse text that is not valid Unicode (JSON allows lone surrogates such as \\ud800; tokenizers do not)."
+    try: text.encode("utf-8")
+    except UnicodeEncodeError as e: raise ValueError(f"{what} is not valid Unicode ({e.reason} at character {e.start})") from None
+
 class PredictRequest(BaseModel):
     "One utterance to classify."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "where is my parcel?"}]})
@@ -318,6 +338,7 @@ class PredictRequest(BaseModel):
     @classmethod
     def _not_blank(cls, text: str) -> str:
         if not text.strip(): raise ValueError("text is empty or only whitespace")
+        _check_encodable(text)
         return text
 
 class BatchRequest(BaseModel):
@@ -331,6 +352,7 @@ class BatchRequest(BaseModel):
     def _none_blank(cls, texts: list[str]) -> list[str]:
         blank = [i for i, text in enumerate(texts) if not text.strip()]
         if blank: raise ValueError(f"texts at positions {blank[:10]} are empty or only whitespace")
+        for position, text in enumerate(texts): _check_encodable(text, f"text at position {position}")
         return texts
 
 class Alternative(BaseModel):
@@ -401,7 +423,7 @@ def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes,
             {"type": "http.response.body", "body": payload})
 
 class BodyLimitMiddleware:
-    "Answer 413 to requests whose body is larger than `max_bytes` (declared or streamed)."
+    "Answer 413 to requests whose body is larger than `max_bytes` (declared, or counted when sent chunked)."
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
@@ -412,19 +434,20 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             for message in _json_response(413, too_large): await send(message)
             return
-        received = 0
-        async def limited_receive():
-            nonlocal received
+        if declared is not None: return await self.app(scope, receive, send)
+        # no declared length (chunked): read the body here, up to the limit, then hand it on
+        messages, received = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             received += len(message.get("body", b""))
-            if received > self.max_bytes: raise _BodyTooLarge()
-            return message
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            for message in _json_response(413, too_large): await send(message)
-
-class _BodyTooLarge(Exception): pass
+            if received > self.max_bytes:
+                for reply in _json_response(413, too_large): await send(reply)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"): break
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+        await self.app(scope, replay, send)
 
 class MetricsMiddleware:
     "Count requests by endpoint and status and observe their latency."
@@ -450,9 +473,9 @@ class MetricsMiddleware:
 def create_app(config: ServingConfig | None = None) -> Any:
     "The FastAPI app serving `config.model`'s `config.alias` from the registry."
     from contextlib import asynccontextmanager
-    from fastapi import FastAPI, Header, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     config = config or ServingConfig.from_env()
     metrics = ServingMetrics()
     log = get_logger("serving")
@@ -496,6 +519,15 @@ def create_app(config: ServingConfig | None = None) -> Any:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         return JSONResponse({"error": error.code, "message": error.message}, status_code=error.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def plain_http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 400:  # the body could not be read: not UTF-8, or not parseable
+            body = {"error": "invalid_json", "message": "The body is not valid JSON in UTF-8."}
+        else:
+            body = {"error": {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error"),
+                    "message": str(error.detail)}
+        return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
         problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]} for e in error.errors()]
@@ -513,14 +545,17 @@ def create_app(config: ServingConfig | None = None) -> Any:
         except TimeoutError:
             raise _HTTPError(504, "timeout", f"No answer within {config.request_timeout_s} s.") from None
 
-    @app.post("/predict", response_model=Prediction, summary="Classify one message",
-              responses={422: {"description": "invalid input"}, 503: {"description": "overloaded or not ready"}})
+    error_responses = {400: {"description": "the body is not valid JSON"}, 413: {"description": "body or batch too large"},
+                       422: {"description": "invalid input (the message names the field)"},
+                       503: {"description": "overloaded (Retry-After) or not ready"}, 504: {"description": "timed out"}}
+
+    @app.post("/predict", response_model=Prediction, summary="Classify one message", responses=error_responses)
     async def predict(request: PredictRequest, x_request_id: str | None = Header(default=None)) -> Prediction:
         results = await classify([request.text])
         return build_prediction(results[0], state["manager"].runtime.labels, request.top_k or config.top_k,
                                 x_request_id or uuid.uuid4().hex)
 
-    @app.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages")
+    @app.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages", responses=error_responses)
     async def predict_batch(request: BatchRequest, x_request_id: str | None = Header(default=None)) -> BatchPrediction:
         if len(request.texts) > config.max_batch_texts:
             raise _HTTPError(413, "batch_too_large", f"{len(request.texts)} texts; at most {config.max_batch_texts} per request.")
@@ -528,7 +563,8 @@ def create_app(config: ServingConfig | None = None) -> Any:
         results = await classify(request.texts)
         labels = state["manager"].runtime.labels
         predictions = [build_prediction(r, labels, request.top_k or config.top_k, request_id) for r in results]
-        return BatchPrediction(predictions=predictions, model_version=results[0].version, request_id=request_id)
+        versions = sorted({r.version for r in results})  # one, unless a reload fell between two of its micro-batches
+        return BatchPrediction(predictions=predictions, model_version=",".join(versions), request_id=request_id)
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict[str, str]:
@@ -555,7 +591,9 @@ def create_app(config: ServingConfig | None = None) -> Any:
     async def admin_reload(authorization: str | None = Header(default=None)) -> dict[str, Any]:
         token = os.environ.get("AINATIVE_ADMIN_TOKEN")
         if not token: raise _HTTPError(404, "admin_disabled", "Admin endpoints are off: set AINATIVE_ADMIN_TOKEN to enable them.")
-        if authorization != f"Bearer {token}": raise _HTTPError(401, "unauthorized", "A valid bearer token is required.")
+        import hmac
+        if not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
+            raise _HTTPError(401, "unauthorized", "A valid bearer token is required.")
         manager = state["manager"]
         result = await asyncio.get_running_loop().run_in_executor(state["reloader"], manager.load)
         if not result["ok"]: raise _HTTPError(409, "reload_failed", f"{result['error']} (still serving {result['still_serving']})")

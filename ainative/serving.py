@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse, Response
 # %% auto #0
 __all__ = ['KNOWN_ENDPOINTS', 'ServingConfig', 'softmax', 'ModelRuntime', 'demo_registry', 'QueueFull', 'length_groups',
            'BatchResult', 'MicroBatcher', 'ModelManager', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction',
-           'BatchPrediction', 'build_prediction', 'ServingMetrics', 'BodyLimitMiddleware', 'MetricsMiddleware',
-           'create_app', 'serve']
+           'ExplainRequest', 'BatchPrediction', 'build_prediction', 'ServingMetrics', 'BodyLimitMiddleware',
+           'MetricsMiddleware', 'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #03587cfc
 @dataclass
@@ -47,6 +47,8 @@ class ServingConfig(StageConfig):
     max_body_bytes: int = 262_144        # request body limit (413 beyond)
     top_k: int = 5                       # alternatives returned with each prediction
     reload_interval_s: float = 2.0       # how often the alias is checked for a new version (0: never)
+    explain_concurrency: int = 1         # /explain requests computed at once (each takes a CPU core for a while)
+    explain_queue: int = 4               # /explain requests waiting at most; beyond it: 503
 
     def __post_init__(self):
         if self.max_batch_size < 1 or self.max_queue < 1 or self.max_batch_texts < 1 or self.top_k < 1:
@@ -369,6 +371,20 @@ class Prediction(BaseModel):
     model_version: str
     request_id: str
 
+class ExplainRequest(BaseModel):
+    "One utterance whose prediction should be explained word by word."
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "my card was declined"}]})
+    text: str = Field(description="the customer's message")
+    target: str | int | None = Field(default=None, description="class to explain (label or id); default: the predicted one")
+    n_steps: int = Field(default=20, ge=1, le=200, description="integration steps of integrated gradients")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip(): raise ValueError("text is empty or only whitespace")
+        _check_encodable(text)
+        return text
+
 class BatchPrediction(BaseModel):
     predictions: list[Prediction]
     model_version: str
@@ -587,6 +603,18 @@ def create_app(config: ServingConfig | None = None) -> Any:
         metrics.queue_depth.set(state["batcher"].depth)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.post("/explain", summary="Explain one prediction: word attributions (integrated gradients)", responses=error_responses)
+    async def explain(request: ExplainRequest) -> dict[str, Any]:
+        runtime = runtime_or_503()
+        explainer = state.setdefault("explainer", _Explainer(config))
+        try:
+            explanation = await explainer.explain(state["manager"], runtime, request)
+        except QueueFull as full:
+            raise _HTTPError(503, "overloaded", full.message, retry_after=2) from None
+        except ConfigError as bad:
+            raise _HTTPError(422, "invalid_request", bad.what) from None
+        return {**explanation, "model_version": runtime.version}
+
     @app.post("/admin/reload", summary="Reload the alias now (bearer token)")
     async def admin_reload(authorization: str | None = Header(default=None)) -> dict[str, Any]:
         token = os.environ.get("AINATIVE_ADMIN_TOKEN")
@@ -603,6 +631,38 @@ def create_app(config: ServingConfig | None = None) -> Any:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.serving = state
     return app
+
+class _Explainer:
+    "Explanations need the torch model: loaded lazily (verified, safetensors only), run in their own threads, bounded."
+    def __init__(self, config: ServingConfig):
+        self.config = config
+        self.executor = ThreadPoolExecutor(max_workers=config.explain_concurrency, thread_name_prefix="ainative-explain")
+        self.waiting = 0
+        self.models: dict[str, tuple[Any, Any]] = {}  # version -> (model, tokenizer); one version kept
+        self._lock = threading.Lock()
+
+    def _model(self, manager: ModelManager, version: str):
+        with self._lock:
+            if version not in self.models:
+                self.models = {version: manager.registry.load_model(self.config.model, version)}
+            return self.models[version]
+
+    def _explain(self, manager: ModelManager, runtime: ModelRuntime, request: ExplainRequest) -> dict[str, Any]:
+        from ainative.explain import explain_text
+        model, tokenizer = self._model(manager, runtime.version)
+        return explain_text(model, tokenizer, request.text, n_steps=request.n_steps, target=request.target,
+                            max_length=runtime.max_length)
+
+    async def explain(self, manager: ModelManager, runtime: ModelRuntime, request: ExplainRequest) -> dict[str, Any]:
+        "Explain `request` in the explain threads, refusing at once when too many already wait."
+        if self.waiting >= self.config.explain_queue + self.config.explain_concurrency:
+            raise QueueFull(f"{self.waiting} explanations are running or waiting (limit "
+                            f"{self.config.explain_queue + self.config.explain_concurrency}).", fix="Retry shortly.")
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._explain, manager, runtime, request)
+        finally:
+            self.waiting -= 1
 
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):

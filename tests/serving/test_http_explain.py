@@ -1,0 +1,43 @@
+"""POST /explain over real HTTP: word attributions for a prediction, and bad input refused with 4xx."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def client(default_server):
+    with default_server.client() as client:
+        yield client
+
+
+def test_explain_returns_one_attribution_per_word(client, production_version):
+    text = "I want a refund for my broken kettle"
+    answer = client.post("/explain", json={"text": text, "n_steps": 8}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    explanation = answer.json()
+    assert [word["word"] for word in explanation["words"]] == text.split()
+    assert all(isinstance(word["attribution"], float) for word in explanation["words"])
+    assert explanation["model_version"] == production_version and explanation["n_steps"] == 8
+    assert 0 < explanation["probability"] <= 1 and explanation["label"] == explanation["predicted"]
+    assert isinstance(explanation["delta"], float)
+    prediction = client.post("/predict", json={"text": text}).json()
+    assert prediction["intent"] == explanation["predicted"]  # the same model, ONNX for /predict and torch for /explain
+
+
+def test_explain_a_named_target(client):
+    labels = [alternative["intent"] for alternative in client.post("/predict", json={"text": "cancel it", "top_k": 3}).json()["top_k"]]
+    explanation = client.post("/explain", json={"text": "cancel it", "target": labels[2], "n_steps": 4}, timeout=120).json()
+    assert explanation["label"] == labels[2] and explanation["predicted"] == labels[0]
+
+
+@pytest.mark.parametrize("body, field", [({"text": ""}, "text"), ({"text": "   "}, "text"), ({"text": 5}, "text"),
+                                         ({}, "text"), ({"text": "hi", "n_steps": 0}, "n_steps"),
+                                         ({"text": "hi", "n_steps": 10_000}, "n_steps"), ({"text": "hi", "extra": 1}, "extra")])
+def test_explain_bad_input_is_422_naming_the_field(client, body, field):
+    answer = client.post("/explain", json=body)
+    assert answer.status_code == 422 and field in answer.json()["message"]
+
+
+def test_explain_unknown_target_is_422(client):
+    answer = client.post("/explain", json={"text": "refund", "target": "no_such_intent", "n_steps": 2}, timeout=120)
+    assert answer.status_code == 422 and "no_such_intent" in answer.json()["message"]

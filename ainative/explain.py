@@ -261,8 +261,8 @@ def deletion_curves(predict_proba: Callable[[list[str]], np.ndarray],  # texts -
 
 def faithfulness_summary(curves: pd.DataFrame, top_k: int = 3) -> dict[str, float]:
     "Mean probability drop after deleting `top_k` attributed vs random words, their AOPC, and how often attributed wins."
-    start = curves[curves.k == 0].set_index("text")[["attributed", "random"]]
-    drops = curves.join(start, on="text", rsuffix="_start")
+    start = curves[curves.k == 0][["text", "attributed", "random"]]
+    drops = curves.merge(start, on="text", suffixes=("", "_start"))
     drops["attributed_drop"] = drops.attributed_start - drops.attributed
     drops["random_drop"] = drops.random_start - drops.random
     at_k = drops[drops.k == top_k]
@@ -337,8 +337,7 @@ def plot_confusion_matrix(confusion: np.ndarray,          # counts, rows = true 
     np.fill_diagonal(errors, np.nan)
     side = float(np.clip(0.24 * n + 3, 5, 24))  # 77 classes: about 26 pixels a row at the 110 dpi of save_figure
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    colours = plt.get_cmap("Reds").copy()
-    colours.set_bad("#d4d4d8")
+    colours = plt.get_cmap("Reds").with_extremes(bad="#d4d4d8")  # NaN (the diagonal) in grey
     top = np.nanmax(errors) if np.nanmax(errors) > 0 else 1.0
     image = ax.imshow(errors, cmap=colours, norm=PowerNorm(0.5, vmin=0, vmax=top))  # square root: small rates stay visible
     font = 9 if n <= 20 else max(5.0, 9 - n / 40)

@@ -271,6 +271,7 @@ class ModelManager:
         self.last_reload: dict[str, Any] | None = None
         self.failed_version: str | None = None
         self._failed_state: tuple | None = None  # the failed version's folder as it was when it failed
+        self._served_state: tuple | None = None  # the served version's folder: a new attachment (calibration) reloads it
         self._lock = threading.Lock()
         self.log = get_logger("serving")
 
@@ -294,6 +295,7 @@ class ModelManager:
                                        self.config.device, self.config.threads)
                 runtime.predict(["warm up", "a slightly longer text to warm up the session"])
                 previous, self.runtime, self.failed_version = self.runtime, runtime, None
+                self._served_state = self._folder_state(runtime.version)
                 result = {"ok": True, "version": runtime.version, "previous": previous.version if previous else None}
             except Exception as error:
                 self.failed_version, self._failed_state = version, self._folder_state(version)
@@ -315,10 +317,11 @@ class ModelManager:
             return None
 
     def check(self) -> dict[str, Any] | None:
-        "Reload if the alias moved to a version that is not served, unless it failed and has not changed since."
+        "Reload if the alias moved (or the served version gained files), unless the target failed and is unchanged."
         try: target = self.target()
         except AinativeError: return None
-        if self.runtime is not None and target == self.runtime.version: return None
+        if self.runtime is not None and target == self.runtime.version:
+            return self.load(target) if self._folder_state(target) != self._served_state else None
         if target == self.failed_version and self._folder_state(target) == self._failed_state: return None
         return self.load(target)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import re
 import shutil
 import tempfile
@@ -153,7 +154,7 @@ def class_id(target: int | str,              # class id or label name
 def explain_text(model,                              # Hugging Face sequence classifier
                  tokenizer,                          # its fast tokenizer
                  text: str,                          # the utterance to explain
-                 n_steps: int = 20,                  # integration steps: more is slower and more exact
+                 n_steps: int = 32,                  # integration steps: more is slower and more exact (see above)
                  target: int | str | None = None,    # class to explain (id or label); None: the predicted one
                  max_length: int = 128               # tokens; longer texts are truncated
                 ) -> dict[str, Any]:
@@ -308,15 +309,17 @@ def confusion_order(confusion: np.ndarray) -> np.ndarray:
     return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))
 
 def largest_confusions(confusion: np.ndarray, n: int = 10,
-                       strict: bool = False  # leave out a tie that the n-th place would cut (so no arbitrary pick)
+                       whole_ties: bool = False  # never cut a tie at the n-th place: keep it whole (up to 2n cells) or drop it
                       ) -> list[tuple[int, int, int]]:
     "The `n` largest off-diagonal cells of `confusion` as (true id, predicted id, count), largest first."
     counts = np.array(confusion, dtype=int)
     np.fill_diagonal(counts, 0)
     flat = np.argsort(-counts, axis=None, kind="stable")
     cells = [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.unravel_index(flat, counts.shape)) if counts[i, j] > 0]
-    if strict and len(cells) > n and n > 0 and cells[n - 1][2] == cells[n][2]:
-        return [cell for cell in cells[:n] if cell[2] > cells[n][2]]
+    if whole_ties and 0 < n < len(cells) and cells[n - 1][2] == cells[n][2]:
+        tied = cells[n - 1][2]
+        with_tie = [cell for cell in cells if cell[2] >= tied]
+        return with_tie if len(with_tie) <= 2 * n else [cell for cell in cells if cell[2] > tied]
     return cells[:n]
 
 # %% ../nbs/07_explainability.ipynb #4de83a79
@@ -348,7 +351,7 @@ def plot_confusion_matrix(confusion: np.ndarray,          # counts, rows = true 
     ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=0.3)
     ax.tick_params(which="minor", length=0)
-    boxed = largest_confusions(counts, highlight, strict=True)
+    boxed = largest_confusions(counts, highlight, whole_ties=True)
     for true, predicted, count in largest_confusions(counts, n * n if n <= 100 else highlight):  # every error cell's count
         strong = (true, predicted, count) in boxed
         ax.text(predicted, true, str(count), ha="center", va="center", fontsize=font - (0 if strong else 1),
@@ -665,9 +668,11 @@ def _label_ids(labels: pd.Series, label2id: dict[str, int], split: str) -> np.nd
 
 def _attach_calibration(registry, config: ExplainConfig, version: str, calibration: dict[str, Any]) -> str:
     "Attach `calibration` to the version unless it has one already; what happened, in words."
-    if "calibration" in registry.attachments(config.model_name, version) or \
-            (registry.resolve(config.model_name, version) / "calibration").exists():
-        return f"{config.model_name} {version} already has a calibration; left as it is"
+    existing = registry.resolve(config.model_name, version) / "calibration"
+    if "calibration" in registry.attachments(config.model_name, version) or existing.exists():
+        stored = existing / "calibration.json"
+        temperature = json.loads(stored.read_text(encoding="utf-8")).get("temperature") if stored.is_file() else None
+        return f"{config.model_name} {version} already has a calibration (temperature {temperature}); left as it is"
     with tempfile.TemporaryDirectory() as folder:
         atomic_write_json(Path(folder) / "calibration.json", calibration)
         registry.attach(config.model_name, version, "calibration", folder, info=calibration)

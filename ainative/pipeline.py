@@ -23,18 +23,20 @@ STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
     "training": "03_training.ipynb",
     "registry": "04_registry.ipynb",
     "optimization": "05_optimization.ipynb",
+    "explainability": "07_explainability.ipynb",
 }
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # registry puts a new version on `staging`; optimisation promotes it to `production` once its ONNX files are in
-    "smoke": {"data": {}, "training": {}, "registry": {}, "optimization": {}},
+    "smoke": {"data": {}, "training": {}, "registry": {}, "optimization": {}, "explainability": {}},
     # Banking77 on a 2-core CPU in about half an hour; chosen by a sweep of learning rate, head learning-rate
     # multiplier, epochs, batch size and label smoothing (see the training chapter).
     "full": {"data": {"dataset": "banking77"},
              "training": {"epochs": 7, "learning_rate": 2e-4, "head_lr_multiplier": 10, "batch_size": 32,
                           "label_smoothing": 0.1, "early_stopping_patience": 3},
              "registry": {"promote_to": "staging"},
-             "optimization": {"bench_seconds": 3.0, "max_int8_drop": 0.005}},
+             "optimization": {"bench_seconds": 3.0, "max_int8_drop": 0.005},
+             "explainability": {"sample_size": 100, "n_steps": 32}},
 }
 
 def notebooks_dir() -> Path:

@@ -86,7 +86,7 @@ def test_bad_text_gets_a_clear_error(tokenizer, tiny, bad, error):
 
 
 def test_model_mode_and_gradients_are_left_alone(tokenizer):
-    from conftest import tiny_bert
+    from tiny_models import tiny_bert
     model = tiny_bert(tokenizer, seed=3).train()
     first = explain_text(model, tokenizer, "refund my order", n_steps=16)
     second = explain_text(model, tokenizer, "refund my order", n_steps=16)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ainative.explain import delete_words, deletion_curves, explain_text, faithfulness_summary, plot_deletion_curves
-from conftest import KEYWORDS, keyword_texts
+from tiny_models import KEYWORDS, keyword_texts
 
 
 def probabilities(model, tokenizer):

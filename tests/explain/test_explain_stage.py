@@ -8,7 +8,7 @@ from ainative.core import ConfigError, ModelNotFoundError, RunDir, atomic_write_
 from ainative.data import DataConfig, prepare_data, read_manifest
 from ainative.explain import ExplainConfig, explain_stage
 from ainative.registry import Registry
-from conftest import tiny_bert
+from tiny_models import tiny_bert
 
 FIGURES = {"attributions", "deletion_curve", "confusion_matrix", "per_class_f1", "reliability"}
 

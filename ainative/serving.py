@@ -25,9 +25,9 @@ from fastapi.responses import JSONResponse, Response
 
 # %% auto #0
 __all__ = ['KNOWN_ENDPOINTS', 'ServingConfig', 'softmax', 'ModelRuntime', 'demo_registry', 'QueueFull', 'length_groups',
-           'BatchResult', 'MicroBatcher', 'ModelManager', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction',
-           'ExplainRequest', 'BatchPrediction', 'build_prediction', 'ServingMetrics', 'BodyLimitMiddleware',
-           'MetricsMiddleware', 'create_app', 'serve']
+           'BatchResult', 'MicroBatcher', 'ModelManager', 'TextRequest', 'PredictRequest', 'BatchRequest',
+           'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction', 'build_prediction', 'ServingMetrics',
+           'BodyLimitMiddleware', 'MetricsMiddleware', 'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #03587cfc
 @dataclass
@@ -333,11 +333,10 @@ def _check_encodable(text: str, what: str = "text"):
     try: text.encode("utf-8")
     except UnicodeEncodeError as e: raise ValueError(f"{what} is not valid Unicode ({e.reason} at character {e.start})") from None
 
-class PredictRequest(BaseModel):
-    "One utterance to classify."
+class TextRequest(BaseModel):
+    "A request about one utterance: non-blank, valid Unicode, no unknown fields."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "where is my parcel?"}]})
     text: str = Field(description="the customer's message")
-    top_k: int | None = Field(default=None, ge=1, le=50, description="how many alternatives to return")
 
     @field_validator("text")
     @classmethod
@@ -345,6 +344,10 @@ class PredictRequest(BaseModel):
         if not text.strip(): raise ValueError("text is empty or only whitespace")
         _check_encodable(text)
         return text
+
+class PredictRequest(TextRequest):
+    "One utterance to classify."
+    top_k: int | None = Field(default=None, ge=1, le=50, description="how many alternatives to return")
 
 class BatchRequest(BaseModel):
     "Several utterances to classify in one request."
@@ -375,19 +378,10 @@ class Prediction(BaseModel):
     model_version: str
     request_id: str
 
-class ExplainRequest(BaseModel):
+class ExplainRequest(TextRequest):
     "One utterance whose prediction should be explained word by word."
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "my card was declined"}]})
-    text: str = Field(description="the customer's message")
     target: str | int | None = Field(default=None, description="class to explain (label or id); default: the predicted one")
     n_steps: int = Field(default=32, ge=1, le=200, description="integration steps: 32 keeps the attribution error near 1.5%")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, text: str) -> str:
-        if not text.strip(): raise ValueError("text is empty or only whitespace")
-        _check_encodable(text)
-        return text
 
 class BatchPrediction(BaseModel):
     "The predictions of a batch request, in the order of its texts."

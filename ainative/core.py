@@ -12,22 +12,26 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, MutableMapping
 
 # %% auto #0
-__all__ = ['AinativeError', 'ConfigError', 'DataError', 'DataSourceError', 'DataFileNotFoundError', 'DataEncodingError',
-           'ChecksumError', 'DataValidationError', 'MissingColumnError', 'EmptyTextError', 'MissingLabelError',
-           'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError', 'LongTextWarning', 'ModelNotFoundError',
-           'RegistryError', 'ParityError', 'IntegrityError', 'atomic_write_text', 'atomic_write_json', 'sha256_file',
-           'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'coerce_value', 'StageConfig', 'parse_key_values',
-           'seed_everything', 'DeviceInfo', 'detect_device', 'select_onnx_providers', 'get_logger']
+__all__ = ['WORKSPACE_VARIABLES', 'AinativeError', 'ConfigError', 'DataError', 'DataSourceError', 'DataFileNotFoundError',
+           'DataEncodingError', 'ChecksumError', 'DataValidationError', 'MissingColumnError', 'EmptyTextError',
+           'MissingLabelError', 'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError', 'EmptySplitError',
+           'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError', 'ParityError',
+           'IntegrityError', 'atomic_write_text', 'fsync_folder', 'atomic_write_json', 'sha256_file', 'normalize_text',
+           'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace', 'coerce_value',
+           'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cuda_device_count',
+           'select_onnx_providers', 'session_options', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class AinativeError(Exception):
@@ -87,6 +91,12 @@ class UnseenLabelError(DataValidationError):
 class ClassTooSmallError(DataValidationError):
     "A class has too few examples to be split with stratification."
 
+class EmptySplitError(DataValidationError):
+    "A split has no rows: the source has none, or validation and cleaning dropped them all."
+
+class SingleLabelError(DataValidationError):
+    "The train split has fewer than two labels: there is nothing to classify."
+
 class LongTextWarning(UserWarning):
     "Some texts are longer than the configured limit; they are kept (and truncated by the tokenizer later)."
 
@@ -102,7 +112,7 @@ class ParityError(AinativeError):
 class IntegrityError(AinativeError):
     "A stored file does not match its recorded sha256, or is truncated or corrupt."
 
-# %% ../nbs/00_core.ipynb #ee5f3438
+# %% ../nbs/00_core.ipynb #4ab8a170
 def atomic_write_text(path: Path | str,  # file to (over)write
                       text: str) -> Path:
     "Write `text` to `path` atomically: temp file in the same folder, fsync, rename."
@@ -119,7 +129,15 @@ def atomic_write_text(path: Path | str,  # file to (over)write
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)  # the rename itself must survive a crash, not only the bytes
     return path
+
+def fsync_folder(folder: Path | str):
+    "Flush `folder`'s entries (a rename or a new file in it) to disk; a no-op where folders cannot be opened (Windows)."
+    try: descriptor = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(descriptor)
+    finally: os.close(descriptor)
 
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
     "Write `obj` as indented, key-sorted JSON to `path` atomically."
@@ -131,6 +149,12 @@ def sha256_file(path: Path | str, chunk_size: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size): digest.update(chunk)
     return digest.hexdigest()
+
+# %% ../nbs/00_core.ipynb #5e9f71a3
+def normalize_text(text: str  # raw text, as a user or a data file gives it
+                  ) -> str:
+    "NFKC-normalise `text`, collapse whitespace runs to one space, strip the ends."
+    return " ".join(unicodedata.normalize("NFKC", text).split())
 
 # %% ../nbs/00_core.ipynb #c511f897
 def find_project_root(start: Path | str | None = None) -> Path | None:
@@ -195,6 +219,27 @@ class RunDir:
         all_params[stage] = dict(params)
         atomic_write_json(self.params_path, all_params)
         return all_params
+
+# %% ../nbs/00_core.ipynb #5f9d738d
+WORKSPACE_VARIABLES = ("AINATIVE_RUNS_DIR", "AINATIVE_REGISTRY_DIR", "AINATIVE_CACHE_DIR")
+
+def isolate_test_workspace(environ: MutableMapping[str, str] | None = None  # default: `os.environ`
+                          ) -> Path | None:
+    "Under `nbdev_test` (`$IN_TEST`), point unset `WORKSPACE_VARIABLES` at a temporary workspace; return it."
+    environ = os.environ if environ is None else environ
+    unset = [name for name in WORKSPACE_VARIABLES if not environ.get(name)]
+    if not environ.get("IN_TEST") or not unset: return None
+    workspace = Path(tempfile.mkdtemp(prefix="ainative-test-workspace-"))
+    for name in unset:
+        folder = workspace / name.removeprefix("AINATIVE_").removesuffix("_DIR").lower()
+        folder.mkdir()
+        environ[name] = str(folder)
+    # nbdev's parallel workers leave through os._exit, which skips atexit; multiprocessing's finalizers run there too
+    from multiprocessing.util import Finalize
+    Finalize(None, shutil.rmtree, args=(workspace,), kwargs={"ignore_errors": True}, exitpriority=0)
+    return workspace
+
+isolate_test_workspace()
 
 # %% ../nbs/00_core.ipynb #efcd5206
 _TRUE_WORDS, _FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -330,19 +375,49 @@ def detect_device(prefer: str = "auto" # "auto", "cuda" or "cpu"
     reason = "asked for the CPU" if prefer == "cpu" else "torch sees no CUDA GPU"
     return DeviceInfo("cpu", f"{torch.get_num_threads()} threads", 1, False, reason)
 
-# %% ../nbs/00_core.ipynb #0e93c94a
+# %% ../nbs/00_core.ipynb #17718f1a
+def cuda_device_count() -> int:
+    "CUDA GPUs the driver reports (0 without a driver or GPU), asked of `libcuda` directly so that torch is not imported."
+    import ctypes
+    for library in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            driver = ctypes.CDLL(library)
+            break
+        except OSError:
+            continue
+    else:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0: return 0
+    return count.value
+
+# %% ../nbs/00_core.ipynb #00c26354
 def select_onnx_providers(device: str = "auto",   # "auto", "cuda" or "cpu"
                           tensorrt: bool = False   # also try TensorRT first when available
                          ) -> list[str]:
-    "ONNX Runtime providers to ask for, best first, decided by whether torch sees a GPU."
+    "ONNX Runtime providers to ask for, best first: CUDA (and TensorRT) only where the driver sees a GPU."
     import onnxruntime as ort
+    if device not in {"auto", "cuda", "cpu"}:
+        raise ConfigError(f"Unknown device {device!r}.", fix="Use auto, cuda or cpu.")
     available = set(ort.get_available_providers())
-    chosen = detect_device(device).kind
+    gpu = device != "cpu" and "CUDAExecutionProvider" in available and cuda_device_count() > 0
+    if device == "cuda" and not gpu:
+        raise ConfigError("device='cuda' was asked for, but ONNX Runtime has no CUDA provider or the driver sees no GPU.",
+                          fix="Use device='auto' or 'cpu', or install onnxruntime-gpu on a machine with a CUDA GPU.")
     providers = []
-    if chosen == "cuda":
+    if gpu:
         if tensorrt and "TensorrtExecutionProvider" in available: providers.append("TensorrtExecutionProvider")
-        if "CUDAExecutionProvider" in available: providers.append("CUDAExecutionProvider")
+        providers.append("CUDAExecutionProvider")
     return providers + ["CPUExecutionProvider"]
+
+def session_options(threads: int | None = None):
+    "ORT session options: all graph optimisations, `threads` intra-op threads (None: ORT's default, all cores)."
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads: options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return options
 
 # %% ../nbs/00_core.ipynb #9798711f
 def get_logger(name: str = "ainative") -> logging.Logger:

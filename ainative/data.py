@@ -27,18 +27,19 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .core import (AinativeError, ChecksumError, ClassTooSmallError, ConfigError, DataEncodingError,
-                           DataFileNotFoundError, DataSourceError, EmptyTextError, LongTextWarning,
-                           MissingColumnError, MissingLabelError, NonStringTextError, RunDir, StageConfig,
-                           UnseenLabelError, IntegrityError, atomic_write_json, get_logger, sha256_file)
+                           DataFileNotFoundError, DataSourceError, EmptySplitError, EmptyTextError, LongTextWarning,
+                           MissingColumnError, MissingLabelError, NonStringTextError, RunDir, SingleLabelError, StageConfig,
+                           UnseenLabelError, IntegrityError, atomic_write_json, get_logger, normalize_text,
+                           sha256_file)
 
 # %% auto #0
 __all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW_RULES', 'VERSION_PARAMS', 'DataConfig',
            'read_table', 'DatasetSpec', 'shipped_dataset_path', 'default_cache_dir', 'download_file',
-           'fetch_named_dataset', 'RawDataset', 'from_hf_dataset', 'load_source', 'validate_rows', 'normalize_text',
-           'CleaningReport', 'clean_splits', 'min_class_size', 'check_class_sizes', 'stratified_split',
+           'fetch_named_dataset', 'RawDataset', 'from_hf_dataset', 'load_source', 'validate_rows', 'CleaningReport',
+           'clean_splits', 'check_split_sizes', 'min_class_size', 'check_class_sizes', 'stratified_split',
            'carve_validation', 'assemble_splits', 'check_unseen_labels', 'split_sha256', 'data_version', 'label_map',
            'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData', 'prepare_data', 'plot_label_distribution',
-           'plot_text_lengths', 'save_figure']
+           'plot_text_lengths', 'save_figure', 'normalize_text']
 
 # %% ../nbs/01_data.ipynb #1ed3547d
 SPLITS = ("train", "validation", "test")
@@ -68,6 +69,9 @@ class DataConfig(StageConfig):
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} must be between 0 and 1.")
         if self.max_chars < 1: raise ConfigError(f"max_chars={self.max_chars} must be positive.")
+        if self.text_column == self.label_column:
+            raise ConfigError(f"text_column and label_column are both {self.text_column!r}: every text would be its own label.",
+                              fix="Pass label_column=... naming the column that holds the intent.")
 
 # %% ../nbs/01_data.ipynb #054a0050
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -98,12 +102,41 @@ def _first_undecodable(path: Path, encoding: str) -> str:
         line = data[:e.start].count(b"\n") + 1
         return f"line {line}, byte {e.start}: {data[e.start:e.start + 1]!r} {e.reason}"
 
+_TSV_FIX = ("TSV has no quoting, so a text cannot hold a tab or a line break: replace them by spaces in that text, "
+            "or save the data as CSV or JSONL, which can quote them.")
+
+def _read_tsv(path: Path, encoding: str) -> pd.DataFrame:
+    "Read TSV without quoting: every line one record with exactly the header's number of tab-separated fields."
+    with open(path, encoding=encoding, newline="") as f:
+        content = f.read().removeprefix("\ufeff")
+    if not content.strip():
+        raise DataEncodingError("The file is empty.", where=str(path),
+                                fix="Write a header line (e.g. text<TAB>label) and one example per line.")
+    lines = [line.removesuffix("\r") for line in content.split("\n")]
+    header = lines[0].split("\t")
+    if len(set(header)) < len(header):
+        raise DataEncodingError(f"The file is not valid TSV: the header {header} repeats a column name.", where=str(path),
+                                fix="Give every column of the header line its own name.")
+    records = []
+    for line_number, line in enumerate(lines[1:], start=2):
+        if not line: continue
+        at = f"line {line_number} (row {len(records) + 1})"
+        if "\r" in line:
+            raise DataEncodingError(f"The file is not valid TSV: {at} holds a carriage return inside a field.",
+                                    where=str(path), fix=_TSV_FIX)
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise DataEncodingError(f"The file is not valid TSV: {at} has {len(fields)} tab-separated "
+                                    f"field{'s' if len(fields) != 1 else ''}, the header has {len(header)}.",
+                                    where=str(path), fix=_TSV_FIX)
+        records.append(fields)
+    return pd.DataFrame(records, columns=header, dtype=object)
+
 def _read_any_table(path: Path, encoding: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
-        if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
-                               sep="\t" if suffix == ".tsv" else ",")
+        if suffix == ".tsv": return _read_tsv(path, encoding)
+        if suffix == ".csv": return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         if suffix in (".jsonl", ".json"): return _read_jsonl(path, encoding)
         return pd.read_parquet(path)
     except UnicodeDecodeError:
@@ -197,27 +230,35 @@ def default_cache_dir() -> Path:
 def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0) -> Path:
     "Download `url` to `target`, keeping it only if its sha256 equals `sha256`."
     from tqdm.auto import tqdm
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as e:
+        raise DataSourceError(f"Cannot write into the download cache {target.parent}: {e.strerror}.", where=str(target),
+                              fix="Make that folder writable, or point cache_dir (or AINATIVE_CACHE_DIR) at one that is.") from None
+    partial = Path(partial_name)
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}", leave=False) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError) as e:
-        partial.unlink(missing_ok=True)
-        raise DataSourceError(f"Could not download {url}: {getattr(e, 'reason', e)}.", where=str(target),
-                              fix="Check the network, or put the file in a data directory and set AINATIVE_DATA_DIR.") from None
-    if digest.hexdigest() != sha256:
-        partial.unlink(missing_ok=True)
-        raise ChecksumError(f"The download of {url} has sha256 {digest.hexdigest()}, expected {sha256}; it was deleted.",
-                            where=str(target), fix="The source changed or the transfer was corrupted; try again, "
-                            "or use a verified local copy via AINATIVE_DATA_DIR.")
-    os.replace(partial, target)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}", leave=False) as bar:
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, OSError) as e:
+            raise DataSourceError(f"Could not download {url}: {getattr(e, 'reason', e)}.", where=str(target),
+                                  fix="Check the network, or put the file in a data directory and set AINATIVE_DATA_DIR.") from None
+        if digest.hexdigest() != sha256:
+            raise ChecksumError(f"The download of {url} has sha256 {digest.hexdigest()}, expected {sha256}; it was deleted.",
+                                where=str(target), fix="The source changed or the transfer was corrupted; try again, "
+                                "or use a verified local copy via AINATIVE_DATA_DIR.")
+        os.chmod(partial, 0o644)  # mkstemp makes 0600; a shared cache is read by other users
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # only our own temporary file: a concurrent download keeps its own
+        raise
     return target
 
 # %% ../nbs/01_data.ipynb #39e14582
@@ -339,7 +380,7 @@ def validate_rows(df: pd.DataFrame,             # frame with text, label, row
     "Check every row of `df`; raise (or drop and count) bad rows; warn about overlong texts."
     dropped, bad_any = Counter(), pd.Series(False, index=df.index)
     for reason, error_class, description, rule in ROW_RULES:
-        bad = rule(df) & ~bad_any
+        bad = rule(df).astype(bool) & ~bad_any  # astype: an empty frame's map() keeps its column's dtype
         if not bad.any(): continue
         if on_bad_rows == "error":
             raise error_class(f"{bad.sum()} of {len(df)} rows of the {split} split {description}.",
@@ -349,16 +390,14 @@ def validate_rows(df: pd.DataFrame,             # frame with text, label, row
         bad_any |= bad
     kept = df[~bad_any].copy()
     kept["label"] = kept.label.map(lambda l: str(l).strip())
-    too_long = kept.text.str.len() > max_chars
+    too_long = kept.text.map(lambda text: len(text) > max_chars).astype(bool)
     if too_long.any():
         warnings.warn(f"{too_long.sum()} texts of the {split} split are longer than {max_chars} characters "
                       f"(rows {_first_rows(kept.row[too_long])}); they are kept.", LongTextWarning, stacklevel=2)
     return kept, dropped
 
 # %% ../nbs/01_data.ipynb #884e0dc6
-def normalize_text(text: str) -> str:
-    "NFKC-normalise `text`, collapse whitespace runs to one space, strip the ends."
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+_all_ = ["normalize_text"]  # defined in core; still importable (and star-importable) from ainative.data
 
 # %% ../nbs/01_data.ipynb #fb7a8045
 @dataclass
@@ -398,6 +437,34 @@ def clean_splits(splits: dict[str, pd.DataFrame],  # raw splits after row valida
             cleaned[split] = cleaned[split][~leaked].reset_index(drop=True)
         seen_in[split] = set(cleaned[split].text)
     return cleaned, report
+
+# %% ../nbs/01_data.ipynb #4dec6fac
+def _leak_fix(split: str, sources: list[str]) -> str:
+    return (f"Every text of the {split} split also occurs in {' or '.join(sources)}: give {split} texts that "
+            f"{' or '.join(sources)} does not contain, or leave out {split}_file so that ainative splits train itself.")
+
+def check_split_sizes(splits: dict[str, pd.DataFrame],      # splits after cleaning, or after splitting
+                      report: CleaningReport,                 # what validation and cleaning dropped
+                      sources: dict[str, str] | None = None):  # split -> file or dataset name, for messages
+    "Raise `EmptySplitError` for a split with no rows left, `SingleLabelError` when train has fewer than two labels."
+    sources = sources or {}
+    for split, df in splits.items():
+        if len(df): continue
+        where = f"{sources.get(split, '')} {split} split".strip()
+        dropped = report.dropped.get(split, Counter())
+        if not dropped:
+            raise EmptySplitError(f"The {split} split has no rows: the source has no data rows.", where=where,
+                                  fix="Add examples (a header line, then one example per line), or point at the right file.")
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items()))
+        leaked_from = [reason.removeprefix("leakage_") for reason in sorted(dropped) if reason.startswith("leakage_")]
+        raise EmptySplitError(f"The {split} split has no rows left: all {sum(dropped.values())} rows were dropped ({reasons}).",
+                              where=where, fix=_leak_fix(split, leaked_from) if leaked_from else
+                              "Fix or replace those rows (on_bad_rows='error' names each bad one), or add examples.")
+    if "train" in splits and splits["train"].label.nunique() < 2:
+        label, count = splits["train"].label.iloc[0], len(splits["train"])
+        raise SingleLabelError(f"The train split has only one label ({label!r}, {count} rows): a classifier needs at least two.",
+                               where=f"{sources.get('train', '')} train split".strip(),
+                               fix="Add examples of at least two intents, or check that label_column names the column of labels.")
 
 # %% ../nbs/01_data.ipynb #c09edb56
 def min_class_size(fractions: tuple[float, ...]) -> int:
@@ -560,7 +627,10 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
             warnings.warn(w.message, LongTextWarning, stacklevel=2)
         for reason, n in dropped.items(): report.count(split, reason, n)
     cleaned, report = clean_splits(validated, report)
+    sources = {split: raw.source.get("split_files", {}).get(split, raw.source["name"]) for split in SPLITS}
+    check_split_sizes(cleaned, report, sources)
     splits = assemble_splits(cleaned, config)
+    check_split_sizes(splits, report, sources)
     check_unseen_labels(splits)
     label2id = label_map(splits)
     params = config.to_dict()

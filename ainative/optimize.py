@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from .core import (AinativeError, ConfigError, IntegrityError, ParityError, RunDir, StageConfig, atomic_write_json, detect_device,
-                           get_logger, select_onnx_providers)
+                           get_logger, select_onnx_providers, session_options)
 
 # %% auto #0
-__all__ = ['ONNX_INPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'session_options', 'OnnxRunner',
-           'batched_logits', 'torch_predictor', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8',
-           'convert_fp16', 'accuracy_gate', 'sample_batches', 'measure', 'benchmark', 'plot_benchmark',
-           'OptimizationResult', 'optimize']
+__all__ = ['ONNX_INPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
+           'torch_predictor', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8', 'convert_fp16',
+           'accuracy_gate', 'sample_batches', 'measure', 'benchmark', 'plot_benchmark', 'OptimizationResult',
+           'optimize']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 @dataclass
@@ -76,15 +76,6 @@ def export_onnx(model, tokenizer, path: Path | str, opset: int = 17) -> Path:
     return path
 
 # %% ../nbs/05_optimization.ipynb #d0466029
-def session_options(threads: int | None = None):
-    "ORT session options: all graph optimisations, `threads` intra-op threads (None: ORT's default, all cores)."
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads: options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return options
-
 class OnnxRunner:
     "An ONNX Runtime session with its tokenizer: texts in, logits out."
     def __init__(self, path: Path | str, tokenizer, device: str = "auto", threads: int | None = None,

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from fastcore.basics import patch
 from filelock import FileLock, Timeout
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryError, RunDir, StageConfig,
@@ -27,11 +28,12 @@ from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryErro
 
 # %% auto #0
 __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES',
-           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'DEMO_LABELS', 'TEMP_PATTERN', 'check_model_name',
-           'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
+           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'DEMO_LABELS', 'TEMP_PATTERN',
+           'check_model_name', 'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
-           'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'promotion_problems',
-           'latest_change', 'make_demo_run', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
+           'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
+           'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
+           'current_aliases', 'make_demo_run', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -282,6 +284,52 @@ def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory
             problems.append(f"{relative}: unexpected file (not in the manifest)")
     return problems
 
+# %% ../nbs/04_registry.ipynb #e73e5f32
+ATTACHMENT_RECORD = "attachments.jsonl"  # a version's append-only record of what was attached to it
+
+def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
+    "The JSON objects of the JSON-lines file at `path`, oldest first; [] when it is absent."
+    path = Path(path)
+    if not path.exists(): return []
+    entries = []
+    for line in path.read_bytes().splitlines():
+        try: entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError): continue  # a line torn by a crash mid-append carries nothing
+        if isinstance(entry, dict): entries.append(entry)
+    return entries
+
+def attachment_record(entries: list[dict[str, Any]]  # the lines of a version's attachments.jsonl
+                     ) -> dict[str, dict[str, Any]]:
+    "Fold a version's attachment record into kind -> the sha256 of its attachment.json and whether its attach finished."
+    record = {}
+    for entry in entries:
+        kind, sha256 = entry.get("kind"), entry.get("sha256")
+        if not isinstance(kind, str) or not ALIAS_PATTERN.fullmatch(kind) or not isinstance(sha256, str): continue
+        record[kind] = {"sha256": sha256, "done": entry.get("event") != "attaching"}  # "attached" or "adopted"
+    return record
+
+# %% ../nbs/04_registry.ipynb #aa4bd6fc
+def recorded_attachment_problems(version_folder: Path | str,     # a version's folder
+                                 record: dict[str, dict[str, Any]]  # its `attachment_record`
+                                ) -> list[tuple[str, str]]:
+    "(path, problem) pairs where the attachment folders of `version_folder` differ from its attachment `record`."
+    folder = Path(version_folder)
+    problems = []
+    for kind, recorded in sorted(record.items()):
+        marker = folder / kind / ATTACHMENT_FILES[0]
+        if not recorded["done"] and not marker.is_file(): continue  # killed before its rename: nothing was attached
+        if not (folder / kind).is_dir():
+            problems.append((f"{kind}/", f"missing (recorded as attached in {ATTACHMENT_RECORD})"))
+        elif not marker.is_file():
+            problems.append((f"{kind}/{ATTACHMENT_FILES[0]}", f"missing (recorded as attached in {ATTACHMENT_RECORD})"))
+        elif sha256_file(marker) != recorded["sha256"]:
+            problems.append((f"{kind}/{ATTACHMENT_FILES[0]}",
+                             f"replaced (its sha256 differs from the one recorded in {ATTACHMENT_RECORD})"))
+    for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
+        if marker.parent.name not in record:
+            problems.append((f"{marker.parent.name}/", f"unexpected attachment (not recorded in {ATTACHMENT_RECORD})"))
+    return problems
+
 # %% ../nbs/04_registry.ipynb #5b14acb3
 def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
                        current: dict[str, Any],    # manifest of the version in production now
@@ -306,6 +354,31 @@ def promotion_problems(candidate: dict[str, Any],  # manifest of the version to 
 def latest_change(history: list[dict[str, Any]], alias: str) -> dict[str, Any] | None:
     "The most recent entry of `history` that moved `alias`, or None."
     return next((entry for entry in reversed(history) if entry.get("alias") == alias), None)
+
+# %% ../nbs/04_registry.ipynb #1b02d043
+def last_json_line(path: Path | str,        # a JSON-lines file
+                   tail_bytes: int = 1 << 16  # how much of its end to read first
+                  ) -> dict[str, Any] | None:
+    "The last whole JSON object of the JSON-lines file at `path`, read from its tail (torn lines skipped); None if none."
+    path = Path(path)
+    try: size = path.stat().st_size
+    except FileNotFoundError: return None
+    with open(path, "rb") as f:
+        f.seek(max(0, size - tail_bytes))
+        tail = f.read().splitlines()
+    for line in reversed(tail[1:] if size > tail_bytes else tail):  # the tail's first line may start mid-line
+        try: entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError): continue
+        if isinstance(entry, dict): return entry
+    entries = read_json_lines(path) if size > tail_bytes else []  # no whole line in the tail: read it all
+    return entries[-1] if entries else None
+
+def current_aliases(on_disk: dict[str, str],       # what aliases.json holds
+                    latest: dict[str, Any] | None  # the last whole line of alias_history.jsonl
+                   ) -> dict[str, str]:
+    "The aliases in force: `on_disk` with the `latest` recorded change applied (history is written before aliases.json)."
+    if not latest or not isinstance(latest.get("alias"), str) or not isinstance(latest.get("to"), str): return dict(on_disk)
+    return {**on_disk, latest["alias"]: latest["to"]}
 
 # %% ../nbs/04_registry.ipynb #1188b02d
 DEMO_LABELS = ("cancel_order", "delivery_status", "refund")
@@ -349,6 +422,21 @@ def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
+
+def _append_json_line(path: Path, entry: dict[str, Any], read_only: bool = False) -> None:
+    "Append `entry` as one JSON line to `path` and sync it (and, for a new file, its folder)."
+    created = not path.exists()
+    if read_only and not created: path.chmod(0o644)
+    with open(path, "a+b") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() > 0:  # a crash mid-append may have left a line without its newline
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n": file.write(b"\n")
+        file.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+        file.flush()
+        os.fsync(file.fileno())
+    if read_only: path.chmod(0o444)
+    if created: _fsync_path(path.parent)  # the new file's name survives a crash too
 
 def _seal(folder: Path) -> None:
     "Make every file under `folder` read-only (readable by serving's user) and flush it all to disk."
@@ -418,7 +506,11 @@ class Registry:
         return [version_id(n) for n in sorted(n for n in numbers if n) if (folder / version_id(n)).is_dir()]
 
     def aliases(self, name: str) -> dict[str, str]:
-        "The aliases of `name`, e.g. `{'production': 'v0003', 'staging': 'v0004'}`."
+        "The aliases of `name`, e.g. `{'production': 'v0003', 'staging': 'v0004'}` (aliases.json + the latest history line)."
+        return current_aliases(self._aliases_file(name), last_json_line(self.model_root(name) / "alias_history.jsonl"))
+
+    def _aliases_file(self, name: str) -> dict[str, str]:
+        "What `name`'s aliases.json holds (it lags the history after a kill between their writes)."
         path = self.model_root(name) / "aliases.json"
         if not path.exists(): return {}
         try:
@@ -429,13 +521,7 @@ class Registry:
 
     def history(self, name: str) -> list[dict[str, Any]]:
         "Every alias change of `name`, oldest first."
-        path = self.model_root(name) / "alias_history.jsonl"
-        if not path.exists(): return []
-        entries = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try: entries.append(json.loads(line))
-            except json.JSONDecodeError: continue  # a line torn by a crash mid-append carries no change
-        return entries
+        return read_json_lines(self.model_root(name) / "alias_history.jsonl")
 
     def _existing_model_root(self, name: str) -> Path:
         "The folder of model `name`; RegistryError if nothing was registered under that name."
@@ -501,9 +587,13 @@ class Registry:
         elif recorded_hash.read_text(encoding="utf-8").strip() != sha256_file(manifest_path):
             problems.append(("manifest.json", "modified (sha256 differs from manifest.sha256)"))
         try:
-            files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            files = manifest["files"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return problems + [("manifest.json", "corrupt (not a JSON manifest with a file list)")]
+        record_path = folder / ATTACHMENT_RECORD
+        if manifest.get("attachment_record") or record_path.is_file():  # else: a version from before the record
+            problems += recorded_attachment_problems(folder, attachment_record(read_json_lines(record_path)))
         attached = {}
         for kind, attachment in self._attachment_manifests(folder).items():
             problems += [(f"{kind}/{relative}", problem) for relative, problem in attachment_problems(folder / kind)]
@@ -511,6 +601,8 @@ class Registry:
             attached.update({f"{kind}/{marker}": {"sha256": sha256_file(folder / kind / marker),
                                                   "size": (folder / kind / marker).stat().st_size}
                              for marker in ATTACHMENT_FILES if (folder / kind / marker).is_file()})
+        if record_path.is_file():
+            attached[ATTACHMENT_RECORD] = {"sha256": sha256_file(record_path), "size": record_path.stat().st_size}
         for line in inventory_problems({**files, **attached}, folder):
             relative, _, problem = line.partition(": ")
             if (relative, problem) not in problems: problems.append((relative, problem))
@@ -535,8 +627,13 @@ class Registry:
         problems = [f"{name}/{v}/{relative}: {problem}" for v in versions for relative, problem in self._version_problems(name, v)]
         if version is None:
             known = set(self.versions(name))
+            in_force, in_file = self.aliases(name), self._aliases_file(name)
             problems += [f"{name}/aliases.json: {alias} points at {target}, which does not exist"
-                         for alias, target in sorted(self.aliases(name).items()) if target not in known]
+                         for alias, target in sorted(in_force.items()) if target not in known]
+            problems += [f"{name}/aliases.json: {alias} is {in_file.get(alias)} in the file, but alias_history.jsonl's latest "
+                         f"change moved it to {target} (a change was interrupted, or the file was edited by hand); "
+                         "the next alias change or registry.gc() rewrites the file"
+                         for alias, target in sorted(in_force.items()) if in_file.get(alias) != target]
         return problems
 
     def _require_intact(self, name: str, version: str, doing: str) -> None:
@@ -586,7 +683,8 @@ class Registry:
             with self._locked(name):
                 number = self._next_number(name)
                 version = version_id(number)
-                manifest = {"format": 1, "name": name, "version": version, "created": _utc_now(),
+                manifest = {"format": 2, "name": name, "version": version, "created": _utc_now(),
+                            "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
                             "parent": parent or self.aliases(name).get("production"), "run": record["run"],
                             "data_version": record["data_version"], "test_sha256": record["test_sha256"],
                             "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
@@ -608,21 +706,14 @@ class Registry:
         return version
 
     def _move_alias(self, name: str, alias: str, version: str, forced: bool, reason: str, action: str) -> dict[str, Any]:
-        "Record, then make, an alias change (call under the lock)."
+        "Record, then make, an alias change (call under the lock): the synced history line is the change."
         folder = self.model_root(name)
-        aliases = self.aliases(name)
+        aliases = self.aliases(name)  # the aliases in force, so the file written below also repairs a lagging one
         entry = {"time": _utc_now(), "alias": alias, "from": aliases.get(alias), "to": version,
                  "forced": bool(forced), "reason": reason, "action": action}
-        history_path = folder / "alias_history.jsonl"
-        with open(history_path, "a+b") as history_file:
-            history_file.seek(0, os.SEEK_END)
-            if history_file.tell() > 0:  # a crash mid-append may have left a line without its newline
-                history_file.seek(-1, os.SEEK_END)
-                if history_file.read(1) != b"\n": history_file.write(b"\n")
-            history_file.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-            history_file.flush()
-            os.fsync(history_file.fileno())
+        _append_json_line(folder / "alias_history.jsonl", entry)
         atomic_write_json(folder / "aliases.json", {**aliases, alias: version})
+        _fsync_path(folder)  # the rename survives a crash
         self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
         return entry
 
@@ -691,7 +782,7 @@ class Registry:
                source: Path | str,              # folder whose files are attached
                info: dict[str, Any] | None = None  # what they are: parity, accuracy, opset… (JSON-able)
               ) -> dict[str, Any]:
-        "Add derived files (once) to a version as `<version>/<kind>/`, with their own hashed record."
+        "Add derived files (once) to a version as `<version>/<kind>/`, with their own hashed record, recorded by the version."
         check_alias(kind)
         folder = self.resolve(name, version_or_alias)
         if kind == "model":
@@ -711,11 +802,19 @@ class Registry:
             atomic_write_json(staging / ATTACHMENT_FILES[0], record)
             atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
             _seal(staging)
+            line = {"kind": kind, "sha256": sha256_file(staging / ATTACHMENT_FILES[0]), "time": record["created"]}
+            record_path = folder / ATTACHMENT_RECORD
             with self._locked(name):
                 if (folder / kind).exists():
                     raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))
+                if not record_path.exists() and not self._read_manifest(name, folder.name).get("attachment_record"):
+                    for earlier in sorted(self._attachment_manifests(folder)):  # a version from before the record
+                        _append_json_line(record_path, {"event": "adopted", "kind": earlier, "time": _utc_now(),
+                                                        "sha256": sha256_file(folder / earlier / ATTACHMENT_FILES[0])}, read_only=True)
+                _append_json_line(record_path, {**line, "event": "attaching"}, read_only=True)
                 os.rename(staging, folder / kind)  # one step: the attachment appears whole or not at all
                 _fsync_path(folder)
+                _append_json_line(record_path, {**line, "event": "attached"}, read_only=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -746,11 +845,12 @@ class Registry:
            name: str | None = None,      # one model, or None for all
            older_than: float = 6 * 3600  # seconds after which any leftover temp entry is removed
           ) -> list[Path]:
-        "Remove the temp folders of registrations that died (their process is gone, or they are older than `older_than`)."
+        "Remove the temp folders of dead registrations (process gone, or older than `older_than`); finish killed alias changes and attaches."
         removed = []
         for model in ([name] if name else self.names()):
             folder = self.model_root(model)
             if not folder.is_dir(): continue
+            self._finish_interrupted(model)
             for entry in folder.iterdir():
                 if not entry.name.startswith(".tmp-") and not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
                     continue
@@ -761,6 +861,29 @@ class Registry:
                     else: entry.unlink(missing_ok=True)
                     removed.append(entry)
         return sorted(removed)
+
+# %% ../nbs/04_registry.ipynb #2d07d79e
+@patch
+def _finish_interrupted(self: Registry, name: str) -> list[str]:
+    "Finish what killed processes left half-done for `name` (a lagging aliases.json, unfinished attach records); say what."
+    folder = self.model_root(name)
+    finished = []
+    with self._locked(name):
+        aliases = self.aliases(name)
+        if aliases != self._aliases_file(name):
+            atomic_write_json(folder / "aliases.json", aliases)
+            _fsync_path(folder)
+            finished.append("aliases.json")
+        for version in self.versions(name):
+            record_path = folder / version / ATTACHMENT_RECORD
+            for kind, recorded in attachment_record(read_json_lines(record_path)).items():
+                marker = folder / version / kind / ATTACHMENT_FILES[0]
+                if not recorded["done"] and marker.is_file() and sha256_file(marker) == recorded["sha256"]:
+                    _append_json_line(record_path, {"event": "attached", "kind": kind, "sha256": recorded["sha256"],
+                                                    "time": _utc_now()}, read_only=True)
+                    finished.append(f"{version}/{kind}")
+    if finished: self.log.info(f"{name}: finished interrupted changes: {finished}")
+    return finished
 
 # %% ../nbs/04_registry.ipynb #9468eb52
 def latest_trained_run(root: Path | str | None = None) -> Path | None:

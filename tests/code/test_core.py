@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 import pytest
 
 import ainative.core as core
@@ -227,3 +228,37 @@ def test_detect_device_cuda_without_gpu_raises():
     assert "torch sees no usable CUDA GPU" in info.value.what
     assert info.value.fix
     assert detect_device("auto").kind == "cpu"
+
+
+# ----------------------------------------------------------------------------------------------- normalize_text
+@pytest.mark.parametrize("raw, expected", [
+    ("  Ｗhere   is\tmy\u00a0parcel?\n", "Where is my parcel?"),   # full-width letter, tab, no-break space
+    ("ﬁnd my ２ orders", "find my 2 orders"),                        # ligature, full-width digit
+    ("line one\r\nline two\u2028three", "line one line two three"),  # every kind of line break
+    ("\u3000\u2003 ", ""),                                           # only (ideographic, em) spaces
+    ("café", "café"),                                                # composed and decomposed é agree
+    ("cafe\u0301", "café"),
+    ("already clean", "already clean"),
+], ids=repr)
+def test_normalize_text(raw, expected):
+    assert core.normalize_text(raw) == expected
+    assert core.normalize_text(expected) == expected  # idempotent
+
+
+def test_one_normalisation_for_training_and_serving():
+    "The data stage uses core's function (the one serving imports); the old import path still works."
+    import ainative.data as data
+    assert data.normalize_text is core.normalize_text
+    raw = {"train": pd.DataFrame({"text": ["Ｗhere  is\u00a0it"], "label": ["delivery"], "row": [1]})}
+    cleaned, _ = data.clean_splits(raw)
+    assert cleaned["train"].text.tolist() == [core.normalize_text("Ｗhere  is\u00a0it")]
+
+
+def test_core_imports_without_pandas_or_torch():
+    "Serving imports normalize_text from core: importing core must not pull in the heavy libraries."
+    import subprocess
+    import sys
+    code = ("import sys, ainative.core\n"
+            "heavy = sorted({'pandas', 'torch', 'numpy', 'sklearn', 'transformers'} & set(sys.modules))\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,21 @@ def start_python():
             process.kill()
         process.communicate()
 
+
+
+@pytest.fixture
+def kill_when_ready():
+    "SIGKILL `process` as soon as it creates the file `ready` (it pauses there); fail if it ends first."
+
+    def kill(process: subprocess.Popen, ready: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if process.poll() is not None:
+                pytest.fail(f"the process ended (rc {process.returncode}) before it could be killed: {process.communicate()}")
+            assert time.monotonic() < deadline, "the process never reached the point where it is killed"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+
+    return kill

@@ -145,3 +145,94 @@ def test_concurrent_alias_changes_keep_aliases_and_history_consistent(registry, 
     for previous, entry in zip(history, history[1:]):  # every change starts where the one before it ended
         assert entry["from"] == previous["to"] != entry["to"]
     assert history[-1]["to"] == aliases["staging"]
+
+
+PROMOTE_PAUSED = """
+import sys, time
+from pathlib import Path
+import ainative.registry as registry_module
+root, ready = sys.argv[1], Path(sys.argv[2])
+real_write = registry_module.atomic_write_json
+def write(path, obj):
+    if Path(path).name == "aliases.json":  # the history line is written: stop before aliases.json is replaced
+        ready.touch()
+        time.sleep(600)  # killed here
+    return real_write(path, obj)
+registry_module.atomic_write_json = write
+registry_module.Registry(root).promote("intent-classifier", "v0002", alias="staging", reason="killed midway")
+"""
+
+
+def assert_aliases_agree_with_history(registry) -> None:
+    "Every alias is where its latest history entry moved it, as the registry reads it."
+    history = registry.history(MODEL)
+    from_history = {}
+    for entry in history: from_history[entry["alias"]] = entry["to"]
+    assert registry.aliases(MODEL) == from_history
+
+
+@pytest.mark.parametrize("repair", ["gc", "the next alias change"])
+def test_a_promotion_killed_between_history_and_aliases_json(repair, registry, registry_root, make_run, start_python,
+                                                              kill_when_ready, tmp_path):
+    run = make_run()
+    registry.register(run)
+    registry.register(run)
+    registry.promote(MODEL, "v0001", alias="staging")
+    ready = tmp_path / "ready"
+    kill_when_ready(start_python(PROMOTE_PAUSED, registry_root, ready), ready)
+
+    aliases_path = registry.model_root(MODEL) / "aliases.json"
+    assert json.loads(aliases_path.read_text()) == {"staging": "v0001"}  # whole, valid JSON: the old state
+    assert registry.history(MODEL)[-1]["to"] == "v0002"  # the change was recorded, so it happened:
+    assert registry.aliases(MODEL) == {"staging": "v0002"}  # every reader sees it
+    assert_aliases_agree_with_history(registry)
+    assert registry.verify(MODEL) == [f"{MODEL}/aliases.json: staging is v0001 in the file, but alias_history.jsonl's latest "
+                                      "change moved it to v0002 (a change was interrupted, or the file was edited by hand); "
+                                      "the next alias change or registry.gc() rewrites the file"]
+    if repair == "gc":
+        registry.gc(MODEL)
+    else:
+        registry.promote(MODEL, "v0001", alias="canary")
+    assert json.loads(aliases_path.read_text()) == registry.aliases(MODEL)
+    assert registry.verify(MODEL) == []
+    assert_aliases_agree_with_history(registry)
+    registry.rollback(MODEL, alias="staging")  # the history and the aliases agree, so rollback works
+    assert registry.aliases(MODEL)["staging"] == "v0001"
+    assert_aliases_agree_with_history(registry)
+
+
+def test_promotions_killed_at_random_moments_leave_aliases_and_history_agreeing(registry, registry_root, make_run,
+                                                                                start_python):
+    run = make_run()
+    registry.register(run)
+    registry.register(run)
+    history_path = registry.model_root(MODEL) / "alias_history.jsonl"
+    aliases_path = registry.model_root(MODEL) / "aliases.json"
+    for attempt, lines in enumerate([3, 10, 25]):
+        process = start_python(PROMOTE_MANY, registry_root, 100000)
+        deadline = time.monotonic() + 60
+        while not history_path.exists() or history_path.read_bytes().count(b"\n") < lines * (attempt + 1):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the promotions did not start"
+            time.sleep(0.001)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        json.loads(aliases_path.read_text())  # always whole
+        assert_aliases_agree_with_history(registry)
+        registry.gc(MODEL)
+        assert json.loads(aliases_path.read_text()) == registry.aliases(MODEL)
+        assert registry.verify(MODEL) == []
+
+
+def test_a_history_line_torn_by_a_crash_changes_nothing(registry, make_run):
+    registry.register(make_run())
+    registry.promote(MODEL, "v0001", alias="staging")
+    history_path = registry.model_root(MODEL) / "alias_history.jsonl"
+    with open(history_path, "ab") as f:
+        f.write(b'{"alias": "staging", "from": "v0001", "to": "v00')  # killed mid-append
+    assert registry.aliases(MODEL) == {"staging": "v0001"}
+    assert registry.verify(MODEL) == []
+    registry.promote(MODEL, "v0001", alias="canary")
+    assert [entry["alias"] for entry in registry.history(MODEL)] == ["staging", "canary"]
+    assert_aliases_agree_with_history(registry)

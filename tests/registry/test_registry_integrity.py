@@ -104,8 +104,17 @@ def test_verifying_an_unknown_model_is_an_error(registry, version):
 def test_an_alias_to_a_missing_version_is_reported(registry, version):
     registry.promote(MODEL, "v0001", alias="staging")
     aliases_path = registry.model_root(MODEL) / "aliases.json"
+    aliases_path.write_text(json.dumps({"staging": "v0001", "canary": "v0009"}))
+    assert registry.verify(MODEL) == [f"{MODEL}/aliases.json: canary points at v0009, which does not exist"]
+
+
+def test_a_hand_edit_against_the_history_is_reported(registry, version):
+    registry.promote(MODEL, "v0001", alias="staging")
+    aliases_path = registry.model_root(MODEL) / "aliases.json"
     aliases_path.write_text(json.dumps({"staging": "v0009"}))
-    assert registry.verify(MODEL) == [f"{MODEL}/aliases.json: staging points at v0009, which does not exist"]
+    assert registry.aliases(MODEL) == {"staging": "v0001"}  # the history's latest change holds
+    problems = registry.verify(MODEL)
+    assert len(problems) == 1 and problems[0].startswith(f"{MODEL}/aliases.json: staging is v0009 in the file, but ")
 
 
 def test_load_model_gives_a_working_classifier(registry, version):

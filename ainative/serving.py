@@ -31,9 +31,10 @@ __all__ = ['KNOWN_ENDPOINTS', 'ERROR_RESPONSES', 'predict_router', 'probe_router
            'length_groups', 'BatchResult', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay',
            'ModelManager', 'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction',
            'ExplainRequest', 'BatchPrediction', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
-           'BodyLimitMiddleware', 'MetricsMiddleware', 'ExplainTimeout', 'Explainer', 'ServerState', 'server_state',
-           'watch_alias', 'loaded_runtime', 'classify', 'predict', 'predict_batch', 'health', 'ready', 'model',
-           'prometheus', 'explain', 'admin_token', 'admin_reload', 'create_app', 'serve']
+           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
+           'Explainer', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime', 'classify', 'predict',
+           'predict_batch', 'health', 'ready', 'model', 'prometheus', 'explain', 'admin_token', 'admin_reload',
+           'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #6007d32e
 @dataclass
@@ -701,6 +702,30 @@ class MetricsMiddleware:
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
+# %% ../nbs/06_serving.ipynb #ca56df73
+import re
+_USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+def choose_request_id(incoming: bytes | None) -> str:
+    "The client's request id when it is usable, else a new random one."
+    text = incoming.decode("latin-1") if incoming else ""
+    return text if _USABLE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+
+class RequestIdMiddleware:
+    "Give each request an id (`request.state.request_id`) and echo it in the `X-Request-ID` response header."
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http": return await self.app(scope, receive, send)
+        request_id = choose_request_id(dict(scope.get("headers", [])).get(b"x-request-id"))
+        scope.setdefault("state", {})["request_id"] = request_id
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+        await self.app(scope, receive, send_with_id)
+
 # %% ../nbs/06_serving.ipynb #74fd43be
 class ExplainTimeout(AinativeError):
     "An explanation took longer than the server allows."
@@ -822,7 +847,7 @@ ERROR_RESPONSES = {400: {"description": "the body is not valid JSON"}, 408: {"de
                    422: {"description": "invalid input (the message names the field)"},
                    503: {"description": "overloaded (Retry-After) or not ready"}, 504: {"description": "timed out"}}
 
-# %% ../nbs/06_serving.ipynb #926f35af
+# %% ../nbs/06_serving.ipynb #561c02d1
 predict_router = APIRouter()
 
 async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
@@ -837,17 +862,17 @@ async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
         raise _HTTPError(504, "timeout", f"No answer within {state.config.request_timeout_s} s.") from None
 
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES)
-async def predict(request: PredictRequest, x_request_id: str | None = Header(default=None),
-                  state: ServerState = Depends(server_state), runtime: ModelRuntime = Depends(loaded_runtime)) -> Prediction:
+async def predict(request: PredictRequest, http: Request, state: ServerState = Depends(server_state),
+                  runtime: ModelRuntime = Depends(loaded_runtime)) -> Prediction:
     results = await classify(state, [request.text])
-    return build_prediction(results[0], request.top_k or state.config.top_k, x_request_id or uuid.uuid4().hex)
+    return build_prediction(results[0], request.top_k or state.config.top_k, http.state.request_id)
 
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages", responses=ERROR_RESPONSES)
-async def predict_batch(request: BatchRequest, x_request_id: str | None = Header(default=None),
-                        state: ServerState = Depends(server_state), runtime: ModelRuntime = Depends(loaded_runtime)) -> BatchPrediction:
+async def predict_batch(request: BatchRequest, http: Request, state: ServerState = Depends(server_state),
+                        runtime: ModelRuntime = Depends(loaded_runtime)) -> BatchPrediction:
     if len(request.texts) > state.config.max_batch_texts:
         raise _HTTPError(413, "batch_too_large", f"{len(request.texts)} texts; at most {state.config.max_batch_texts} per request.")
-    request_id = x_request_id or uuid.uuid4().hex
+    request_id = http.state.request_id
     results = await classify(state, request.texts)
     predictions = [build_prediction(r, request.top_k or state.config.top_k, request_id) for r in results]
     versions = sorted({r.version for r in results})  # one, unless a reload fell between two of its micro-batches
@@ -948,7 +973,7 @@ async def _invalid_request(request: Request, error) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
                          "problems": problems}, status_code=422)
 
-# %% ../nbs/06_serving.ipynb #d8f6471e
+# %% ../nbs/06_serving.ipynb #4850cc7a
 from contextlib import asynccontextmanager
 
 @asynccontextmanager
@@ -984,6 +1009,7 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=config.client_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 # %% ../nbs/06_serving.ipynb #cac03c57

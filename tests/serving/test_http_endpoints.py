@@ -62,9 +62,14 @@ def test_top_k_beyond_the_number_of_intents_returns_every_intent(client):
 
 def test_request_id_header_is_echoed_and_generated_otherwise(client):
     echoed = client.post("/predict", json={"text": "refund please"}, headers={"X-Request-ID": "req-42"})
-    assert echoed.json()["request_id"] == "req-42"
-    first, second = (client.post("/predict", json={"text": "refund please"}).json()["request_id"] for _ in range(2))
-    assert first and second and first != second
+    assert echoed.json()["request_id"] == echoed.headers["x-request-id"] == "req-42"
+    answers = [client.post("/predict", json={"text": "refund please"}) for _ in range(2)]
+    first, second = (answer.json()["request_id"] for answer in answers)
+    assert first and second and first != second and [a.headers["x-request-id"] for a in answers] == [first, second]
+    unusable = client.post("/predict", json={"text": "refund please"}, headers={"X-Request-ID": "x" * 500})
+    assert unusable.json()["request_id"] == unusable.headers["x-request-id"] and len(unusable.json()["request_id"]) == 32
+    refused = client.post("/predict", json={"text": ""}, headers={"X-Request-ID": "bad-input-1"})
+    assert refused.status_code == 422 and refused.headers["x-request-id"] == "bad-input-1"  # errors carry it too
     batch = client.post("/predict/batch", json={"texts": ["a b", "c d"]}, headers={"X-Request-ID": "batch-7"}).json()
     assert batch["request_id"] == "batch-7" and {p["request_id"] for p in batch["predictions"]} == {"batch-7"}
 

@@ -11,6 +11,9 @@ import json
 import re
 import shutil
 import tempfile
+import threading
+import time
+import weakref
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +23,17 @@ import numpy as np
 import pandas as pd
 
 from .core import (AinativeError, ConfigError, EmptyTextError, IntegrityError, ModelNotFoundError, NonStringTextError,
-                           RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger)
+                           RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text)
 
 # %% auto #0
-__all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding_layer', 'padding_baseline', 'TokenAttributions',
-           'token_attributions', 'merge_to_words', 'class_id', 'explain_text', 'attribution_html', 'plot_attributions',
-           'delete_words', 'deletion_curves', 'faithfulness_summary', 'plot_deletion_curves', 'confusion_order',
-           'largest_confusions', 'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1',
-           'reliability_bins', 'expected_calibration_error', 'softmax', 'negative_log_likelihood', 'fit_temperature',
-           'calibration_report', 'plot_reliability', 'add_typo', 'strip_punctuation', 'behaviour_cases',
-           'run_behaviour_tests', 'behaviour_summary', 'ExplainResult', 'explain_stage']
+__all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding_layer', 'padding_baseline',
+           'ExplainTimeoutError', 'model_lock', 'TokenAttributions', 'token_attributions', 'merge_to_words', 'class_id',
+           'explain_text', 'attribution_html', 'plot_attributions', 'delete_words', 'deletion_curves',
+           'faithfulness_summary', 'plot_deletion_curves', 'confusion_order', 'largest_confusions',
+           'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'reliability_bins',
+           'expected_calibration_error', 'softmax', 'negative_log_likelihood', 'fit_temperature', 'calibration_report',
+           'plot_reliability', 'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests',
+           'behaviour_summary', 'ExplainResult', 'explain_stage']
 
 # %% ../nbs/07_explainability.ipynb #72f02dc5
 @dataclass
@@ -41,6 +45,8 @@ class ExplainConfig(StageConfig):
     version: str | None = None              # version or alias; None: the version this run registered, else the run's model
     sample_size: int = 20                   # test texts explained (faithfulness and invariance checks use the same sample)
     n_steps: int = 20                       # integration steps of integrated gradients
+    max_steps: int = 200                    # most integration steps one explanation may ask for (the server's cap too)
+    internal_batch_size: int = 8            # integration steps per forward/backward pass: bounds memory, whatever n_steps
     top_k: int = 3                          # words deleted for the headline faithfulness number
     max_k: int = 6                          # the deletion curves run k = 0..max_k
     random_repeats: int = 5                 # random deletions averaged per text and k
@@ -50,9 +56,13 @@ class ExplainConfig(StageConfig):
     device: Literal["auto", "cuda", "cpu"] = "auto"
 
     def __post_init__(self):
-        for name in ("sample_size", "n_steps", "top_k", "max_k", "random_repeats", "n_bins", "max_length"):
+        for name in ("sample_size", "n_steps", "max_steps", "internal_batch_size", "top_k", "max_k", "random_repeats",
+                     "n_bins", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1.", where=f"ExplainConfig.{name}")
+        if self.n_steps > self.max_steps:
+            raise ConfigError(f"n_steps={self.n_steps} is beyond max_steps={self.max_steps}.", where="ExplainConfig.n_steps",
+                              fix=f"Use at most {self.max_steps} steps (the convergence delta is ~0.1% at 50).")
         if self.top_k > self.max_k:
             raise ConfigError(f"top_k={self.top_k} is beyond the deletion curve (max_k={self.max_k}).",
                               where="ExplainConfig.top_k", fix="Use top_k <= max_k.")
@@ -73,6 +83,33 @@ def padding_baseline(input_ids,              # token ids, shape (batch, tokens)
     "`input_ids` with every token replaced by `pad_token_id`, except where `keep` is true."
     import torch
     return torch.where(keep, input_ids, torch.full_like(input_ids, pad_token_id))
+
+# %% ../nbs/07_explainability.ipynb #c7cf3d18
+class ExplainTimeoutError(AinativeError, TimeoutError):
+    "An explanation ran out of its time (waiting for the model, or integrating)."
+
+_model_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock; gone with the model
+_model_locks_guard = threading.Lock()
+
+def _check_deadline(deadline: float | None) -> None:
+    "Raise `ExplainTimeoutError` if the `time.monotonic()` `deadline` has passed."
+    if deadline is not None and time.monotonic() > deadline:
+        raise ExplainTimeoutError("The explanation ran out of time while integrating.", where="timeout_s",
+                                  fix="Ask for fewer n_steps, a shorter text, or a longer timeout.")
+
+@contextlib.contextmanager
+def model_lock(model,                          # the model captum will hook
+               deadline: float | None = None   # time.monotonic() after which waiting gives up; None: wait
+              ) -> Iterator[None]:
+    "Hold `model`'s own (re-entrant) lock for the block: captum's hooks on a shared model must not overlap."
+    with _model_locks_guard:
+        lock = _model_locks.setdefault(model, threading.RLock())
+    wait = -1 if deadline is None else max(deadline - time.monotonic(), 0.0)
+    if not lock.acquire(timeout=wait):
+        raise ExplainTimeoutError("The model was busy with another explanation until the deadline.", where="timeout_s",
+                                  fix="Retry shortly; explanations of one model run one at a time.")
+    try: yield
+    finally: lock.release()
 
 # %% ../nbs/07_explainability.ipynb #d1a864a0
 @dataclass
@@ -95,20 +132,24 @@ def token_attributions(model,                       # Hugging Face sequence clas
                        inputs: dict[str, Any],       # one encoded text: input_ids, attention_mask (, token_type_ids)
                        baseline_ids,                 # the baseline's token ids, same shape as input_ids
                        target: int,                  # class id to explain
-                       n_steps: int = 20) -> TokenAttributions:
+                       n_steps: int = 20,
+                       internal_batch_size: int | None = ExplainConfig.internal_batch_size,  # steps per pass; None: all at once
+                       deadline: float | None = None  # time.monotonic() after which it stops (ExplainTimeoutError)
+                      ) -> TokenAttributions:
     "Layer integrated gradients of class `target`'s probability through the embedding layer, from `baseline_ids`."
     import torch
     from captum.attr import LayerIntegratedGradients
     others = [name for name in inputs if name != "input_ids"]  # passed positionally: captum expands them per step
 
     def class_probabilities(input_ids, *other_inputs):
+        _check_deadline(deadline)  # captum calls this once per chunk: the integration stops between two chunks
         return torch.softmax(model(input_ids=input_ids, **dict(zip(others, other_inputs))).logits, dim=-1)
 
     extra = tuple(inputs[name] for name in others)
-    with _eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+    with model_lock(model, deadline), _eval_mode(model), torch.inference_mode(False), torch.enable_grad():
         attributions, delta = LayerIntegratedGradients(class_probabilities, embedding_layer(model)).attribute(
             inputs["input_ids"], baselines=baseline_ids, target=target, additional_forward_args=extra,
-            n_steps=n_steps, return_convergence_delta=True)
+            n_steps=n_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True)
         with torch.no_grad():
             value = class_probabilities(inputs["input_ids"], *extra)[0, target]
             baseline_value = class_probabilities(baseline_ids, *extra)[0, target]
@@ -156,12 +197,20 @@ def explain_text(model,                              # Hugging Face sequence cla
                  text: str,                          # the utterance to explain
                  n_steps: int = 32,                  # integration steps: more is slower and more exact (see above)
                  target: int | str | None = None,    # class to explain (id or label); None: the predicted one
-                 max_length: int = 128               # tokens; longer texts are truncated
+                 max_length: int = 128,              # tokens; longer texts are truncated
+                 internal_batch_size: int | None = ExplainConfig.internal_batch_size,  # steps per pass; None: all at once
+                 max_steps: int = ExplainConfig.max_steps,  # n_steps beyond it are refused
+                 timeout_s: float | None = None      # seconds for waiting on the model and integrating; None: no limit
                 ) -> dict[str, Any]:
-    "Word attributions for `text` to the predicted class (or `target`), as JSON-able data; no file I/O."
+    "Word attributions for the normalised `text` to the predicted class (or `target`), as JSON-able data; no file I/O."
     import torch
-    _check_text(text)
-    if n_steps < 1: raise ConfigError(f"n_steps={n_steps} must be at least 1.", where="n_steps")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    text = normalize_text(_check_text(text))  # as training saw its texts: no train/serve skew
+    if not 1 <= n_steps <= max_steps:
+        raise ConfigError(f"n_steps={n_steps} is outside 1..{max_steps}.", where="n_steps",
+                          fix=f"Ask for 1 to {max_steps} integration steps (32 keeps the error near 1.5%).")
+    if internal_batch_size is not None and internal_batch_size < 1:
+        raise ConfigError(f"internal_batch_size={internal_batch_size} must be at least 1 (or None).", where="internal_batch_size")
     if tokenizer.pad_token_id is None:
         raise ConfigError("The tokenizer has no pad token, which the baseline needs.", fix="Set tokenizer.pad_token.")
     device = next(model.parameters()).device
@@ -171,12 +220,14 @@ def explain_text(model,                              # Hugging Face sequence cla
     inputs = {name: tensor.to(device) for name, tensor in encoding.items()}
     keep = torch.tensor([word_id is None for word_id in word_ids], device=device).unsqueeze(0)
     id2label = {int(i): label for i, label in model.config.id2label.items()}
-    with _eval_mode(model), torch.no_grad():
-        probabilities = torch.softmax(model(**inputs).logits.float(), dim=-1)[0]
-    predicted = int(probabilities.argmax())
-    target_id = predicted if target is None else class_id(target, id2label)
-    attributed = token_attributions(model, inputs, padding_baseline(inputs["input_ids"], keep, tokenizer.pad_token_id),
-                                    target_id, n_steps)
+    target_id = None if target is None else class_id(target, id2label)
+    with model_lock(model, deadline):  # the prediction too: another thread's captum hook would rewrite it
+        with _eval_mode(model), torch.no_grad():
+            probabilities = torch.softmax(model(**inputs).logits.float(), dim=-1)[0]
+        predicted = int(probabilities.argmax())
+        target_id = predicted if target_id is None else target_id
+        attributed = token_attributions(model, inputs, padding_baseline(inputs["input_ids"], keep, tokenizer.pad_token_id),
+                                        target_id, n_steps, internal_batch_size, deadline)
     return {"text": text, "label": id2label[target_id], "label_id": target_id,
             "probability": float(probabilities[target_id]), "predicted": id2label[predicted],
             "baseline_probability": attributed.baseline_value, "delta": attributed.delta, "n_steps": n_steps,
@@ -718,7 +769,8 @@ def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
 
     rng = np.random.default_rng(config.seed)
     sample = sorted(rng.choice(len(test), size=min(config.sample_size, len(test)), replace=False).tolist())
-    explanations = [{**explain_text(model, tokenizer, test_texts[i], config.n_steps, max_length=config.max_length),
+    explanations = [{**explain_text(model, tokenizer, test_texts[i], config.n_steps, max_length=config.max_length,
+                                    internal_batch_size=config.internal_batch_size, max_steps=config.max_steps),
                      "true_label": label_names[test_labels[i]]} for i in sample]
     deletion = deletion_curves(predict_proba, explanations, config.max_k, config.random_repeats, config.seed)
     faithfulness = faithfulness_summary(deletion, config.top_k)

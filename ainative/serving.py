@@ -726,7 +726,7 @@ class RequestIdMiddleware:
             await send(message)
         await self.app(scope, receive, send_with_id)
 
-# %% ../nbs/06_serving.ipynb #74fd43be
+# %% ../nbs/06_serving.ipynb #f3cb3b85
 class ExplainTimeout(AinativeError):
     "An explanation took longer than the server allows."
 
@@ -750,9 +750,9 @@ class Explainer:
         model, tokenizer = self._model(manager, runtime.version)
         text, _ = prepare_text(request.text, runtime.max_text_chars)
         return explain_text(model, tokenizer, text, n_steps=request.n_steps, target=request.target,
-                            max_length=runtime.max_length)
+                            max_length=runtime.max_length, timeout_s=self.config.explain_timeout_s)
 
-# %% ../nbs/06_serving.ipynb #329b02e9
+# %% ../nbs/06_serving.ipynb #f2652db3
 @patch
 async def explain(self: Explainer, manager: ModelManager, runtime: ModelRuntime, request: ExplainRequest) -> dict[str, Any]:
     "Explain `request` in the explain threads: `QueueFull` when too many run or wait, `ExplainTimeout` when too slow."
@@ -762,9 +762,9 @@ async def explain(self: Explainer, manager: ModelManager, runtime: ModelRuntime,
     work = asyncio.get_running_loop().run_in_executor(self.executor, self._explain, manager, runtime, request)
     self.busy += 1
     work.add_done_callback(self._release)  # when the thread ends, not when the caller stops waiting
-    try:
-        return await asyncio.wait_for(asyncio.shield(work), self.config.explain_timeout_s)
-    except TimeoutError:
+    try:  # the thread stops itself at the deadline (explain_text's timeout); waiting a little longer is the backstop
+        return await asyncio.wait_for(asyncio.shield(work), self.config.explain_timeout_s + 5)
+    except TimeoutError:  # ours, or explain_text's ExplainTimeoutError (a TimeoutError too)
         raise ExplainTimeout(f"The explanation took longer than {self.config.explain_timeout_s} s.",
                              fix="Ask with fewer n_steps or a shorter text.") from None
 

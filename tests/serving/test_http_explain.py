@@ -41,3 +41,27 @@ def test_explain_bad_input_is_422_naming_the_field(client, body, field):
 def test_explain_unknown_target_is_422(client):
     answer = client.post("/explain", json={"text": "refund", "target": "no_such_intent", "n_steps": 2}, timeout=120)
     assert answer.status_code == 422 and "no_such_intent" in answer.json()["message"]
+
+
+def test_the_step_cap_has_one_home():
+    from ainative.explain import ExplainConfig
+    from ainative.serving import ExplainRequest
+    limits = {type(rule).__name__: rule for rule in ExplainRequest.model_fields["n_steps"].metadata}
+    assert limits["Le"].le == ExplainConfig.max_steps
+
+
+@pytest.fixture(scope="module")
+def impatient_server(start_server, demo_registry_dir):
+    return start_server(demo_registry_dir, env={"AINATIVE_EXPLAIN_TIMEOUT_S": "1", "AINATIVE_EXPLAIN_QUEUE": "0"})
+
+
+def test_a_slow_explanation_answers_504_and_frees_its_slot(impatient_server):
+    long_text = " ".join(["please refund the order I placed for my card last week"] * 12)
+    with impatient_server.client() as client:
+        client.post("/explain", json={"text": "warm up the torch model", "n_steps": 1})  # the first call loads the model
+        slow = client.post("/explain", json={"text": long_text, "n_steps": 200}, timeout=120)
+        assert slow.status_code == 504 and slow.json()["error"] == "timeout"
+        # with a queue of 0 and one thread, a slot still held by the stopped explanation would make this a 503
+        quick = client.post("/explain", json={"text": "refund", "n_steps": 1}, timeout=120)
+        assert quick.status_code == 200, quick.text
+        assert client.post("/predict", json={"text": "refund please"}).status_code == 200

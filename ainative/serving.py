@@ -26,15 +26,15 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level
 from fastapi.responses import JSONResponse, Response
 
 # %% auto #0
-__all__ = ['KNOWN_ENDPOINTS', 'ERROR_RESPONSES', 'predict_router', 'probe_router', 'explain_router', 'admin_router',
+__all__ = ['NOT_BLANK', 'KNOWN_ENDPOINTS', 'ERROR_RESPONSES', 'predict_router', 'probe_router', 'explain_router', 'admin_router',
            'ServingConfig', 'softmax', 'prepare_text', 'read_temperature', 'ModelRuntime', 'demo_registry', 'QueueFull',
            'length_groups', 'BatchResult', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay',
            'ModelManager', 'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction',
-           'ExplainRequest', 'BatchPrediction', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
-           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
-           'Explainer', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime', 'classify', 'predict',
-           'predict_batch', 'health', 'ready', 'model', 'prometheus', 'explain', 'admin_token', 'admin_reload',
-           'create_app', 'serve']
+           'ExplainRequest', 'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'ServingMetrics',
+           'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware',
+           'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime',
+           'classify', 'predict', 'predict_batch', 'health', 'ready', 'model', 'prometheus', 'explain', 'admin_token',
+           'admin_reload', 'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #6007d32e
 @dataclass
@@ -500,18 +500,23 @@ def check(self: ModelManager) -> dict[str, Any] | None:
         return None
     return self.load(target)
 
-# %% ../nbs/06_serving.ipynb #7ee23e52
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+# %% ../nbs/06_serving.ipynb #0960d6f8
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 def _check_encodable(text: str, what: str = "text"):
     "Refuse text that is not valid Unicode (JSON allows lone surrogates such as \\ud800; tokenizers do not)."
     try: text.encode("utf-8")
     except UnicodeEncodeError as e: raise ValueError(f"{what} is not valid Unicode ({e.reason} at character {e.start})") from None
 
+# The schema states the rule the validators apply (schemathesis checks that they agree): at least one character that
+# Python's str.isspace() does not count as whitespace, spelled out because regex engines' \s differ from it.
+NOT_BLANK = "[^\\t\\n\\v\\f\\r \\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+_TEXT_SCHEMA = {"minLength": 1, "pattern": NOT_BLANK}
+
 class TextRequest(BaseModel):
     "A request about one utterance: non-blank, valid Unicode, no unknown fields."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "where is my parcel?"}]})
-    text: str = Field(description="the customer's message")
+    text: str = Field(description="the customer's message", json_schema_extra=_TEXT_SCHEMA)
 
     @field_validator("text")
     @classmethod
@@ -522,13 +527,13 @@ class TextRequest(BaseModel):
 
 class PredictRequest(TextRequest):
     "One utterance to classify."
-    top_k: int | None = Field(default=None, ge=1, le=50, description="how many alternatives to return")
+    top_k: StrictInt | None = Field(default=None, ge=1, le=50, description="how many alternatives to return")
 
 class BatchRequest(BaseModel):
     "Several utterances to classify in one request."
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": ["refund please", "card lost"]}]})
-    texts: list[str] = Field(min_length=1, description="the messages, in order")
-    top_k: int | None = Field(default=None, ge=1, le=50)
+    texts: list[str] = Field(min_length=1, description="the messages, in order", json_schema_extra={"items": {"type": "string", **_TEXT_SCHEMA}})
+    top_k: StrictInt | None = Field(default=None, ge=1, le=50)
 
     @field_validator("texts")
     @classmethod
@@ -555,14 +560,29 @@ class Prediction(BaseModel):
 
 class ExplainRequest(TextRequest):
     "One utterance whose prediction should be explained word by word."
-    target: str | int | None = Field(default=None, description="class to explain (label or id); default: the predicted one")
-    n_steps: int = Field(default=32, ge=1, le=200, description="integration steps: 32 keeps the attribution error near 1.5%")
+    target: StrictStr | StrictInt | None = Field(default=None, description="class to explain (label or id); default: the predicted one")
+    n_steps: StrictInt = Field(default=32, ge=1, le=200,  # le: the explainability chapter's ExplainConfig.max_steps (a test checks)
+                         description="integration steps: 32 keeps the attribution error near 1.5%")
 
 class BatchPrediction(BaseModel):
     "The predictions of a batch request, in the order of its texts."
     predictions: list[Prediction]
     model_version: str
     request_id: str
+
+class ErrorBody(BaseModel):
+    "Every error's body: a code, what was wrong and what to do, and (for invalid input) the problems field by field."
+    error: str
+    message: str
+    problems: list[dict[str, str]] | None = None
+
+class ProbeBody(BaseModel):
+    "What /health and /ready say: a status, the served version, each background part, and why not (when not)."
+    model_config = ConfigDict(extra="allow")
+    status: str
+    components: dict[str, dict[str, Any]]
+    model_version: str | None = None
+    reasons: list[str] | None = None
 
 # %% ../nbs/06_serving.ipynb #682a2382
 def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Prediction:
@@ -774,6 +794,60 @@ def _release(self: Explainer, work: asyncio.Future):
     self.busy -= 1
     if not work.cancelled(): work.exception()
 
+# %% ../nbs/06_serving.ipynb #dee8750e
+from collections import deque
+
+class RequestLog:
+    "Rows buffered in memory (at most `max_rows`) and written by `write` in batches, off the event loop."
+    def __init__(self, write: Callable[[list[dict]], Any], max_rows: int = 10_000, flush_interval_s: float = 0.5,
+                 batch_rows: int = 1000):
+        self.write, self.max_rows, self.flush_interval_s, self.batch_rows = write, max_rows, flush_interval_s, batch_rows
+        self.buffer: deque[dict] = deque()
+        self.written = self.dropped = self.failed_writes = 0
+        self.last_error: str | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ainative-request-log")
+        self._flushing = asyncio.Lock()
+
+    def record(self, rows: list[dict]):
+        "Buffer `rows`; those beyond the buffer's room are dropped and counted (never waited for)."
+        room = max(self.max_rows - len(self.buffer), 0)
+        self.buffer.extend(rows[:room])
+        self.dropped += max(len(rows) - room, 0)
+
+    def describe(self) -> dict[str, Any]:
+        "Buffered, written, dropped and failed counts, and the last write error."
+        return {"buffered": len(self.buffer), "written": self.written, "dropped": self.dropped,
+                "failed_writes": self.failed_writes, "last_error": self.last_error}
+
+# %% ../nbs/06_serving.ipynb #6086c18d
+@patch
+async def flush(self: RequestLog) -> int:
+    "Write everything buffered now, in batches; stop at the first failure (the rows stay buffered). Rows written."
+    written = 0
+    async with self._flushing:
+        while self.buffer:
+            rows = [self.buffer.popleft() for _ in range(min(self.batch_rows, len(self.buffer)))]
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.write, rows)
+            except Exception as error:  # the store is down: keep the rows (within the buffer's room) and report
+                self.failed_writes += 1
+                self.last_error = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+                keep = rows[: max(self.max_rows - len(self.buffer), 0)]
+                self.buffer.extendleft(reversed(keep))
+                self.dropped += len(rows) - len(keep)
+                return written
+            self.written += len(rows)
+            written += len(rows)
+            self.last_error = None
+    return written
+
+@patch
+async def run(self: RequestLog):
+    "The writer loop: flush every `flush_interval_s` (supervised by the app)."
+    while True:
+        await asyncio.sleep(self.flush_interval_s)
+        await self.flush()
+
 # %% ../nbs/06_serving.ipynb #ddfdb7dd
 @dataclass
 class ServerState:
@@ -826,7 +900,7 @@ async def watch_alias(state: ServerState):
             if state.check_errors in (1, 10, 100) or state.check_errors % 1000 == 0:
                 manager.log.warning(f"checking {config.model}:{config.alias} failed ({state.check_errors} in a row): {state.check_error}")
 
-# %% ../nbs/06_serving.ipynb #f7612be6
+# %% ../nbs/06_serving.ipynb #449cdfec
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
@@ -842,10 +916,13 @@ def loaded_runtime(state: ServerState = Depends(server_state)) -> ModelRuntime:
         raise _HTTPError(503, "not_ready", "The model is still loading (or failed to load: see /ready and /model).", retry_after=1)
     return runtime
 
-ERROR_RESPONSES = {400: {"description": "the body is not valid JSON"}, 408: {"description": "the body arrived too slowly"},
-                   413: {"description": "body or batch too large"},
-                   422: {"description": "invalid input (the message names the field)"},
-                   503: {"description": "overloaded (Retry-After) or not ready"}, 504: {"description": "timed out"}}
+def _errors(**described: str) -> dict[int, dict[str, Any]]:
+    "OpenAPI responses with the common error body, e.g. `_errors(e404='admin is off')`."
+    return {int(code[1:]): {"model": ErrorBody, "description": text} for code, text in described.items()}
+
+ERROR_RESPONSES = _errors(e400="the body is not valid JSON", e408="the body arrived too slowly", e413="body or batch too large",
+                          e422="invalid input (the message names the field)", e500="the model failed (see the server's log)",
+                          e503="overloaded (Retry-After) or not ready", e504="timed out")
 
 # %% ../nbs/06_serving.ipynb #561c02d1
 predict_router = APIRouter()
@@ -878,10 +955,11 @@ async def predict_batch(request: BatchRequest, http: Request, state: ServerState
     versions = sorted({r.version for r in results})  # one, unless a reload fell between two of its micro-batches
     return BatchPrediction(predictions=predictions, model_version=",".join(versions), request_id=request_id)
 
-# %% ../nbs/06_serving.ipynb #860e60cf
+# %% ../nbs/06_serving.ipynb #4ababa84
 probe_router = APIRouter()
 
-@probe_router.get("/health", summary="Liveness: the process answers and no background part failed for good")
+@probe_router.get("/health", summary="Liveness: the process answers and no background part failed for good",
+                  responses={200: {"model": ProbeBody}, 503: {"model": ProbeBody, "description": "a background part failed for good"}})
 async def health(state: ServerState = Depends(server_state)) -> JSONResponse:
     components = state.components()
     failed = sorted(name for name, part in components.items() if part["state"] == "failed")
@@ -891,7 +969,8 @@ async def health(state: ServerState = Depends(server_state)) -> JSONResponse:
         body.update(error="failed", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if failed else 200)
 
-@probe_router.get("/ready", summary="Readiness: a verified model is loaded and the batch worker runs")
+@probe_router.get("/ready", summary="Readiness: a verified model is loaded and the batch worker runs",
+                  responses={200: {"model": ProbeBody}, 503: {"model": ProbeBody, "description": "not ready (the reasons say why)"}})
 async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
     reasons = state.not_ready_reasons()
     runtime = state.manager.runtime if state.manager else None
@@ -900,14 +979,15 @@ async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
     if reasons: body.update(error="not_ready", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
 
-# %% ../nbs/06_serving.ipynb #be9fa570
+# %% ../nbs/06_serving.ipynb #3e72b170
 @probe_router.get("/model", summary="What is served, and the last reload attempt")
 async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     manager, config = state.manager, state.config
     described = manager.runtime.describe() if manager.runtime else {"name": config.model, "version": None}
     return {**described, "alias": config.alias, "last_reload": manager.last_reload, "failed_version": manager.failed_version}
 
-@probe_router.get("/metrics", summary="Prometheus metrics")
+@probe_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                  responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the text exposition format"}})
 async def prometheus(state: ServerState = Depends(server_state)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     state.metrics.queue_depth.set(state.batcher.depth if state.batcher else 0)
@@ -931,7 +1011,7 @@ async def explain(request: ExplainRequest, state: ServerState = Depends(server_s
         raise _HTTPError(422, "invalid_request", bad.what) from None
     return {**explanation, "model_version": runtime.version}
 
-# %% ../nbs/06_serving.ipynb #a2802ba0
+# %% ../nbs/06_serving.ipynb #4c9b0c99
 admin_router = APIRouter()
 
 def admin_token(authorization: str | None = Header(default=None)):
@@ -942,7 +1022,9 @@ def admin_token(authorization: str | None = Header(default=None)):
     if not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
         raise _HTTPError(401, "unauthorized", "A valid bearer token is required.")
 
-@admin_router.post("/admin/reload", summary="Reload the alias now (bearer token)", dependencies=[Depends(admin_token)])
+@admin_router.post("/admin/reload", summary="Reload the alias now (bearer token)", dependencies=[Depends(admin_token)],
+                   responses=_errors(e401="no valid bearer token", e404="admin is off (no AINATIVE_ADMIN_TOKEN)",
+                                     e409="the version failed to load (the old one keeps serving)", e422="invalid header"))
 async def admin_reload(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     result = await asyncio.get_running_loop().run_in_executor(state.reloader, state.manager.load)
     if not result["ok"]: raise _HTTPError(409, "reload_failed", f"{result['error']} (still serving {result['still_serving']})")

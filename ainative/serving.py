@@ -36,9 +36,10 @@ __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'ERROR_RE
            'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState',
            'server_state', 'watch_alias', 'loaded_runtime', 'classify', 'log_answers', 'predict', 'predict_batch',
            'health', 'ready', 'model', 'prometheus', 'explain', 'admin_token', 'admin_reload', 'FeedbackItem',
-           'FeedbackBatch', 'in_log_thread', 'feedback', 'monitor', 'create_app', 'serve']
+           'FeedbackBatch', 'in_log_thread', 'feedback', 'monitor', 'evaluate_monitoring', 'evaluate_periodically',
+           'create_app', 'serve']
 
-# %% ../nbs/06_serving.ipynb #d9f14dbc
+# %% ../nbs/06_serving.ipynb #3a5c82ab
 @dataclass
 class ServingConfig(StageConfig):
     "Settings of the inference server."
@@ -66,6 +67,7 @@ class ServingConfig(StageConfig):
     request_log: bool = True             # log every answer for monitoring (where and how: the monitoring chapter's MonitorConfig)
     log_buffer_rows: int = 10_000        # answers waiting to be written at most; beyond it they are dropped and counted
     log_flush_s: float = 0.5             # how often the request log is written
+    drift_interval_s: float = 60.0       # how often drift and feedback accuracy are evaluated for the metrics (0: on /monitor only)
 
     def __post_init__(self):
         if min(self.max_batch_size, self.max_queue, self.max_batch_texts, self.top_k, self.max_connections,
@@ -610,7 +612,7 @@ def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Predic
                       top_k=[Alternative(intent=labels[i], confidence=float(result.probabilities[i])) for i in order],
                       truncated=result.truncated, model_version=result.version, request_id=request_id)
 
-# %% ../nbs/06_serving.ipynb #b48a21c3
+# %% ../nbs/06_serving.ipynb #fc959869
 class ServingMetrics:
     "The server's Prometheus metrics."
     def __init__(self):
@@ -634,6 +636,12 @@ class ServingMetrics:
         self.answers = Counter("ainative_answers", "Answered texts by predicted intent", ["intent"], registry=self.registry)
         self.confidence = Histogram("ainative_answer_confidence", "Calibrated confidence of the answers", registry=self.registry,
                                     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99))
+        self.drift_score = Gauge("ainative_drift_score", "Drift of the current window against the reference, by score",
+                                 ["score"], registry=self.registry)
+        self.drift_status = Gauge("ainative_drift_status", "Drift status by score: 0 ok, 1 warn, 2 alert, -1 skipped",
+                                  ["score"], registry=self.registry)
+        self.feedback_accuracy = Gauge("ainative_feedback_accuracy", "Accuracy of the answers that received feedback",
+                                       ["version"], registry=self.registry)
         self.request_log_state: Callable[[], dict[str, Any] | None] = lambda: None
         self.registry.register(_RequestLogCollector(lambda: self.request_log_state()))
 
@@ -654,6 +662,14 @@ class ServingMetrics:
         for prediction in predictions:
             self.answers.labels(prediction.intent).inc()
             self.confidence.observe(prediction.confidence)
+
+    def observe_monitoring(self, drift: dict[str, Any], accuracy: list[dict[str, Any]]):
+        "Set the drift and feedback-accuracy gauges from a monitoring evaluation."
+        for name, score in drift.get("scores", {}).items():
+            self.drift_status.labels(name).set({"ok": 0, "warn": 1, "alert": 2}.get(score["status"], -1))
+            if score.get("value") is not None: self.drift_score.labels(name).set(score["value"])
+        for row in accuracy:
+            if row.get("accuracy") is not None: self.feedback_accuracy.labels(row["group"]).set(row["accuracy"])
 
     def observe_components(self, components: dict[str, dict[str, Any]]):
         "Record the state of each background part (at scrape time)."
@@ -895,7 +911,7 @@ async def run(self: RequestLog):
         await asyncio.sleep(self.flush_interval_s)
         await self.flush()
 
-# %% ../nbs/06_serving.ipynb #8cd50119
+# %% ../nbs/06_serving.ipynb #43774880
 @dataclass
 class ServerState:
     "What the endpoints share: settings, metrics, the model manager, the batcher, the reload watcher, the explainer."
@@ -910,6 +926,7 @@ class ServerState:
     store: RequestStore | None = None      # opened by the log's writer thread on first use
     request_log: RequestLog | None = None
     log_writer: Supervised | None = None
+    drift_evaluator: Supervised | None = None
     check_errors: int = 0              # consecutive failed checks of the alias (the registry unreadable)
     check_error: str | None = None     # the last one's message
 
@@ -917,6 +934,7 @@ class ServerState:
         "Each background part's state, restarts and last error."
         parts = {"batch_worker": self.batcher.worker if self.batcher else None, "reload_watcher": self.watcher}
         if self.request_log is not None: parts["request_log_writer"] = self.log_writer
+        if self.drift_evaluator is not None: parts["drift_evaluator"] = self.drift_evaluator
         described = {name: part.describe() if part else {"state": "starting", "restarts": 0, "last_error": None}
                      for name, part in parts.items()}
         described["reload_watcher"].update(failed_checks=self.check_errors, last_check_error=self.check_error)
@@ -1124,7 +1142,7 @@ async def in_log_thread(state: ServerState, method: str, *args) -> Any:
     except MonitorStoreError as failed:
         raise _HTTPError(503, "store_unavailable", f"{failed.what} {failed.fix or ''}".strip(), retry_after=5) from None
 
-# %% ../nbs/06_serving.ipynb #3c6f128e
+# %% ../nbs/06_serving.ipynb #8a94753a
 monitor_router = APIRouter()
 
 @monitor_router.post("/feedback", summary="The right intent for answers or texts", responses=_errors(
@@ -1144,6 +1162,10 @@ async def feedback(body: FeedbackItem | FeedbackBatch, state: ServerState = Depe
                     responses=_errors(e404="the request log is off", e503="the monitoring store is unavailable"))
 async def monitor(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     if state.request_log is not None: await state.request_log.flush()
+    return await evaluate_monitoring(state)
+
+async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
+    "Drift of the current window and feedback accuracy per version; sets their gauges too."
     rows = await in_log_thread(state, "window", state.monitor)
     accuracy = await in_log_thread(state, "feedback_accuracy", "version")
     runtime = state.manager.runtime if state.manager else None
@@ -1154,8 +1176,22 @@ async def monitor(state: ServerState = Depends(server_state)) -> dict[str, Any]:
         drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, reference, served, state.monitor)
     else:
         drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
+    state.metrics.observe_monitoring(drift, accuracy)
     return {"model_version": runtime.version if runtime else None, "window_requests": len(rows), "drift": drift,
             "feedback_accuracy": accuracy, "request_log": state.request_log.describe()}
+
+async def evaluate_periodically(state: ServerState, retention_every_s: float = 3600.0):
+    "Keep the drift and accuracy gauges current for Prometheus' alert rules, and apply the log's retention hourly."
+    retained_at = time.monotonic()
+    while True:
+        await asyncio.sleep(state.config.drift_interval_s)
+        try:
+            await evaluate_monitoring(state)
+            if time.monotonic() - retained_at >= retention_every_s:
+                await in_log_thread(state, "apply_retention", state.monitor.max_age_days, state.monitor.max_rows)
+                retained_at = time.monotonic()
+        except _HTTPError:  # the store is unavailable: the log's writer reports it
+            pass
 
 # %% ../nbs/06_serving.ipynb #bf7845ba
 async def _http_error(request: Request, error: _HTTPError) -> JSONResponse:
@@ -1182,7 +1218,7 @@ async def _invalid_request(request: Request, error) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
                          "problems": problems}, status_code=422)
 
-# %% ../nbs/06_serving.ipynb #4ca408a7
+# %% ../nbs/06_serving.ipynb #8190ca04
 from contextlib import asynccontextmanager
 
 @asynccontextmanager
@@ -1212,10 +1248,13 @@ def _start_request_log(state: ServerState):
                                    state.config.log_flush_s)
     state.metrics.request_log_state = state.request_log.describe
     state.log_writer = Supervised("request log writer", state.request_log.run).start()
+    if state.config.drift_interval_s > 0:
+        state.drift_evaluator = Supervised("drift evaluator", lambda: evaluate_periodically(state)).start()
 
 async def _drain_request_log(state: ServerState, timeout_s: float = 10.0):
     "Write what the log still holds (a clean stop loses nothing), then close the store."
     state.log_writer.task.cancel()
+    if state.drift_evaluator is not None: state.drift_evaluator.task.cancel()
     try: await asyncio.wait_for(state.request_log.flush(), timeout_s)
     except TimeoutError: pass
     if state.request_log.buffer: get_logger("serving").error(f"{len(state.request_log.buffer)} answers could not be logged at shutdown")

@@ -208,6 +208,30 @@ def _save_model_atomically(trainer, tokenizer, target: Path):
     if target.exists(): shutil.rmtree(target)
     os.replace(staging, target)
 
+# %% ../nbs/03_training.ipynb #ca13df9b
+def _ensure_data(run: RunDir, world_size: int) -> None:
+    "Prepare the bundled dataset in `run` if it has no data yet (refused under DDP: each process would prepare it)."
+    if (run.data / "manifest.json").exists(): return
+    if world_size > 1:
+        raise AinativeError(f"{run.data} has no prepared data, and {world_size} processes cannot all prepare it.",
+                            where=str(run.path), fix="Run the data stage first: ainative data --run-dir <run>.")
+    get_logger("training").info("no data in the run yet: preparing the bundled dataset")
+    prepare_data(DataConfig(run_dir=str(run.path)))
+
+def _evaluate(trainer, dataset, label_names: list[str]) -> dict[str, Any]:
+    "`classification_metrics` of the trainer's predictions on `dataset`."
+    output = trainer.predict(dataset)
+    return classification_metrics(output.label_ids, output.predictions.argmax(-1), label_names)
+
+def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], config: TrainingConfig) -> None:
+    "Save the model (atomically) and the metrics, loss log and parameters; drop the checkpoints."
+    _save_model_atomically(trainer, tokenizer, run.model)
+    shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+    run.reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.reports / "metrics.json", metrics)
+    pd.DataFrame(trainer.state.log_history).to_csv(run.reports / "log_history.csv", index=False)
+    run.record_params("training", config.to_dict())
+
 # %% ../nbs/03_training.ipynb #f52892db
 def train(config: TrainingConfig | None = None) -> TrainingResult:
     "Fine-tune `config.base_model` on the run's data; write model, metrics, logs and plots into the run."
@@ -216,12 +240,7 @@ def train(config: TrainingConfig | None = None) -> TrainingResult:
     log = get_logger("training")
     run = RunDir.create(config.run_dir)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if not (run.data / "manifest.json").exists():
-        if world_size > 1:
-            raise AinativeError(f"{run.data} has no prepared data, and {world_size} processes cannot all prepare it.",
-                                where=str(run.path), fix="Run the data stage first: ainative data --run-dir <run>.")
-        log.info("no data in the run yet: preparing the bundled dataset")
-        prepare_data(DataConfig(run_dir=str(run.path)))
+    _ensure_data(run, world_size)
     manifest = read_manifest(run.data)
     splits = load_splits(run.data)
     label2id = manifest["label2id"]
@@ -248,10 +267,7 @@ def train(config: TrainingConfig | None = None) -> TrainingResult:
     train_seconds = time.perf_counter() - started
     _check_not_diverged(trainer.state.log_history)
 
-    evaluation = {}
-    for split in ("validation", "test"):
-        output = trainer.predict(tokens.datasets[split])
-        evaluation[split] = classification_metrics(output.label_ids, output.predictions.argmax(-1), label_names)
+    evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names) for split in ("validation", "test")}
     consistency = _ddp_consistency(trainer.model)
     if not trainer.is_world_process_zero():
         return TrainingResult(run, {}, trainer.state.log_history)
@@ -266,12 +282,7 @@ def train(config: TrainingConfig | None = None) -> TrainingResult:
         **evaluation,
     }
     if config.baseline: metrics["baseline"] = train_baseline(splits, seed=config.seed)
-    _save_model_atomically(trainer, tokenizer, run.model)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    run.reports.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.reports / "metrics.json", metrics)
-    pd.DataFrame(trainer.state.log_history).to_csv(run.reports / "log_history.csv", index=False)
-    run.record_params("training", config.to_dict())
+    _write_outputs(run, trainer, tokenizer, metrics, config)
     if config.tracking == "wandb": _finish_wandb(metrics)
     log.info(f"test accuracy {metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f} "
              f"in {train_seconds:.0f}s -> {run.model}")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ainative.registry import Registry, make_demo_run
+from ainative.demo import make_demo_run
+from ainative.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

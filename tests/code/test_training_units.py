@@ -37,9 +37,8 @@ def test_divergence_is_reported():
 
 
 def test_optimizer_groups_decay_and_head_rate():
-    from transformers import BertConfig, BertForSequenceClassification
-    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=16, num_labels=3))
+    from ainative.demo import tiny_model
+    model = tiny_model(3, vocab_size=50, hidden_size=8, layers=1, intermediate_size=16)
     optimizer = build_optimizer(model, 1e-4, weight_decay=0.05, head_lr_multiplier=10)
     by_name = {id(p): n for n, p in model.named_parameters()}
     for group in optimizer.param_groups:

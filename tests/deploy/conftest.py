@@ -8,7 +8,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def server_environment() -> set[str]:
-    "Every AINATIVE_* variable `ainative serve` reads: one per ServingConfig field, plus the admin token."
+    "Every AINATIVE_* variable `ainative serve` reads: one per ServingConfig and MonitorConfig field, the admin token and salt."
+    from ainative.monitor import MonitorConfig
     from ainative.serving import ServingConfig
-    fields = {f"AINATIVE_{field.name.upper()}" for field in dataclasses.fields(ServingConfig)}
-    return fields | {"AINATIVE_ADMIN_TOKEN"}
+    fields = {f"AINATIVE_{field.name.upper()}" for config in (ServingConfig, MonitorConfig) for field in dataclasses.fields(config)}
+    return fields | {"AINATIVE_ADMIN_TOKEN", "AINATIVE_HASH_SALT"}

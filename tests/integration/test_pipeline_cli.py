@@ -77,3 +77,22 @@ def test_resume_refuses_damaged_upstream_artifacts(tmp_path):
     tampered = run_cli("pipeline", "--run-dir", str(run_dir), "--from", "training")
     assert tampered.returncode == 2 and "test.parquet" in tampered.stderr and "Traceback" not in tampered.stderr
     assert not (run_dir / "notebooks").exists()
+
+
+def test_pipeline_parameters_reach_the_data_stage(tmp_path):
+    "`-p` reaches every DataConfig field through papermill: separate train and test files, a validation fraction."
+    rows = [(f"{word} request number {i}", label) for label, word in (("refund", "money"), ("delivery", "parcel"))
+            for i in range(24)]
+    train, test = rows[:20] + rows[24:44], rows[20:24] + rows[44:]
+    for name, part in (("train.csv", train), ("test.csv", test)):
+        (tmp_path / name).write_text("utterance,intent\n" + "".join(f"{text},{label}\n" for text, label in part))
+    run_dir = tmp_path / "run"
+    result = run_cli("pipeline", "--run-dir", str(run_dir), "--to", "data", "-p", f"dataset={tmp_path / 'train.csv'}",
+                     "-p", f"test_file={tmp_path / 'test.csv'}", "-p", "validation_fraction=0.25",
+                     "-p", "text_column=utterance", "-p", "label_column=intent", "-p", "encoding=utf-8")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((run_dir / "data" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 30, "validation": 10, "test": 8}
+    recorded = json.loads((run_dir / "params.json").read_text())["data"]
+    assert recorded["test_file"] == str(tmp_path / "test.csv") and recorded["validation_fraction"] == 0.25
+    assert not (run_dir / "model").exists()  # --to data: nothing after the data stage ran

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ainative.registry import make_demo_run
+from ainative.demo import make_demo_run
 
 AINATIVE = str(Path(sys.executable).parent / "ainative")
 

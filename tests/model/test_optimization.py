@@ -6,10 +6,9 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-from transformers import BertConfig, BertForSequenceClassification
 
 from ainative.core import AinativeError, ParityError
-from ainative.model import load_tokenizer
+from ainative.demo import tiny_model, tiny_tokenizer
 from ainative.optimize import (OnnxRunner, accuracy_gate, batched_logits, export_onnx, optimize_graph, parity_report,
                                quantize_int8, require_parity, torch_predictor)
 
@@ -19,11 +18,8 @@ TEXTS = [f"message {i} about my {w}" for i, w in enumerate(["refund", "parcel", 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=5)
-    model = BertForSequenceClassification._from_config(config, attn_implementation="eager").eval()  # as load_for_export
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(5, vocab_size=len(tokenizer), attention="eager")  # eager attention, as load_for_export
     folder = tmp_path_factory.mktemp("onnx")
     export_onnx(model, tokenizer, folder / "model.onnx")
     return model, tokenizer, folder

@@ -139,3 +139,38 @@ def test_sigterm_mid_traffic_loses_no_answered_request(start_server, folder):
         for sender in senders: sender.result()
     logged_ids = {row[0] for row in logged(database(folder))}
     assert answered and set(answered) <= logged_ids, f"{len(set(answered) - logged_ids)} answered requests are not in the log"
+
+
+def attach_validation_reference(folder) -> list[str]:
+    "The served version's reference profile, from its run's validation texts (as the explainability stage makes it)."
+    import pandas as pd
+    from ainative.monitor import attach_reference, reference_profile
+    from ainative.registry import Registry
+    from ainative.serving import ModelRuntime
+    registry = Registry(folder / "registry")
+    runtime = ModelRuntime(registry, MODEL, "production", device="cpu")
+    texts = pd.read_parquet(folder / "run" / "data" / "validation.parquet").text.tolist()
+    probabilities, _ = runtime.predict(texts)
+    attach_reference(registry, MODEL, runtime.version, reference_profile(runtime.labels, probabilities, [len(t) for t in texts]))
+    return texts
+
+
+def test_drift_shows_for_shifted_traffic_and_not_for_the_usual(start_server, demo_folder, tmp_path):
+    folder = copy_demo(demo_folder, tmp_path / "demo")
+    texts = attach_validation_reference(folder)
+    server = start_server(folder / "registry", env={"AINATIVE_MIN_REQUESTS": "50", "AINATIVE_WINDOW_REQUESTS": "120",
+                                                     "AINATIVE_DRIFT_INTERVAL_S": "0.5"})
+    with server.client() as client:
+        for text in texts * 2:
+            assert client.post("/predict", json={"text": text}).status_code == 200
+        usual = client.get("/monitor").json()["drift"]
+        assert usual["status"] in ("ok", "warn") and usual["alerts"] == [], usual
+        assert usual["scores"]["label_psi"]["status"] == "ok"
+        refund_only = [t for t in texts if "refund" in t.lower() or "money back" in t.lower()] or texts[:3]
+        for i in range(120):
+            client.post("/predict", json={"text": refund_only[i % len(refund_only)]})
+        shifted = client.get("/monitor").json()["drift"]
+        assert shifted["scores"]["label_psi"]["status"] == "alert" and shifted["alerts"], shifted
+        status = wait_until(lambda: [s.value for s in scrape(client).get("ainative_drift_status", [])
+                                     if s.labels.get("score") == "label_psi"], 10, "the drift gauge")
+        assert status == [2.0]

@@ -25,7 +25,8 @@ from .registry import Registry, RegistryConfig, register_run
 __all__ = ['SUBCOMMANDS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand', 'build_parser', 'main', 'read_params_file',
            'pipeline_command', 'add_pipeline_command', 'data_command', 'add_data_command', 'train_command',
            'add_train_command', 'registry_list', 'registry_show', 'registry_verify', 'registry_register',
-           'registry_promote', 'registry_rollback', 'add_registry_command', 'serve_command', 'add_serve_command']
+           'registry_promote', 'registry_rollback', 'add_registry_command', 'serve_command', 'add_serve_command',
+           'monitor_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #876b5276
 def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
@@ -274,3 +275,46 @@ def add_serve_command(commands: Any) -> None:
     add_option(serve, "--log-level", choices=["debug", "info", "warning", "error"], help="uvicorn's log level",
                default_from=f"{server}.log_level")
     serve.set_defaults(handler=serve_command)
+
+# %% ../nbs/11_cli.ipynb #295ae018
+def monitor_command(args: argparse.Namespace) -> int:
+    "Judge drift and feedback accuracy of the logged traffic; write the report and its plots."
+    from ainative.core import ModelNotFoundError, RunDir
+    from ainative.monitor import MonitorConfig, RequestStore, monitor_report
+    registry = Registry(args.registry_dir)
+    model = args.model or "intent-classifier"
+    folder = registry.resolve(model, args.version)
+    reference_path = folder / "monitoring" / "reference.json"
+    if not reference_path.is_file():
+        raise ModelNotFoundError(f"{model} {folder.name} has no reference profile to compare the traffic with.",
+                                 where=str(reference_path), fix="Run the explainability stage for this version "
+                                 "(ainative pipeline --from explainability), which attaches it.")
+    config = MonitorConfig.from_env(database_url=args.database_url, window_requests=args.window_requests,
+                                    window_hours=args.window_hours)
+    run = RunDir.create(args.run_dir)
+    report = monitor_report(RequestStore.from_config(config, registry.root, model),
+                            json.loads(reference_path.read_text(encoding="utf-8")), config, run.reports)
+    print(f"{model} {folder.name}: drift {report['status']} over {report['window']['requests']} requests; "
+          f"report in {run.reports / 'monitor.json'}")
+    for alert in report["alerts"]: print(f"alert: {alert}")
+    return 1 if args.fail_on_alert and report["alerts"] else 0
+
+# %% ../nbs/11_cli.ipynb #c02c84af
+@subcommand
+def add_monitor_command(commands: Any) -> None:
+    "`ainative monitor`: drift and feedback accuracy of the logged traffic."
+    monitor = commands.add_parser("monitor", help="judge drift and feedback accuracy of the logged traffic",
+                                  formatter_class=DefaultsHelp,
+                                  description="Read the request log, judge drift against the served version's reference "
+                                              "profile and feedback accuracy, write reports/monitor.json and plots.")
+    config = "ainative.monitor:MonitorConfig"
+    monitor.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    monitor.add_argument("--model", help="registered model name (default: intent-classifier)")
+    monitor.add_argument("--version", default="production", help="version or alias whose reference profile to use (default: %(default)s)")
+    add_option(monitor, "--database-url", help="the request log's database; None: <registry>/<model>/monitor.sqlite",
+               default_from=f"{config}.database_url")
+    add_option(monitor, "--window-requests", type=int, help="the window: the last N logged requests", default_from=f"{config}.window_requests")
+    add_option(monitor, "--window-hours", type=float, help="... of the last hours only", default_from=f"{config}.window_hours")
+    monitor.add_argument("--run-dir", help="run directory for reports/ (default: a new run under runs/)")
+    monitor.add_argument("--fail-on-alert", action="store_true", help="exit with status 1 when an alert fires")
+    monitor.set_defaults(handler=monitor_command)

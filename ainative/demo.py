@@ -16,7 +16,7 @@ from .core import RunDir, atomic_write_json
 from .model import load_tokenizer
 
 # %% auto #0
-__all__ = ['DEMO_LABELS', 'tiny_tokenizer', 'tiny_model', 'make_demo_run']
+__all__ = ['DEMO_LABELS', 'tiny_tokenizer', 'tiny_model', 'make_demo_run', 'demo_registry']
 
 # %% ../nbs/90_demo.ipynb #15b680a0
 DEMO_LABELS = ("cancel_order", "delivery_status", "refund")  # the classes of the demo runs
@@ -72,3 +72,15 @@ def make_demo_run(run_dir: Path | str,          # folder to create (or fill)
         "baseline": {"accuracy": 1 / 3, "macro_f1": 1 / 3}})
     run.record_params("training", {"base_model": "demo", "epochs": 0, "seed": seed})
     return run
+
+# %% ../nbs/90_demo.ipynb #9c47516c
+def demo_registry(folder: Path | str) -> Path:
+    "A registry at `folder` with one quickly trained, optimised `intent-classifier` promoted to production."
+    from ainative.optimize import OptimizationConfig, optimize
+    from ainative.registry import RegistryConfig, register_run
+    from ainative.training import TrainingConfig, train
+    folder = Path(folder)
+    run = train(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
+    register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
+    optimize(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0))
+    return folder / "registry"

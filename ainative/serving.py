@@ -29,8 +29,8 @@ from fastapi.responses import JSONResponse, Response
 # %% auto #0
 __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'ERROR_RESPONSES', 'predict_router', 'probe_router',
            'explain_router', 'admin_router', 'monitor_router', 'ServingConfig', 'softmax', 'prepare_text',
-           'read_temperature', 'ModelRuntime', 'demo_registry', 'QueueFull', 'length_groups', 'BatchResult', 'settle',
-           'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay', 'ModelManager', 'TextRequest', 'PredictRequest',
+           'read_temperature', 'ModelRuntime', 'QueueFull', 'length_groups', 'BatchResult', 'settle', 'Supervised',
+           'MicroBatcher', 'LoadFailure', 'retry_delay', 'ModelManager', 'TextRequest', 'PredictRequest',
            'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction', 'ErrorBody', 'ProbeBody',
            'build_prediction', 'ServingMetrics', 'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware',
            'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState',
@@ -192,19 +192,6 @@ def describe(self: ModelRuntime) -> dict[str, Any]:
             "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
-
-# %% ../nbs/06_serving.ipynb #f4d37e3c
-def demo_registry(folder: Path | str) -> Path:
-    "A registry at `folder` with one quickly trained, optimised `intent-classifier` promoted to production."
-    from ainative.optimize import OptimizationConfig, optimize
-    from ainative.registry import RegistryConfig, register_run
-    from ainative.training import TrainingConfig, train
-    folder = Path(folder)
-    run = train(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
-    register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
-    optimize(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0,
-                                promote_to="production"))
-    return folder / "registry"
 
 # %% ../nbs/06_serving.ipynb #39d14311
 class QueueFull(AinativeError):

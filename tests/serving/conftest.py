@@ -12,7 +12,7 @@ from live_server import MODEL, ServerProcess
 @pytest.fixture(scope="session")
 def demo_folder(isolated_environment, tmp_path_factory) -> Path:
     "One quickly trained, optimised version promoted to production (`<folder>/registry`, its run `<folder>/run`), built once (~30 s)."
-    from ainative.serving import demo_registry
+    from ainative.demo import demo_registry
     folder = tmp_path_factory.mktemp("serving-demo")
     demo_registry(folder)
     return folder

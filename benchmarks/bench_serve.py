@@ -6,6 +6,7 @@ and the server share its cores):
 
     .venv/bin/python benchmarks/bench_serve.py                                   # the full measurement
     .venv/bin/python benchmarks/bench_serve.py --duration 2 --warmup 1 --rates 50 --concurrency 8   # a smoke run
+    .venv/bin/python benchmarks/bench_serve.py --skip-baselines --skip-reload                      # request logging on vs off
 
 What it does (see benchmarks/README.md for how to read the results):
 
@@ -16,9 +17,11 @@ What it does (see benchmarks/README.md for how to read the results):
    omission); in-flight requests are capped and a request that would exceed the cap counts as an error;
 3. CLOSED loop: `wrk` at each fixed concurrency, with a Lua script cycling through the Banking77 test texts;
 4. HOT RELOAD: registers the run again in the copy, and promotes it while an open-loop phase runs;
-5. the same closed-loop phases against two baselines (torch per request padded to max_length; a transformers
+5. REQUEST LOGGING: the same open- and closed-loop phases against a second `ainative serve` with the request log
+   off (AINATIVE_REQUEST_LOG=false; the first one runs with it on), on its own registry copy, for an on/off ratio;
+6. the same closed-loop phases against two baselines (torch per request padded to max_length; a transformers
    pipeline per request), each its own uvicorn app;
-6. prints a table and writes `<out>/bench_serve.json` (and `<out>/bench_serve.png` when matplotlib is there).
+7. prints a table and writes `<out>/bench_serve.json` (and `<out>/bench_serve.png` when matplotlib is there).
 """
 from __future__ import annotations
 
@@ -83,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="longest wait for a server's /ready (default: %(default)s)")
     parser.add_argument("--skip-baselines", action="store_true", help="do not run the two torch baselines")
     parser.add_argument("--skip-reload", action="store_true", help="do not run the hot-reload phase")
+    parser.add_argument("--skip-closed", action="store_true", help="do not run the closed-loop (wrk) phases, nor the baselines "
+                                                                   "(they are closed loop only); wrk is then not needed")
+    parser.add_argument("--skip-logging-compare", action="store_true", help="do not repeat the phases against a server with "
+                                                                            "the request log off (AINATIVE_REQUEST_LOG=false)")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench_serve.png")
     parser.add_argument("--out", default="runs/bench-serve", help="folder for bench_serve.json, the plot and the server logs (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -113,15 +120,15 @@ def load_bodies(run_dir: Path) -> list[bytes]:
     return [json.dumps({"text": text}).encode() for text in texts]
 
 
-def copy_registry(registry_dir: Path, model: str, version: str, destination: Path) -> Path:
-    "A registry at `destination` holding only `model`'s `version` and its bookkeeping, aliases limited to that version."
-    source, target = registry_dir / model, destination / model
-    target.mkdir(parents=True)
-    for name in ("sequence.json", "alias_history.jsonl"):
-        if (source / name).is_file(): shutil.copy2(source / name, target / name)
-    shutil.copytree(source / version, target / version)
-    aliases = json.loads((source / "aliases.json").read_text(encoding="utf-8"))
-    (target / "aliases.json").write_text(json.dumps({a: v for a, v in aliases.items() if v == version}, indent=2))
+def copy_registry(registry_dir: Path, model: str, version: str, alias: str, destination: Path) -> Path:
+    "A registry at `destination` holding only `model`'s `version` (copied whole), with `alias` promoted to it (unless it is a version id)."
+    from ainative.registry import Registry, version_number
+    source = Registry(registry_dir).resolve(model, version)
+    copy = Registry(destination)
+    copy.model_root(model).mkdir(parents=True)
+    shutil.copytree(source, copy.model_root(model) / version)  # an immutable version folder; the registry has no import
+    if version_number(alias) is None:  # `--alias v0003` serves the version by its id: nothing to point
+        copy.promote(model, version, alias, reason="bench_serve: copy of the served version")  # verifies the copy's sha256 sums
     return destination
 
 
@@ -215,18 +222,22 @@ def ainative_command() -> str:
     return found
 
 
+LOG_OFF = "ainative log-off"  # the target name of the server with the request log off
+
+
 @contextlib.contextmanager
-def ainative_server(registry_dir: Path, args: argparse.Namespace, out: Path) -> Iterator[Target]:
-    "`ainative serve` on a free loopback port with its default settings (reload interval from the flags), ready."
+def ainative_server(registry_dir: Path, args: argparse.Namespace, out: Path, request_log: bool = True) -> Iterator[Target]:
+    "`ainative serve` on a free loopback port with its default settings (reload interval from the flags), ready; request log on or off."
     port = free_port()
     command = [ainative_command(), "serve", "--registry-dir", str(registry_dir), "--model", args.model, "--alias", args.alias,
                "--host", HOST, "--port", str(port), "--log-level", "warning", *shlex.split(args.serve_args)]
-    env = {**os.environ, "AINATIVE_RELOAD_INTERVAL_S": str(args.reload_interval), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "AINATIVE_RELOAD_INTERVAL_S": str(args.reload_interval), "HF_HUB_OFFLINE": "1",
+           "AINATIVE_REQUEST_LOG": "true" if request_log else "false"}  # explicit both ways: the outer environment never decides
+    name, log = ("ainative", out / "server.log") if request_log else (LOG_OFF, out / "server-log-off.log")
     started = time.monotonic()
-    with running(command, out / "server.log", env) as process:
+    with running(command, log, env) as process:
         base_url = f"http://{HOST}:{port}"
-        yield Target("ainative", base_url, process, wait_ready(base_url, process, started, args.ready_timeout, out / "server.log"),
-                     has_metrics=True)
+        yield Target(name, base_url, process, wait_ready(base_url, process, started, args.ready_timeout, log), has_metrics=True)
 
 
 @contextlib.contextmanager
@@ -255,6 +266,12 @@ def children_cpu_seconds() -> float:
     "User + system CPU seconds of this process's children that have exited and been waited for (e.g. wrk)."
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def request_log_rows(metrics_text: str) -> dict[str, int] | None:
+    "ainative_request_log_rows_total by outcome (written, dropped) from a Prometheus exposition; None without a request log."
+    found = re.findall(r'^ainative_request_log_rows_total\{outcome="(\w+)"\} ([0-9.e+]+)$', metrics_text, re.M)
+    return {outcome: int(float(value)) for outcome, value in found} or None
 
 
 def batch_counters(metrics_text: str) -> tuple[float, float] | None:
@@ -550,7 +567,7 @@ def summarise_open_loop(run: OpenLoopRun, name: str) -> dict[str, Any]:
 def run_open_phase(target: Target, bodies: list[bytes], rate: float, args: argparse.Namespace) -> dict[str, Any]:
     "One open-loop phase at `rate` req/s against `target`."
     run = run_async(open_loop(target, bodies, rate, args.duration, args.warmup, args.max_in_flight, args.timeout))
-    return summarise_open_loop(run, f"{target.name} open {rate:g}/s")
+    return {**summarise_open_loop(run, f"{target.name} open {rate:g}/s"), "target": target.name}
 
 
 def run_async(coroutine):
@@ -756,7 +773,7 @@ def machine_facts() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                           if line.startswith("model name")), None)
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() if shutil.which("wrk") else []
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     return {"cpu_count": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False), "cpu_model": cpu_model,
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -765,6 +782,12 @@ def machine_facts() -> dict[str, Any]:
             "git_commit": commit or None,
             "packages": {name: package_version(name) for name in ("ainative", "onnxruntime", "torch", "transformers", "tokenizers",
                                                                 "fastapi", "uvicorn", "uvloop", "httptools", "numpy")}}
+
+
+def filesystem_of(path: Path) -> str | None:
+    "The type of the file system holding `path` (tmpfs would hide the cost of writing the request log to a disk)."
+    mounts = [m for m in psutil.disk_partitions(all=True) if str(path.resolve()).startswith(m.mountpoint)]
+    return max(mounts, key=lambda m: len(m.mountpoint)).fstype if mounts else None
 
 
 def server_settings(registry_dir: Path, args: argparse.Namespace, target: Target) -> dict[str, Any]:
@@ -778,14 +801,14 @@ def server_settings(registry_dir: Path, args: argparse.Namespace, target: Target
     try:
         config = ServingConfig.from_env(registry_dir=str(registry_dir), model=args.model, alias=args.alias, device=flags.device,
                                         max_batch_size=flags.max_batch_size, max_wait_ms=flags.max_wait_ms,
-                                        max_queue=flags.max_queue, threads=flags.threads)
+                                        max_queue=flags.max_queue, threads=flags.threads, request_log=True)
     finally:
         if saved is None: os.environ.pop("AINATIVE_RELOAD_INTERVAL_S")
         else: os.environ["AINATIVE_RELOAD_INTERVAL_S"] = saved
     status, body = http_get(target.base_url + "/model")
     return {"config": dataclasses.asdict(config), "extra_flags": args.serve_args, "model": json.loads(body) if status == 200 else None,
             "environment": {**{k: v for k, v in os.environ.items() if k.startswith("AINATIVE_")},
-                            "AINATIVE_RELOAD_INTERVAL_S": str(args.reload_interval)}}
+                            "AINATIVE_RELOAD_INTERVAL_S": str(args.reload_interval), "AINATIVE_REQUEST_LOG": "true"}}
 
 
 def ratios(phases: list[dict[str, Any]], baselines: list[str]) -> list[dict[str, Any]]:
@@ -802,6 +825,59 @@ def ratios(phases: list[dict[str, Any]], baselines: list[str]) -> list[dict[str,
             rows.append({"baseline": baseline, "connections": connections, "rps_ratio": round(rps, 2) if rps else None,
                          "p99_ratio": round(p99_ours / p99_other, 3) if p99_ours and p99_other else None})
     return rows
+
+
+def logging_pairs(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    "Request log on / off at each load both servers ran: achieved RPS ratio (1: logging costs nothing) and p99 ratio."
+    def load(phase): return f"c={phase['connections']}" if phase["kind"] == "closed" else f"{phase['target_rate']:g}/s"
+    off = {(p["kind"], load(p)): p for p in phases if p.get("target") == LOG_OFF}
+    rows = []
+    for on in phases:
+        other = off.get((on["kind"], load(on)))
+        if on.get("target") != "ainative" or other is None: continue
+        rps = on["achieved_rps"] / other["achieved_rps"] if other["achieved_rps"] else None
+        p99_on, p99_off = on["latency_ms"].get("p99"), other["latency_ms"].get("p99")
+        rows.append({"kind": on["kind"], "load": load(on), "on": _pair_side(on), "off": _pair_side(other),
+                     "rps_ratio": round(rps, 3) if rps else None, "p99_ratio": round(p99_on / p99_off, 3) if p99_on and p99_off else None})
+    return rows
+
+
+def _pair_side(phase: dict[str, Any]) -> dict[str, Any]:
+    "What the on/off comparison shows of one phase (the full phase is in `phases`)."
+    return {"phase": phase["phase"], "achieved_rps": phase["achieved_rps"], "latency_ms": phase["latency_ms"],
+            "errors": phase["errors"]["total"], "server_cpu_percent": phase["server_cpu_percent"]}
+
+
+def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: float = 0.10) -> list[str]:
+    "The on/off rows side by side at each load, the ratios, and the verdict against the goal (closed loop measures throughput)."
+    header = (f"{'request log (same load)':<26}{'load':>8}{'rps 2xx':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'srv cpu%':>10}{'on/off rps':>12}{'on/off p99':>12}")
+    lines = [header, "-" * len(header)]
+    for pair in pairs:
+        for side in ("on", "off"):
+            phase = pair[side]
+            last = side == "off"
+            lines.append(f"{'ainative, log ' + side:<26}{pair['load']:>8}{phase['achieved_rps']:>9.1f}{_ms(phase['latency_ms'].get('p50')):>9}"
+                         f"{_ms(phase['latency_ms'].get('p99')):>9}{phase['errors']:>8}{_ms(phase['server_cpu_percent']):>10}"
+                         + (f"{_ratio(pair['rps_ratio']):>12}{_ratio(pair['p99_ratio']):>12}" if last else ""))
+    closed = [p for p in pairs if p["kind"] == "closed" and p["rps_ratio"]]
+    if closed:
+        worst = min(closed, key=lambda p: p["rps_ratio"])
+        cost = 1 - worst["rps_ratio"]
+        lines.append(f"request logging: closed-loop /predict throughput on/off x{worst['rps_ratio']:.2f} at worst ({worst['load']}), "
+                     f"a cost of {100 * cost:.1f}% (below 0: within noise); goal <= {100 * goal:.0f}%: {'met' if cost <= goal else 'NOT met'}")
+    else:
+        lines.append("no closed-loop pair: open-loop RPS equals the offered rate until the server saturates, so only a "
+                     "saturated open-loop pair measures the throughput cost")
+    on, off = rows.get("ainative"), rows.get(LOG_OFF)
+    lines.append(f"request log rows of the log-on server: {on or 'no counts on /metrics'}"
+                 + (" (dropped rows make logging look cheaper than it is)" if on and on.get("dropped") else "")
+                 + f"; log-off server: {off or 'no request log'}")
+    return lines
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"x{value:.2f}"
 
 
 def _ms(value: float | None) -> str:
@@ -824,6 +900,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("")
     for row in report["ratios"]:
         lines.append(f"ours/{row['baseline']} at c={row['connections']}: RPS x{row['rps_ratio']}, p99 x{row['p99_ratio']}")
+    if report.get("logging"): lines.extend(format_logging(report["logging"], report.get("request_log_rows", {})) + [""])
     readiness = report["readiness"]
     lines.append(f"readiness: /ready {readiness['ainative']['ready_s']:.2f} s after process start "
                  f"(/health {readiness['ainative']['health_s']:.2f} s; goal <= 5 s)"
@@ -852,7 +929,7 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    phases = sorted((p for p in report["phases"] if p["kind"] == "open"), key=lambda p: p["target_rate"])
+    phases = sorted((p for p in report["phases"] if p["kind"] == "open" and p.get("target") == "ainative"), key=lambda p: p["target_rate"])
     if not phases: return None
     figure, axis = plt.subplots(figsize=(6, 4))
     rates = [p["target_rate"] for p in phases]
@@ -879,22 +956,39 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def run_load_phases(server: Target, bodies: list[bytes], script: Path, args: argparse.Namespace, out: Path,
+                    report: dict[str, Any]) -> None:
+    "The open-loop phases at each rate, then the closed-loop phases at each concurrency (unless --skip-closed)."
+    for rate in args.rates:
+        report["phases"].append(run_open_phase(server, bodies, rate, args))
+        print(f"  done: {report['phases'][-1]['phase']}", flush=True)
+    for connections in ([] if args.skip_closed else args.concurrency):
+        report["phases"].append(run_closed_phase(server, script, connections, args, out))
+        print(f"  done: {report['phases'][-1]['phase']}", flush=True)
+    time.sleep(1.5)  # the log writer flushes every 0.5 s by default: count what these phases logged
+    report.setdefault("request_log_rows", {})[server.name] = request_log_rows(http_get(server.base_url + "/metrics")[1].decode(errors="replace"))
+
+
 def run_ours(registry_copy: Path, bodies: list[bytes], script: Path, run_dir: Path, version: str,
              args: argparse.Namespace, out: Path, report: dict[str, Any]) -> None:
-    "Readiness, the open- and closed-loop phases and the hot reload against `ainative serve`."
+    "Readiness, the open- and closed-loop phases and the hot reload against `ainative serve` (request log on)."
     with ainative_server(registry_copy, args, out) as server:
         report["readiness"]["ainative"] = server.readiness
         print(f"ainative serve ready in {server.readiness['ready_s']:.2f} s at {server.base_url}", flush=True)
         report["server_settings"] = server_settings(registry_copy, args, server)
-        for rate in args.rates:
-            report["phases"].append(run_open_phase(server, bodies, rate, args))
-            print(f"  done: {report['phases'][-1]['phase']}", flush=True)
-        for connections in args.concurrency:
-            report["phases"].append(run_closed_phase(server, script, connections, args, out))
-            print(f"  done: {report['phases'][-1]['phase']}", flush=True)
+        run_load_phases(server, bodies, script, args, out, report)
         if not args.skip_reload:
             report["hot_reload"] = run_reload_phase(server, bodies, registry_copy, run_dir, version, args)
             print(f"  done: {report['hot_reload']['phase']}", flush=True)
+
+
+def run_log_off(registry_copy: Path, bodies: list[bytes], script: Path, args: argparse.Namespace, out: Path,
+                report: dict[str, Any]) -> None:
+    "The same open- and closed-loop phases against `ainative serve` with the request log off (its own registry copy)."
+    with ainative_server(registry_copy, args, out, request_log=False) as server:
+        report["readiness"][LOG_OFF] = server.readiness
+        print(f"ainative serve (request log off) ready in {server.readiness['ready_s']:.2f} s at {server.base_url}", flush=True)
+        run_load_phases(server, bodies, script, args, out, report)
 
 
 def run_baselines(model_dir: Path, version: str, script: Path, args: argparse.Namespace, out: Path, report: dict[str, Any]) -> None:
@@ -913,7 +1007,8 @@ def main(argv: list[str] | None = None) -> int:
     "Run every phase, print the table and write the JSON report (and the plot)."
     args = parse_args(argv)
     _terminate_on_sigterm()
-    if shutil.which("wrk") is None: raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if not args.skip_closed and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk); or pass --skip-closed for the open-loop phases only")
     registry_dir, out = Path(args.registry_dir).resolve(), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "wrk.log").write_text("")
@@ -929,13 +1024,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmarking {args.model} {version} ({len(bodies)} test texts from {run_dir}) -> {out}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         scratch = Path(scratch)
-        registry_copy = copy_registry(registry_dir, args.model, version, scratch / "registry")
+        registry_copy = copy_registry(registry_dir, args.model, version, args.alias, scratch / "registry")
+        report["request_log_filesystem"] = filesystem_of(registry_copy)  # where the logging server's SQLite file lives
         script = write_wrk_script(scratch, bodies)
         run_ours(registry_copy, bodies, script, run_dir, version, args, out, report)
-        if not args.skip_baselines:
+        if not args.skip_logging_compare:
+            run_log_off(copy_registry(registry_dir, args.model, version, args.alias, scratch / "registry-log-off"),
+                        bodies, script, args, out, report)
+        if not args.skip_baselines and not args.skip_closed:
             run_baselines(registry_dir / args.model / version / "model", version, script, args, out, report)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["ratios"] = ratios(report["phases"], list(report["baselines"]))
+    report["logging"] = logging_pairs(report["phases"])
     (out / "bench_serve.json").write_text(json.dumps(report, indent=2, default=str))
     if not args.no_plot and plot(report, out / "bench_serve.png"): report["plot"] = str(out / "bench_serve.png")
     print()

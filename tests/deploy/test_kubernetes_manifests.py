@@ -224,6 +224,10 @@ def test_registry_is_mounted_read_only_from_the_claim(pod, server):
     assert source["claimName"] == claim["metadata"]["name"] and source["readOnly"] is True
     assert one("ConfigMap")["data"]["AINATIVE_REGISTRY_DIR"] == "/registry"
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]], "a writable /tmp under a read-only root"
+    database = one("ConfigMap")["data"].get("AINATIVE_DATABASE_URL", "")
+    if database.startswith("sqlite:"):  # the request log must be writable: not under the read-only registry or root
+        folder = str(Path(database.removeprefix("sqlite:///")).parent)
+        assert folder in mounts and not mounts[folder].get("readOnly"), f"the request log's folder {folder} is not a writable mount"
 
 
 def test_pod_is_locked_down(pod, server):

@@ -1129,11 +1129,12 @@ async def in_log_thread(state: ServerState, method: str, *args) -> Any:
     except MonitorStoreError as failed:
         raise _HTTPError(503, "store_unavailable", f"{failed.what} {failed.fix or ''}".strip(), retry_after=5) from None
 
-# %% ../nbs/06_serving.ipynb #8a94753a
+# %% ../nbs/06_serving.ipynb #30d7a4cc
 monitor_router = APIRouter()
 
 @monitor_router.post("/feedback", summary="The right intent for answers or texts", responses=_errors(
-    e404="the request log is off", e422="an unknown label or request id (the message names the item)",
+    e400="the body is not valid JSON", e404="the request log is off", e408="the body arrived too slowly",
+    e413="the body is too large", e422="an unknown label or request id (the message names the item)",
     e503="the monitoring store is unavailable"))
 async def feedback(body: FeedbackItem | FeedbackBatch, state: ServerState = Depends(server_state),
                    runtime: ModelRuntime = Depends(loaded_runtime)) -> dict[str, Any]:

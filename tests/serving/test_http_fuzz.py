@@ -52,11 +52,18 @@ def _pytest9_node_id(request):
 HUNG: list[str] = []  # the first request the server did not answer in time
 
 
+# Whether a /feedback item is acceptable depends on the server's state, which no schema can state: its request id
+# must be one the request log holds, its label one of the served model's. So schema-valid feedback may rightly be
+# refused there; every other check still applies to it.
+STATEFUL_VALIDITY = {"/feedback"}
+
+
 def call_and_validate(case, timeout: float = REQUEST_TIMEOUT_S):
     "Send `case` and run the checks; once a request has timed out, every later case fails at once (no 10 s wait per example)."
     if HUNG: raise AssertionError(f"the server stopped answering earlier: {HUNG[0]}")
+    to_run = [check for check in CHECKS if not (case.path in STATEFUL_VALIDITY and check is checks.positive_data_acceptance)]
     try:
-        case.call_and_validate(checks=CHECKS, timeout=timeout)
+        case.call_and_validate(checks=to_run, timeout=timeout)
     except requests.Timeout:
         HUNG.append(f"no answer within {timeout} s to\n    {case.as_curl_command()}")
         raise AssertionError(HUNG[0]) from None

@@ -31,7 +31,7 @@ __all__ = ['WORKSPACE_VARIABLES', 'AinativeError', 'ConfigError', 'DataError', '
            'IntegrityError', 'atomic_write_text', 'fsync_folder', 'atomic_write_json', 'sha256_file', 'normalize_text',
            'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace', 'coerce_value',
            'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cuda_device_count',
-           'select_onnx_providers', 'session_options', 'get_logger']
+           'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class AinativeError(Exception):
@@ -418,6 +418,15 @@ def session_options(threads: int | None = None):
     if threads: options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return options
+
+# %% ../nbs/00_core.ipynb #85ad591e
+def softmax(logits, temperature: float = 1.0):
+    "Row-wise softmax of `logits / temperature` (a NumPy array, float64), numerically stable."
+    import numpy as np
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled = scaled - scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 # %% ../nbs/00_core.ipynb #9798711f
 def get_logger(name: str = "ainative") -> logging.Logger:

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .core import (AinativeError, ConfigError, EmptyTextError, IntegrityError, ModelNotFoundError, NonStringTextError,
-                           RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text)
+                           RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text,
+                           softmax)
 
 # %% auto #0
 __all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding_layer', 'padding_baseline',
@@ -31,7 +32,7 @@ __all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding
            'explain_text', 'attribution_html', 'plot_attributions', 'delete_words', 'deletion_curves',
            'faithfulness_summary', 'plot_deletion_curves', 'confusion_order', 'largest_confusions',
            'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'reliability_bins',
-           'expected_calibration_error', 'softmax', 'negative_log_likelihood', 'fit_temperature', 'calibration_report',
+           'expected_calibration_error', 'negative_log_likelihood', 'fit_temperature', 'calibration_report',
            'plot_reliability', 'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests',
            'behaviour_summary', 'ExplainResult', 'explain_stage']
 
@@ -510,11 +511,6 @@ def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_b
     return float((filled["count"] * filled["gap"]).sum() / filled["count"].sum())
 
 # %% ../nbs/07_explainability.ipynb #7d68a72d
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    "Class probabilities of `logits` (n, classes) divided by `temperature`."
-    from scipy.special import softmax as scipy_softmax
-    return scipy_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
-
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     "Mean negative log-probability of the true `labels` under softmax(`logits` / `temperature`)."
     from scipy.special import log_softmax

@@ -296,7 +296,7 @@ def coerce_value(value: Any, annotation: Any, name: str = "value") -> Any:
         raise ConfigError(f"Parameter '{name}' = {value!r} is not a string.")
     return value
 
-# %% ../nbs/00_core.ipynb #a9920ac4
+# %% ../nbs/00_core.ipynb #3b37ca92
 @dataclass
 class StageConfig:
     "Base of the typed parameter sets of the stages; subclasses declare fields with types and defaults."
@@ -312,6 +312,13 @@ class StageConfig:
             raise ConfigError(f"Unknown parameter(s) {unknown} for {cls.__name__}.",
                               fix=f"Valid parameters: {sorted(fields)}.")
         return cls(**{name: coerce_value(value, hints[name], name) for name, value in values.items()})
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> typing.Self:
+        "Build from `AINATIVE_<NAME>` environment variables (how containers configure a service), then the non-None `overrides` (flags)."
+        from_env = {f.name: os.environ[f"AINATIVE_{f.name.upper()}"] for f in dataclasses.fields(cls)
+                    if f"AINATIVE_{f.name.upper()}" in os.environ}
+        return cls.from_params({**from_env, **{k: v for k, v in overrides.items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
         "The parameters as JSON-able values (paths as strings, tuples as lists)."

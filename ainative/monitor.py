@@ -36,7 +36,7 @@ __all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'PSI_EPSILON',
            'embedding_drift_auc', 'check_profile', 'attach_reference', 'drift_report', 'accuracy_alerts',
            'plot_label_shift', 'plot_histograms', 'plot_feedback_accuracy', 'monitor_report']
 
-# %% ../nbs/08_monitoring.ipynb #497a9ba9
+# %% ../nbs/08_monitoring.ipynb #f12b1ea8
 @dataclass
 class MonitorConfig(StageConfig):
     "Settings of the request log, the feedback store and the drift checks."
@@ -96,14 +96,6 @@ class MonitorConfig(StageConfig):
 
     def __repr__(self) -> str:
         return f"MonitorConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> MonitorConfig:
-        "Settings from `AINATIVE_<NAME>` environment variables, then `overrides` (flags)."
-        import dataclasses
-        from_env = {f.name: os.environ[f"AINATIVE_{f.name.upper()}"] for f in dataclasses.fields(cls)
-                    if f"AINATIVE_{f.name.upper()}" in os.environ}
-        return cls.from_params({**from_env, **{k: v for k, v in overrides.items() if v is not None}})
 
 # %% ../nbs/08_monitoring.ipynb #afb060d7
 def check_salt(salt: str | None) -> str:

@@ -39,7 +39,7 @@ __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'ERROR_RE
            'in_log_thread', 'feedback', 'monitor', 'evaluate_monitoring', 'evaluate_periodically', 'create_app',
            'serve']
 
-# %% ../nbs/06_serving.ipynb #3a5c82ab
+# %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
 class ServingConfig(StageConfig):
     "Settings of the inference server."
@@ -80,14 +80,6 @@ class ServingConfig(StageConfig):
         if self.variant is not None and Path(self.variant).name != self.variant:
             raise ConfigError(f"variant={self.variant!r} is a path; it must name an ONNX file of the version.",
                               where="variant", fix="Use a file name from the version's onnx/report.json, e.g. model.int8.onnx.")
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ServingConfig:
-        "Settings from `AINATIVE_<NAME>` environment variables, then `overrides` (the CLI's flags)."
-        import dataclasses
-        from_env = {f.name: os.environ[f"AINATIVE_{f.name.upper()}"] for f in dataclasses.fields(cls)
-                    if f"AINATIVE_{f.name.upper()}" in os.environ}
-        return cls.from_params({**from_env, **{k: v for k, v in overrides.items() if v is not None}})
 
 # %% ../nbs/06_serving.ipynb #efbf5aca
 def prepare_text(text: str, max_chars: int) -> tuple[str, bool]:

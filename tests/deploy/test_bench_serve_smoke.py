@@ -17,18 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL = "intent-classifier"
 
 
-@pytest.fixture(scope="session")
-def deploy_demo(isolated_environment, tmp_path_factory) -> Path:
-    "One demo folder (`registry/`, `run/`) for tests/deploy, built on first use (~60 s) and shared through the session's base temp."
-    from ainative.demo import demo_registry
-    folder = tmp_path_factory.getbasetemp() / "deploy-demo"
-    if not (folder / "built").is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        demo_registry(folder)
-        (folder / "built").touch()
-    return folder
-
-
 @pytest.mark.timeout(300)
 def test_the_benchmark_compares_request_logging_on_and_off(deploy_demo, tmp_path):
     out = tmp_path / "bench"

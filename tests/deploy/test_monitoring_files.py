@@ -299,18 +299,6 @@ def test_the_queue_limit_in_rules_and_dashboard_is_the_servers_default():
 
 
 # --- against the live server ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def deploy_demo(isolated_environment, tmp_path_factory) -> Path:
-    "One demo folder (`registry/`, `run/`) for tests/deploy, built on first use (~60 s) and shared through the session's base temp."
-    from ainative.demo import demo_registry
-    folder = tmp_path_factory.getbasetemp() / "deploy-demo"
-    if not (folder / "built").is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        demo_registry(folder)
-        (folder / "built").touch()
-    return folder
-
-
 def exposition(text: str) -> tuple[dict[str, str], set[str]]:
     "(family name -> type from the # TYPE lines, names of the samples) of a Prometheus text exposition."
     families = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))

@@ -106,7 +106,10 @@ def test_a_locked_database_costs_no_answer_and_overflow_is_counted(start_server,
 
 def test_a_corrupt_database_costs_no_answer(start_server, demo_folder, tmp_path):
     folder = copy_demo(demo_folder, tmp_path / "demo")
-    (folder / "registry" / MODEL / "monitor.sqlite").write_bytes(b"this is not a database" * 100)
+    database_file = folder / "registry" / MODEL / "monitor.sqlite"
+    for sidecar in ("-wal", "-shm"):  # copied from a server that wrote the log: a WAL would mask the damage
+        database_file.with_name(database_file.name + sidecar).unlink(missing_ok=True)
+    database_file.write_bytes(b"this is not a database" * 100)
     server = start_server(folder / "registry", env={"AINATIVE_LOG_FLUSH_S": "0.1"})
     with server.client() as client:
         assert {client.post("/predict", json={"text": "refund please"}).status_code for _ in range(5)} == {200}

@@ -836,21 +836,21 @@ def _release(self: Explainer, work: asyncio.Future):
     self.busy -= 1
     if not work.cancelled(): work.exception()
 
-# %% ../nbs/06_serving.ipynb #dee8750e
+# %% ../nbs/06_serving.ipynb #5d88e5a3
 from collections import deque
 
 class RequestLog:
-    "Rows buffered in memory (at most `max_rows`) and written by `write` in batches, off the event loop."
-    def __init__(self, write: Callable[[list[dict]], Any], max_rows: int = 10_000, flush_interval_s: float = 0.5,
+    "Rows (whatever `write` takes) buffered in memory, at most `max_rows`, and written by `write` in batches off the event loop."
+    def __init__(self, write: Callable[[list[Any]], Any], max_rows: int = 10_000, flush_interval_s: float = 0.5,
                  batch_rows: int = 1000):
         self.write, self.max_rows, self.flush_interval_s, self.batch_rows = write, max_rows, flush_interval_s, batch_rows
-        self.buffer: deque[dict] = deque()
+        self.buffer: deque[Any] = deque()
         self.written = self.dropped = self.failed_writes = 0
         self.last_error: str | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ainative-request-log")
         self._flushing = asyncio.Lock()
 
-    def record(self, rows: list[dict]):
+    def record(self, rows: list[Any]):
         "Buffer `rows`; those beyond the buffer's room are dropped and counted (never waited for)."
         room = max(self.max_rows - len(self.buffer), 0)
         self.buffer.extend(rows[:room])
@@ -976,7 +976,7 @@ ERROR_RESPONSES = _errors(e400="the body is not valid JSON", e408="the body arri
                           e422="invalid input (the message names the field)", e500="the model failed (see the server's log)",
                           e503="overloaded (Retry-After) or not ready", e504="timed out")
 
-# %% ../nbs/06_serving.ipynb #bc2b1547
+# %% ../nbs/06_serving.ipynb #756da8a6
 predict_router = APIRouter()
 
 async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
@@ -991,12 +991,10 @@ async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
         raise _HTTPError(504, "timeout", f"No answer within {state.config.request_timeout_s} s.") from None
 
 def log_answers(state: ServerState, texts: list[str], predictions: list[Prediction], latency_s: float):
-    "Count the answers and put them on the request log (never waits: the log's writer stores them)."
+    "Count the answers and put them on the request log (never waits; rows are built and stored by the log's writer)."
     state.metrics.observe_answers(predictions)
     if state.request_log is None: return
-    monitor = state.monitor
-    state.request_log.record([request_row(p.request_id, position, p, text, latency_s, monitor.text_privacy, monitor.salt())
-                              for position, (text, p) in enumerate(zip(texts, predictions))])
+    state.request_log.record([(position, text, p, latency_s) for position, (text, p) in enumerate(zip(texts, predictions))])
 
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES)
 async def predict(request: PredictRequest, http: Request, state: ServerState = Depends(server_state),
@@ -1198,7 +1196,7 @@ async def _invalid_request(request: Request, error) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
                          "problems": problems}, status_code=422)
 
-# %% ../nbs/06_serving.ipynb #bcaa7b3b
+# %% ../nbs/06_serving.ipynb #1f294cf8
 from contextlib import asynccontextmanager
 
 @asynccontextmanager
@@ -1223,9 +1221,12 @@ async def _lifespan(app: FastAPI):
 
 def _start_request_log(state: ServerState):
     "The request log and its supervised writer; the store opens in the writer's thread on first use."
-    state.monitor = MonitorConfig.from_env()
-    state.request_log = RequestLog(lambda rows: _store_call(state, "write_requests", rows), state.config.log_buffer_rows,
-                                   state.config.log_flush_s)
+    state.monitor = monitor = MonitorConfig.from_env()
+    def write(answers: list[tuple]) -> int:  # in the writer's thread: even building the rows stays off the request path
+        rows = [request_row(p.request_id, position, p, text, latency, monitor.text_privacy, monitor.salt())
+                for position, text, p, latency in answers]
+        return _store_call(state, "write_requests", rows)
+    state.request_log = RequestLog(write, state.config.log_buffer_rows, state.config.log_flush_s)
     state.metrics.request_log_state = state.request_log.describe
     state.log_writer = Supervised("request log writer", state.request_log.run).start()
     if state.config.drift_interval_s > 0:

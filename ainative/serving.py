@@ -585,7 +585,7 @@ def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Predic
                       top_k=[Alternative(intent=labels[i], confidence=float(result.probabilities[i])) for i in order],
                       truncated=result.truncated, model_version=result.version, request_id=request_id)
 
-# %% ../nbs/06_serving.ipynb #cefe0865
+# %% ../nbs/06_serving.ipynb #ab090558
 class ServingMetrics:
     "The server's Prometheus metrics."
     def __init__(self):
@@ -599,6 +599,8 @@ class ServingMetrics:
         self.batch_latency = Histogram("ainative_batch_seconds", "Seconds per model call", registry=self.registry,
                                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
         self.queue_depth = Gauge("ainative_queue_depth", "Texts waiting for the model", registry=self.registry)
+        self.queue_capacity = Gauge("ainative_queue_capacity", "Texts the queue holds at most (max_queue; beyond: 503)",
+                                    registry=self.registry)
         self.model_info = Gauge("ainative_model_info", "The model being served (value 1)",
                                 ["name", "version", "variant", "provider"], registry=self.registry)
         self.reloads = Counter("ainative_reloads", "Model (re)loads by result", ["result"], registry=self.registry)
@@ -1041,7 +1043,7 @@ async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
     if reasons: body.update(error="not_ready", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
 
-# %% ../nbs/06_serving.ipynb #3e72b170
+# %% ../nbs/06_serving.ipynb #108d8b62
 @probe_router.get("/model", summary="What is served, and the last reload attempt")
 async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     manager, config = state.manager, state.config
@@ -1053,6 +1055,7 @@ async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
 async def prometheus(state: ServerState = Depends(server_state)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     state.metrics.queue_depth.set(state.batcher.depth if state.batcher else 0)
+    state.metrics.queue_capacity.set(state.config.max_queue)
     state.metrics.observe_components(state.components())
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -146,7 +146,7 @@ def test_dashboard_shows_what_the_issue_asks_for():
     assert some(r'status=~"5\.\."')
     for quantile in ("0.5", "0.95", "0.99"):
         assert some(rf"histogram_quantile\({quantile}, .*ainative_request_latency_seconds_bucket")
-    assert some(r"ainative_queue_depth") and some(r"vector\(512\)")
+    assert some(r"ainative_queue_depth") and some(r"ainative_queue_capacity")
     assert some(r"ainative_batch_size_(sum|bucket)")
     assert some(r"topk\(10, .*ainative_answers_total")
     assert some(r"ainative_answer_confidence_bucket")
@@ -232,6 +232,7 @@ RULE_TESTS = [
         series("ainative_request_latency_seconds_bucket", "0+100x30", **A, endpoint="/predict", le="1"),
         series("ainative_request_latency_seconds_bucket", "0+100x30", **A, endpoint="/predict", le="+Inf"),
         series("ainative_queue_depth", "450x30", **A),
+        series("ainative_queue_capacity", "512x30", **A),
         series("ainative_queue_depth", "0x30", **B),
         series("ainative_model_info", "1x30", **A, **MODEL_INFO),
         series("ainative_component_up", "1x5 0x25", **A, component="request_log_writer"),
@@ -284,18 +285,18 @@ def test_rules_alert_on_what_the_issue_asks_for():
     assert 'status=~"5.."' in expr("AinativeHighErrorRate") and expr("AinativeHighErrorRate").endswith("> 0.01")
     assert by_name["AinativeHighErrorRate"]["for"] == "10m"
     assert expr("AinativeHighLatencyP99").startswith("histogram_quantile(0.99,") and expr("AinativeHighLatencyP99").endswith("> 0.5")
-    assert expr("AinativeQueueSaturation").endswith("(ainative_queue_depth) / 512 > 0.8")
+    assert expr("AinativeQueueSaturation").endswith("(ainative_queue_depth) / max by (job, instance) (ainative_queue_capacity) > 0.8")
     assert 'ainative_request_log_rows_total{outcome="dropped"}' in expr("AinativeRequestLogDropping")
     assert expr("AinativeComponentDown").endswith("(ainative_component_up) == 0") and by_name["AinativeComponentDown"]["for"] == "2m"
     assert expr("AinativeNoModelServed").startswith("absent(ainative_model_info == 1)")
 
 
-def test_the_queue_limit_in_rules_and_dashboard_is_the_servers_default():
+def test_the_queue_limit_comes_from_the_server_not_a_number():
+    "Rules and dashboard follow AINATIVE_MAX_QUEUE through the server's ainative_queue_capacity gauge."
     from ainative.serving import ServingConfig
-    limit = ServingConfig().max_queue
-    assert f"/ {limit} > 0.8" in " ".join(next(r for r in rules() if r["alert"] == "AinativeQueueSaturation")["expr"].split())
-    max_queue = next(v for v in dashboard()["templating"]["list"] if v["name"] == "max_queue")
-    assert max_queue["query"] == str(limit) and max_queue["current"]["value"] == str(limit)
+    exprs = [expr for _, expr in dashboard_exprs()] + [rule["expr"] for rule in rules()]
+    assert [expr for expr in exprs if str(ServingConfig().max_queue) in expr] == []
+    assert any("ainative_queue_capacity" in expr for expr in exprs)
 
 
 # --- against the live server ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ __all__ = ['WORKSPACE_VARIABLES', 'AinativeError', 'ConfigError', 'DataError', '
            'DataEncodingError', 'ChecksumError', 'DataValidationError', 'MissingColumnError', 'EmptyTextError',
            'MissingLabelError', 'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError', 'EmptySplitError',
            'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError', 'ParityError',
-           'IntegrityError', 'atomic_write_text', 'fsync_folder', 'atomic_write_json', 'sha256_file', 'normalize_text',
+           'IntegrityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json', 'sha256_file', 'normalize_text',
            'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace', 'coerce_value',
            'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cuda_device_count',
            'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
@@ -129,13 +129,15 @@ def atomic_write_text(path: Path | str,  # file to (over)write
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    fsync_folder(path.parent)  # the rename itself must survive a crash, not only the bytes
+    fsync_path(path.parent)  # the rename itself must survive a crash, not only the bytes
     return path
 
-def fsync_folder(folder: Path | str):
-    "Flush `folder`'s entries (a rename or a new file in it) to disk; a no-op where folders cannot be opened (Windows)."
-    try: descriptor = os.open(folder, os.O_RDONLY)
-    except OSError: return
+def fsync_path(path: Path | str):
+    "Flush a file's bytes, or a folder's entries (a rename or a new file in it), to disk; skip folders that cannot be opened (Windows)."
+    try: descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        if Path(path).is_dir(): return
+        raise
     try: os.fsync(descriptor)
     finally: os.close(descriptor)
 

@@ -820,11 +820,12 @@ def plot_feedback_accuracy(periods: Sequence[Mapping[str, Any]], min_answers: in
 
 # %% ../nbs/08_monitoring.ipynb #cdb7fded
 def _save(fig, path: Path) -> Path:
-    "Save `fig` as a PNG at `path` and close it."
+    "Save `fig` as a PNG at `path` (the project's `save_figure`) and close it."
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    from ainative.data import save_figure  # here, not at the top: the server imports this module and must not load pandas
+    saved = save_figure(fig, path)
     plt.close(fig)
-    return path
+    return saved
 
 def monitor_report(store: RequestStore,
                    reference: Mapping[str, Any],           # the served version's reference profile

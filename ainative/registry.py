@@ -24,7 +24,8 @@ from fastcore.basics import patch
 from filelock import FileLock, Timeout
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryError, RunDir, StageConfig,
-                           atomic_write_json, atomic_write_text, find_project_root, get_logger, runs_root, sha256_file)
+                           atomic_write_json, atomic_write_text, find_project_root, fsync_path, get_logger, runs_root,
+                           sha256_file)
 
 # %% auto #0
 __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES',
@@ -389,11 +390,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/04_registry.ipynb #1f14da43
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
 def _append_json_line(path: Path, entry: dict[str, Any], read_only: bool = False) -> None:
     "Append `entry` as one JSON line to `path` and sync it (and, for a new file, its folder)."
     created = not path.exists()
@@ -407,13 +403,13 @@ def _append_json_line(path: Path, entry: dict[str, Any], read_only: bool = False
         file.flush()
         os.fsync(file.fileno())
     if read_only: path.chmod(0o444)
-    if created: _fsync_path(path.parent)  # the new file's name survives a crash too
+    if created: fsync_path(path.parent)  # the new file's name survives a crash too
 
 def _seal(folder: Path) -> None:
     "Make every file under `folder` read-only (readable by serving's user) and flush it all to disk."
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o444 if path.is_file() else 0o755)
-        _fsync_path(path)
+        fsync_path(path)
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -609,13 +605,13 @@ def register(self: Registry,
             atomic_write_json(staging / "manifest.json", manifest)
             atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
             for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
-            _fsync_path(staging)
+            fsync_path(staging)
             atomic_write_json(folder / "sequence.json", {"last_version": number})  # first: never reused
             if (folder / version).exists():
                 raise RegistryError(f"{folder / version} exists although the sequence is at {number - 1}.",
                                     where=str(folder / "sequence.json"), fix="Check the registry folder for manual edits.")
             os.rename(staging, folder / version)  # the one step that makes the version visible, whole
-            _fsync_path(folder)
+            fsync_path(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -710,8 +706,7 @@ def _move_alias(self: Registry, name: str, alias: str, version: str, forced: boo
     entry = {"time": _utc_now(), "alias": alias, "from": aliases.get(alias), "to": version,
              "forced": bool(forced), "reason": reason, "action": action}
     _append_json_line(folder / "alias_history.jsonl", entry)
-    atomic_write_json(folder / "aliases.json", {**aliases, alias: version})
-    _fsync_path(folder)  # the rename survives a crash
+    atomic_write_json(folder / "aliases.json", {**aliases, alias: version})  # its rename is fsynced too
     self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
     return entry
 
@@ -838,7 +833,7 @@ def attach(self: Registry,
                                                     "sha256": sha256_file(folder / earlier / ATTACHMENT_FILES[0])}, read_only=True)
             _append_json_line(record_path, {**line, "event": "attaching"}, read_only=True)
             os.rename(staging, folder / kind)  # one step: the attachment appears whole or not at all
-            _fsync_path(folder)
+            fsync_path(folder)
             _append_json_line(record_path, {**line, "event": "attached"}, read_only=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -879,7 +874,7 @@ def _finish_interrupted(self: Registry, name: str) -> list[str]:
         aliases = self.aliases(name)
         if aliases != self._aliases_file(name):
             atomic_write_json(folder / "aliases.json", aliases)
-            _fsync_path(folder)
+            fsync_path(folder)
             finished.append("aliases.json")
         for version in self.versions(name):
             record_path = folder / version / ATTACHMENT_RECORD

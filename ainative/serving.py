@@ -105,7 +105,7 @@ def read_temperature(path: Path) -> float:
                              fix="Run the explainability stage again for this version.")
     return temperature
 
-# %% ../nbs/06_serving.ipynb #02b00c71
+# %% ../nbs/06_serving.ipynb #109dbc37
 class ModelRuntime:
     "A verified registry version on an ONNX Runtime session: texts in, probabilities out."
     def __init__(self, registry, name: str, version_or_alias: str, variant: str | None = None,
@@ -135,6 +135,8 @@ class ModelRuntime:
         self.tokenizer.no_padding()
         calibration = folder / "calibration" / "calibration.json"
         self.temperature = read_temperature(calibration) if calibration.is_file() else 1.0
+        reference = folder / "monitoring" / "reference.json"  # the drift baseline, attached by the explainability stage
+        self.reference = json.loads(reference.read_text(encoding="utf-8")) if reference.is_file() else None
         self.name, self.version, self.folder = name, folder.name, folder
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -1118,7 +1120,7 @@ async def in_log_thread(state: ServerState, method: str, *args) -> Any:
     except MonitorStoreError as failed:
         raise _HTTPError(503, "store_unavailable", f"{failed.what} {failed.fix or ''}".strip(), retry_after=5) from None
 
-# %% ../nbs/06_serving.ipynb #30d7a4cc
+# %% ../nbs/06_serving.ipynb #0d9c4f88
 monitor_router = APIRouter()
 
 @monitor_router.post("/feedback", summary="The right intent for answers or texts", responses=_errors(
@@ -1146,11 +1148,9 @@ async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
     rows = await in_log_thread(state, "window", state.monitor)
     accuracy = await in_log_thread(state, "feedback_accuracy", "version")
     runtime = state.manager.runtime if state.manager else None
-    reference_path = runtime.folder / "monitoring" / "reference.json" if runtime else None
-    if reference_path is not None and reference_path.is_file():
-        reference = json.loads(reference_path.read_text(encoding="utf-8"))
+    if runtime is not None and runtime.reference is not None:
         served = [row for row in rows if row["model_version"] == runtime.version]  # the reference is the served version's
-        drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, reference, served, state.monitor)
+        drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, runtime.reference, served, state.monitor)
     else:
         drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
     state.metrics.observe_monitoring(drift, accuracy)

@@ -484,7 +484,7 @@ def check(self: ModelManager) -> dict[str, Any] | None:
         return None
     return self.load(target)
 
-# %% ../nbs/06_serving.ipynb #c0d5a253
+# %% ../nbs/06_serving.ipynb #c6dfdc2e
 def _whole_number(value: Any) -> int:
     "JSON's integers (2 and 2.0 alike), refusing what lenient parsing would turn into one (true, \"2\", 2.5)."
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
@@ -494,7 +494,7 @@ def _whole_number(value: Any) -> int:
 # the bounds first, then the check: so the schema states them as JSON Schema's minimum and maximum
 TopK = Annotated[int, Field(ge=1, le=50), BeforeValidator(_whole_number)]
 Steps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_whole_number)]  # le: ExplainConfig.max_steps (a test checks)
-LabelId = Annotated[int, BeforeValidator(_whole_number)]
+LabelId = Annotated[int, Field(ge=0), BeforeValidator(_whole_number)]  # its upper bound is the served model's: not in the schema
 
 def _check_encodable(text: str, what: str = "text"):
     "Refuse text that is not valid Unicode (JSON allows lone surrogates such as \\ud800; tokenizers do not)."

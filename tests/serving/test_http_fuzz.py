@@ -52,10 +52,11 @@ def _pytest9_node_id(request):
 HUNG: list[str] = []  # the first request the server did not answer in time
 
 
-# Whether a /feedback item is acceptable depends on the server's state, which no schema can state: its request id
-# must be one the request log holds, its label one of the served model's. So schema-valid feedback may rightly be
-# refused there; every other check still applies to it.
-STATEFUL_VALIDITY = {"/feedback"}
+# Whether some input is acceptable depends on the server's state, which no schema can state: a /feedback item's
+# request id must be one the request log holds and its label one of the served model's; an /explain target must be one
+# of the served model's labels or label ids. So schema-valid input may rightly be refused there; every other check
+# still applies to them.
+STATEFUL_VALIDITY = {"/feedback", "/explain"}
 
 
 def call_and_validate(case, timeout: float = REQUEST_TIMEOUT_S):

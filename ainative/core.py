@@ -132,6 +132,7 @@ def atomic_write_text(path: Path | str,  # file to (over)write
     fsync_path(path.parent)  # the rename itself must survive a crash, not only the bytes
     return path
 
+# %% ../nbs/00_core.ipynb #b702e797
 def fsync_path(path: Path | str):
     "Flush a file's bytes, or a folder's entries (a rename or a new file in it), to disk; skip folders that cannot be opened (Windows)."
     try: descriptor = os.open(path, os.O_RDONLY)
@@ -141,6 +142,7 @@ def fsync_path(path: Path | str):
     try: os.fsync(descriptor)
     finally: os.close(descriptor)
 
+# %% ../nbs/00_core.ipynb #7c35267c
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
     "Write `obj` as indented, key-sorted JSON to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -168,6 +170,7 @@ def find_project_root(start: Path | str | None = None) -> Path | None:
             return folder
     return None
 
+# %% ../nbs/00_core.ipynb #4e3eb672
 def runs_root() -> Path:
     "Where new run directories go: `$AINATIVE_RUNS_DIR`, else `<project>/runs`, else `./runs`."
     if os.environ.get("AINATIVE_RUNS_DIR"): return Path(os.environ["AINATIVE_RUNS_DIR"])
@@ -368,6 +371,7 @@ class DeviceInfo:
     bf16: bool           # whether bfloat16 autocast is supported
     reason: str          # why this device was chosen
 
+# %% ../nbs/00_core.ipynb #18bc0919
 def detect_device(prefer: str = "auto" # "auto", "cuda" or "cpu"
                  ) -> DeviceInfo:
     "Choose CUDA when torch sees a usable GPU (unless `prefer='cpu'`), else the CPU."
@@ -419,6 +423,7 @@ def select_onnx_providers(device: str = "auto",   # "auto", "cuda" or "cpu"
         providers.append("CUDAExecutionProvider")
     return providers + ["CPUExecutionProvider"]
 
+# %% ../nbs/00_core.ipynb #f88995e8
 def session_options(threads: int | None = None):
     "ORT session options: all graph optimisations, `threads` intra-op threads (None: ORT's default, all cores)."
     import onnxruntime as ort

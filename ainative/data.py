@@ -92,6 +92,7 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
             records.append(record)
     return pd.DataFrame.from_records(records)
 
+# %% ../nbs/01_data.ipynb #d79bc74a
 def _first_undecodable(path: Path, encoding: str) -> str:
     "Where the first byte that `encoding` cannot decode sits in `path`: line and byte offset."
     data = path.read_bytes()
@@ -190,12 +191,14 @@ class DatasetSpec:
     parse: Callable[[Path], dict[str, pd.DataFrame]]  # folder with the files -> split name -> frame
     licence: str = ""
 
+# %% ../nbs/01_data.ipynb #f64e1e06
 def _with_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(row=range(1, len(df) + 1))[["text", "label", "row"]]
 
 def _parse_banking77(folder: Path) -> dict[str, pd.DataFrame]:
     return {split: _with_rows(read_table(folder / f"{split}.csv", "text", "category")) for split in ("train", "test")}
 
+# %% ../nbs/01_data.ipynb #38dca252
 def _parse_clinc150(folder: Path) -> dict[str, pd.DataFrame]:
     raw = json.loads((folder / "data_full.json").read_text(encoding="utf-8"))
     splits = {}
@@ -275,6 +278,7 @@ def _verified(folder: Path, spec: DatasetSpec) -> bool:
                                 where=str(folder / name), fix="Replace it with an unmodified copy of the dataset.")
     return True
 
+# %% ../nbs/01_data.ipynb #34296c6d
 def fetch_named_dataset(spec: DatasetSpec,                  # which dataset
                         data_dir: Path | str | None = None,  # local copies; None reads $AINATIVE_DATA_DIR
                         cache_dir: Path | str | None = None  # downloads; None: `default_cache_dir()`
@@ -298,6 +302,7 @@ class RawDataset:
     splits: dict[str, pd.DataFrame]
     source: dict[str, Any]
 
+# %% ../nbs/01_data.ipynb #957a44cb
 def from_hf_dataset(dataset: Any,                 # a datasets.Dataset or DatasetDict
                     text_column: str = "text",
                     label_column: str = "label",
@@ -335,6 +340,7 @@ def _file_source(config: DataConfig) -> RawDataset:
     return RawDataset(splits, {"kind": "file", "name": Path(config.dataset).name, "files": files,
                                "split_files": {split: Path(f).name for split, f in split_files.items() if f}})
 
+# %% ../nbs/01_data.ipynb #9237b627
 def load_source(config: DataConfig, dataset_object: Any = None) -> RawDataset:
     "Read the raw splits `config.dataset` names (or `dataset_object`, a 🤗 dataset)."
     if dataset_object is not None:
@@ -366,6 +372,7 @@ def _first_rows(rows: pd.Series, n: int = 5) -> str:
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
+# %% ../nbs/01_data.ipynb #f718215f
 ROW_RULES: list[tuple[str, type[AinativeError], str, Callable[[pd.DataFrame], pd.Series]]] = [
     ("non_string_text", NonStringTextError, "have text that is not a string",
      lambda df: df.text.map(lambda t: not _missing(t) and not isinstance(t, str))),
@@ -413,6 +420,7 @@ class CleaningReport:
         "Add `n` rows of `split` dropped for `reason`."
         if n: self.dropped.setdefault(split, Counter())[reason] += n
 
+# %% ../nbs/01_data.ipynb #a0221aea
 def clean_splits(splits: dict[str, pd.DataFrame],  # raw splits after row validation
                  report: CleaningReport | None = None) -> tuple[dict[str, pd.DataFrame], CleaningReport]:
     "Normalise texts, drop empties and duplicates, report conflicts, remove cross-split leakage."
@@ -484,6 +492,7 @@ def check_class_sizes(df: pd.DataFrame, fractions: tuple[float, ...], split: str
                                  f"too few to stratify {tuple(fractions)}: {small.to_dict()}.", where=f"{split} split",
                                  fix="Add examples, merge or drop those classes, or give a separate validation/test file.")
 
+# %% ../nbs/01_data.ipynb #6c768bf2
 def stratified_split(df: pd.DataFrame,   # cleaned examples, one row each
                      fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
                      seed: int = 42) -> dict[str, pd.DataFrame]:
@@ -495,6 +504,7 @@ def stratified_split(df: pd.DataFrame,   # cleaned examples, one row each
     return {name: part.reset_index(drop=True) for name, part in
             (("train", train), ("validation", validation), ("test", test))}
 
+# %% ../nbs/01_data.ipynb #e03108e6
 def carve_validation(train: pd.DataFrame, fraction: float = 0.1, seed: int = 42) -> dict[str, pd.DataFrame]:
     "Carve a stratified validation split of `fraction` out of `train`."
     check_class_sizes(train, (1 - fraction, fraction))
@@ -514,6 +524,7 @@ def assemble_splits(splits: dict[str, pd.DataFrame], config: DataConfig) -> dict
         splits = {**splits, **carve_validation(splits["train"], config.validation_fraction, config.seed)}
     return {name: splits[name] for name in SPLITS}
 
+# %% ../nbs/01_data.ipynb #604fa0fd
 def check_unseen_labels(splits: dict[str, pd.DataFrame]):
     "Raise `UnseenLabelError` if validation or test has labels that train never shows."
     train_labels = set(splits["train"].label)
@@ -535,6 +546,7 @@ def split_sha256(df: pd.DataFrame) -> str:
         digest.update(f"{text}\t{label}\n".encode())
     return digest.hexdigest()
 
+# %% ../nbs/01_data.ipynb #a530cd66
 def data_version(splits: dict[str, pd.DataFrame], params: dict[str, Any]) -> str:
     "Content hash of the splits (text, label, order) and the shaping `params`: `data-<16 hex>`."
     content = {"params": params, "splits": {split: split_sha256(splits[split]) for split in SPLITS}}
@@ -559,6 +571,7 @@ def _swap_in(staging: Path, target: Path):
         raise
     if previous: shutil.rmtree(previous, ignore_errors=True)
 
+# %% ../nbs/01_data.ipynb #5b665287
 def write_data_dir(target: Path,                          # the run's data/ folder
                    splits: dict[str, pd.DataFrame],
                    manifest: dict[str, Any]) -> dict[str, Any]:
@@ -590,6 +603,7 @@ def read_manifest(data_dir: Path | str) -> dict[str, Any]:
                                     where=str(path), fix="Run the data stage first: ainative data --run-dir <run>.")
     return json.loads(path.read_text(encoding="utf-8"))
 
+# %% ../nbs/01_data.ipynb #b84d22ea
 def load_splits(data_dir: Path | str, verify: bool = True) -> dict[str, pd.DataFrame]:
     "Read the parquet splits of a data folder, verifying their sha256 against the manifest."
     manifest = read_manifest(data_dir)
@@ -610,6 +624,7 @@ class PreparedData:
     splits: dict[str, pd.DataFrame]
     manifest: dict[str, Any]
 
+# %% ../nbs/01_data.ipynb #8170d199
 def _validate_splits(raw: RawDataset, config: DataConfig, report: CleaningReport) -> dict[str, pd.DataFrame]:
     "`validate_rows` on each split of `raw`, counting what it drops in `report`; long-text warnings go to the log too."
     validated = {}
@@ -680,6 +695,7 @@ def plot_label_distribution(splits: dict[str, pd.DataFrame], max_labels: int = 8
     fig.tight_layout()
     return fig
 
+# %% ../nbs/01_data.ipynb #53dc534f
 def plot_text_lengths(splits: dict[str, pd.DataFrame]):
     "Histograms of text length in characters and in words, all splits together."
     import matplotlib.pyplot as plt
@@ -692,6 +708,7 @@ def plot_text_lengths(splits: dict[str, pd.DataFrame]):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/01_data.ipynb #159c5bde
 def save_figure(fig, path: Path | str) -> Path:
     "Save `fig` as a PNG at `path` (folders created)."
     path = Path(path)

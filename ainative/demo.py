@@ -25,6 +25,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
     "The fast tokenizer of the bundled base model (all-MiniLM-L6-v2's WordPiece vocabulary)."
     return load_tokenizer()
 
+# %% ../nbs/90_demo.ipynb #61acd6c3
 def tiny_model(labels: Sequence[str] | int = DEMO_LABELS,  # class names, or how many (named LABEL_0, LABEL_1, …)
                vocab_size: int | None = None,   # None: the size of `tiny_tokenizer()`'s vocabulary
                layers: int = 2,                 # transformer layers

@@ -31,6 +31,7 @@ def cell_directives(source: str) -> dict[str, str]:
         directives[match["name"].lower()] = match["value"].strip().lower()
     return directives
 
+# %% ../nbs/10_docs.ipynb #4e61804f
 def apply_directives(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     "A copy of `notebook` with hidden cells dropped, `echo`/`output` applied and directive lines removed."
     result = copy.deepcopy(notebook)
@@ -62,6 +63,7 @@ def render_readme(index: Path | str | None = None) -> str:
     body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
     return "<!-- Generated from nbs/index.ipynb by `make readme`; edit the notebook, not this file. -->\n\n" + body
 
+# %% ../nbs/10_docs.ipynb #265cdf4c
 def write_readme(index: Path | str | None = None, readme: Path | str | None = None) -> Path:
     "Render `index` into `readme` (default: the project's README.md)."
     readme = Path(readme) if readme else find_project_root() / "README.md"
@@ -122,6 +124,7 @@ class Page:
     summary: str
     content: nbformat.NotebookNode = field(repr=False)
 
+# %% ../nbs/10_docs.ipynb #668dde5b
 def load_pages(nbs_path: Path) -> dict[str, Page]:
     "The pages of the notebooks under `nbs_path`, keyed by the notebook's path relative to it (`01_data.ipynb`)."
     pages = {}
@@ -140,6 +143,7 @@ class NavItem:
     href: str | None = None
     children: list[NavItem] = field(default_factory=list)
 
+# %% ../nbs/10_docs.ipynb #a80c3745
 def _is_external(href: str) -> bool: return bool(re.match(r"^[a-z][a-z0-9+.-]*:", href, re.I))
 
 def sidebar_items(contents: list, pages: dict[str, Page]) -> list[NavItem]:
@@ -164,6 +168,7 @@ def sidebar_items(contents: list, pages: dict[str, Page]) -> list[NavItem]:
         items.append(NavItem(str(entry.get("section", text)), href, sidebar_items(entry.get("contents"), pages)))
     return items
 
+# %% ../nbs/10_docs.ipynb #0dbe697f
 def nav_links(items: list[NavItem]) -> list[str]:
     "The internal page paths of `items`, sidebar order, sections flattened."
     links = []
@@ -172,6 +177,7 @@ def nav_links(items: list[NavItem]) -> list[str]:
         links.extend(nav_links(item.children))
     return links
 
+# %% ../nbs/10_docs.ipynb #4ac113d3
 def navigation(contents: list | None, pages: dict[str, Page]) -> list[NavItem]:
     "The sidebar: Quarto's `contents` (all pages in file order if none), then the pages it does not list."
     items = sidebar_items(contents, pages)
@@ -188,6 +194,7 @@ def exported_names(source: str) -> list[str]:
     return [showdoc_nm(node) for node in tree.body
             if isinstance(node, kinds) and (not node.name.startswith("_") or node.name.startswith("__"))]
 
+# %% ../nbs/10_docs.ipynb #72afb6b2
 def documented_members(cls: type) -> list[str]:
     "The public methods and properties `cls` defines itself (not inherited) that have a docstring."
     members = []
@@ -219,6 +226,7 @@ def _exported_module(directives: dict[str, str], default: str | None) -> str | N
         if key in directives: return directives[key] or default
     return None
 
+# %% ../nbs/10_docs.ipynb #192169a6
 def add_api_reference(notebook: nbformat.NotebookNode, package: str) -> tuple[nbformat.NotebookNode, dict[str, str]]:
     "A copy of `notebook` with API blocks before its exported cells, and the documented names with their modules."
     result, cells, documented, modules = copy.deepcopy(notebook), [], {}, {}
@@ -260,6 +268,7 @@ def notebook_body(notebook: nbformat.NotebookNode) -> str:
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     return exporter.from_notebook_node(notebook)[0]
 
+# %% ../nbs/10_docs.ipynb #a38264ca
 def relative_url(target: str, page: str) -> str:
     "The link from site path `page` to site path `target` (which may carry a `#fragment`)."
     path, hash_mark, fragment = target.partition("#")
@@ -277,6 +286,7 @@ def link_notebooks(soup, page: Page, pages: dict[str, Page], nbs_path: Path) -> 
         notebook = posixpath.normpath(posixpath.join(page.notebook.parent.relative_to(nbs_path).as_posix(), path))
         if notebook in pages: anchor["href"] = relative_url(pages[notebook].href + hash_mark + fragment, page.href)
 
+# %% ../nbs/10_docs.ipynb #9e0b94c8
 def copy_images(soup, page: Page, nbs_path: Path, dest: Path) -> list[Path]:
     "Copy the local images `soup` (the body of `page`) shows into `dest`, at the same place relative to the page."
     copied = []
@@ -292,6 +302,7 @@ def copy_images(soup, page: Page, nbs_path: Path, dest: Path) -> list[Path]:
         copied.append(target)
     return copied
 
+# %% ../nbs/10_docs.ipynb #0d68e9af
 def link_symbols(soup, symbols: dict[str, str], page: Page) -> int:
     "Link the inline `code` of `soup` that names a documented symbol (`symbols`: name → site path) to its API block."
     linked = 0
@@ -456,6 +467,7 @@ def _fresh_folder(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / _MARKER).write_text("written by ainative.docs.build_site; emptied on each build\n")
 
+# %% ../nbs/10_docs.ipynb #e38d4f52
 def build_site(dest: Path | str | None = None, nbs_path: Path | str | None = None,
                config_path: Path | str | None = None) -> Path:
     "Build the documentation site of the notebooks in `nbs_path` into `dest`, without Quarto; the path of `dest`."

@@ -78,6 +78,7 @@ def embedding_layer(model) -> Any:
                             fix="Explain a Hugging Face encoder classifier (BERT, MiniLM, RoBERTa, DistilBERT...).")
     return layer
 
+# %% ../nbs/07_explainability.ipynb #7d23b213
 def padding_baseline(input_ids,              # token ids, shape (batch, tokens)
                      keep,                   # bool mask of the tokens to keep as they are ([CLS], [SEP])
                      pad_token_id: int) -> Any:
@@ -98,6 +99,7 @@ def _check_deadline(deadline: float | None) -> None:
         raise ExplainTimeoutError("The explanation ran out of time while integrating.", where="timeout_s",
                                   fix="Ask for fewer n_steps, a shorter text, or a longer timeout.")
 
+# %% ../nbs/07_explainability.ipynb #8d194029
 @contextlib.contextmanager
 def model_lock(model,                          # the model captum will hook
                deadline: float | None = None   # time.monotonic() after which waiting gives up; None: wait
@@ -121,6 +123,7 @@ class TokenAttributions:
     value: float              # f(x): the class's probability for the text
     baseline_value: float     # f(x'): the class's probability for the all-padding baseline
 
+# %% ../nbs/07_explainability.ipynb #d38d1924
 @contextlib.contextmanager
 def _eval_mode(model) -> Iterator[None]:
     "Run the block with `model` in eval mode, then restore its mode."
@@ -129,6 +132,7 @@ def _eval_mode(model) -> Iterator[None]:
     try: yield
     finally: model.train(was_training)
 
+# %% ../nbs/07_explainability.ipynb #1d195028
 def token_attributions(model,                       # Hugging Face sequence classifier
                        inputs: dict[str, Any],       # one encoded text: input_ids, attention_mask (, token_type_ids)
                        baseline_ids,                 # the baseline's token ids, same shape as input_ids
@@ -183,6 +187,7 @@ def _check_text(text: Any) -> str:
         raise EmptyTextError("The text to explain is empty.", where="text", fix="Send a non-blank utterance.")
     return text
 
+# %% ../nbs/07_explainability.ipynb #2434bae2
 def class_id(target: int | str,              # class id or label name
              id2label: dict[int, str]) -> int:
     "The class id of `target`, given as an id or a label name of `id2label`."
@@ -193,6 +198,7 @@ def class_id(target: int | str,              # class id or label name
     raise ConfigError(f"Unknown target class {target!r}.", where="target",
                       fix=f"Use a class id 0..{len(id2label) - 1} or one of the labels {sorted(label2id)[:10]}...")
 
+# %% ../nbs/07_explainability.ipynb #c1299edd
 def explain_text(model,                              # Hugging Face sequence classifier
                  tokenizer,                          # its fast tokenizer
                  text: str,                          # the utterance to explain
@@ -242,6 +248,7 @@ def _shade(attribution: float, scale: float) -> str:
     colour = "22, 163, 74" if attribution >= 0 else "220, 38, 38"
     return f"rgba({colour}, {0.08 + 0.72 * strength:.2f})"
 
+# %% ../nbs/07_explainability.ipynb #c88e7060
 def attribution_html(explanation: dict[str, Any]) -> str:
     "The words of `explanation` as HTML, shaded green (raised the class's probability) or red (lowered it), escaped."
     words = explanation["words"]
@@ -288,6 +295,7 @@ def delete_words(text: str, indices: Sequence[int]) -> str:
     drop = set(int(i) for i in indices)
     return " ".join(word for i, word in enumerate(text.split()) if i not in drop)
 
+# %% ../nbs/07_explainability.ipynb #44b911f0
 def deletion_curves(predict_proba: Callable[[list[str]], np.ndarray],  # texts -> class probabilities (n, classes)
                     explanations: list[dict[str, Any]],                # from `explain_text`
                     max_k: int = 6,                                    # deletions run k = 0..max_k
@@ -312,6 +320,7 @@ def deletion_curves(predict_proba: Callable[[list[str]], np.ndarray],  # texts -
         row.update(attributed=float(picked[0]), random=float(picked[1:].mean()))
     return pd.DataFrame(rows)
 
+# %% ../nbs/07_explainability.ipynb #dceb54de
 def faithfulness_summary(curves: pd.DataFrame, top_k: int = 3) -> dict[str, float]:
     "Mean probability drop after deleting `top_k` attributed vs random words, their AOPC, and how often attributed wins."
     start = curves[curves.k == 0][["text", "attributed", "random"]]
@@ -360,6 +369,7 @@ def confusion_order(confusion: np.ndarray) -> np.ndarray:
     np.fill_diagonal(distance, 0)
     return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))
 
+# %% ../nbs/07_explainability.ipynb #c7ef8573
 def largest_confusions(confusion: np.ndarray, n: int = 10,
                        whole_ties: bool = False  # never cut a tie at the n-th place: keep it whole (up to 2n cells) or drop it
                       ) -> list[tuple[int, int, int]]:
@@ -440,6 +450,7 @@ def confused_pairs(labels: np.ndarray,        # true class ids
                                             for i in members[:examples])})
     return pd.DataFrame(rows, columns=["label a", "label b", "errors", "a → b", "b → a", "examples"])
 
+# %% ../nbs/07_explainability.ipynb #97eba990
 def confident_mistakes(labels: np.ndarray,          # true class ids
                        probabilities: np.ndarray,   # (n, classes) predicted probabilities
                        texts: Sequence[str],
@@ -490,6 +501,7 @@ def _check_calibration_inputs(confidences: np.ndarray, correct: np.ndarray, n_bi
     if n_bins < 1: raise ConfigError(f"n_bins={n_bins} must be at least 1.")
     return confidences, correct
 
+# %% ../nbs/07_explainability.ipynb #d44acb50
 def reliability_bins(confidences: np.ndarray,   # top probability of each prediction
                      correct: np.ndarray,       # 1 where the prediction was right, else 0
                      n_bins: int = 15) -> pd.DataFrame:
@@ -504,6 +516,7 @@ def reliability_bins(confidences: np.ndarray,   # top probability of each predic
     return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": counts, "confidence": confidence,
                          "accuracy": accuracy, "gap": np.abs(accuracy - confidence)})
 
+# %% ../nbs/07_explainability.ipynb #0360944f
 def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
     "ECE: the count-weighted mean gap between accuracy and confidence over equal-width confidence bins."
     bins = reliability_bins(confidences, correct, n_bins)
@@ -517,6 +530,7 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
     log_probabilities = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
     return float(-log_probabilities[np.arange(len(labels)), np.asarray(labels)].mean())
 
+# %% ../nbs/07_explainability.ipynb #74aaafcd
 def fit_temperature(logits: np.ndarray,     # validation logits (n, classes)
                     labels: np.ndarray,     # validation class ids
                     bounds: tuple[float, float] = (0.05, 20.0)) -> float:
@@ -549,6 +563,7 @@ def calibration_report(validation_logits: np.ndarray, validation_labels: np.ndar
             "validation_nll_before": negative_log_likelihood(validation_logits, validation_labels),
             "validation_nll_after": negative_log_likelihood(validation_logits, validation_labels, temperature)}
 
+# %% ../nbs/07_explainability.ipynb #21a99ac7
 def plot_reliability(test_logits: np.ndarray, test_labels: np.ndarray, temperature: float, n_bins: int = 15):
     "Reliability diagrams of the test predictions before and after temperature scaling, with the bin counts below."
     import matplotlib.pyplot as plt
@@ -621,6 +636,7 @@ def add_typo(text: str) -> str:
     words[i] = word[:middle - 1] + word[middle] + word[middle - 1] + word[middle + 1:]
     return " ".join(words)
 
+# %% ../nbs/07_explainability.ipynb #84c3c617
 def strip_punctuation(text: str) -> str:
     "`text` without punctuation (apostrophes inside words kept), whitespace collapsed."
     return " ".join(re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text).split())
@@ -650,6 +666,7 @@ def behaviour_cases(label_names: Sequence[str],      # the model's labels: only 
                 rows.append({"family": "invariance", "test": name, "text": changed, "original": text, "expected": None})
     return pd.DataFrame(rows, columns=["family", "test", "text", "original", "expected"])
 
+# %% ../nbs/07_explainability.ipynb #d601a845
 def run_behaviour_tests(predict_labels: Callable[[list[str]], list[str]],  # texts -> predicted label names
                         cases: pd.DataFrame) -> pd.DataFrame:
     "`cases` with the prediction for each and whether it passed (invariance: same label as for the original text)."
@@ -663,6 +680,7 @@ def run_behaviour_tests(predict_labels: Callable[[list[str]], list[str]],  # tex
     results["passed"] = results.predicted == results.expected
     return results
 
+# %% ../nbs/07_explainability.ipynb #b37b212a
 def behaviour_summary(results: pd.DataFrame) -> pd.DataFrame:
     "Cases, passes and pass rate of each behavioural test, failures first within each family."
     summary = results.groupby(["family", "test"], sort=False).passed.agg(cases="size", passed="sum").reset_index()
@@ -684,6 +702,7 @@ class ExplainResult:
     model: Any
     tokenizer: Any
 
+# %% ../nbs/07_explainability.ipynb #7fb17742
 def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, str | None]:
     "The (model, tokenizer) to explain, the registry (or None) and the version id (or None)."
     from ainative.registry import Registry
@@ -705,6 +724,7 @@ def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, st
     model, tokenizer = registry.load_model(config.model_name, folder.name)
     return model, tokenizer, registry, folder.name
 
+# %% ../nbs/07_explainability.ipynb #ffe90e4f
 def _label_ids(labels: pd.Series, label2id: dict[str, int], split: str) -> np.ndarray:
     "Class ids of `labels`; an error naming the labels the model does not know."
     unknown = sorted(set(labels) - set(label2id))
@@ -713,6 +733,7 @@ def _label_ids(labels: pd.Series, label2id: dict[str, int], split: str) -> np.nd
                                fix="Explain a model trained on this run's data (the label maps must match).")
     return labels.map(label2id).to_numpy()
 
+# %% ../nbs/07_explainability.ipynb #bb05bb04
 def _attach_calibration(registry, config: ExplainConfig, version: str, calibration: dict[str, Any]) -> str:
     "Attach `calibration` to the version unless it has one already; what happened, in words."
     existing = registry.resolve(config.model_name, version) / "calibration"
@@ -735,6 +756,7 @@ def _attach_reference(registry, config: ExplainConfig, version: str | None, run:
     if registry is None: return "no registered version: not attached"
     return attach_reference(registry, config.model_name, version, profile)
 
+# %% ../nbs/07_explainability.ipynb #5044ce96
 def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
     import matplotlib.pyplot as plt

@@ -31,6 +31,7 @@ WEIGHTS_PACKAGES: dict[str, str] = {  # model name -> importable package whose g
 def _hub_offline() -> bool:
     return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
+# %% ../nbs/02_model.ipynb #8c4fc9e1
 def resolve_base_model(name: str = DEFAULT_BASE_MODEL  # local folder, weights-package name, or hub id
                       ) -> str:
     "The folder (or, online, hub id) that `from_pretrained` should load for `name`; lists what it tried if none."
@@ -62,6 +63,7 @@ def load_tokenizer(name: str = DEFAULT_BASE_MODEL):
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(resolve_base_model(name))
 
+# %% ../nbs/02_model.ipynb #253e9a71
 def load_classifier(name: str,                 # base model: folder, weights package or hub id
                     label2id: dict[str, int],   # from the data manifest
                     dropout: float | None = None):
@@ -90,6 +92,7 @@ class TokenizedSplits:
     truncated: dict[str, int]       # split -> examples longer than max_length tokens
     max_length: int
 
+# %% ../nbs/02_model.ipynb #3584da00
 def tokenize_splits(splits: dict[str, pd.DataFrame],  # split -> frame with text, label
                     tokenizer,
                     label2id: dict[str, int],

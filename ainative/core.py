@@ -252,6 +252,42 @@ _TRUE_WORDS, _FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "of
 def _is_optional(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
 
+def _coerce_sequence(value: Any, annotation: Any, name: str) -> list | tuple:
+    "`value` (a list, or text `a,b,c` / `[a, b, c]`) as the list or tuple type `annotation`."
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    items = value
+    if isinstance(value, str):
+        text = value.strip()
+        items = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"Parameter '{name}' = {value!r} is not a list.", fix="Write it as a,b,c or [a, b, c].")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(items) != len(args):
+            raise ConfigError(f"Parameter '{name}' needs {len(args)} items, got {len(items)}: {value!r}.")
+        return tuple(coerce_value(item, arg, name) for item, arg in zip(items, args))
+    item_type = args[0] if args else Any
+    return origin(coerce_value(item, item_type, name) for item in items)
+
+# %% ../nbs/00_core.ipynb #2c39d7d9
+def _coerce_bool(value: Any, name: str) -> bool:
+    "`value` as a boolean: a bool, or one of the words true/false, yes/no, on/off, 1/0."
+    if isinstance(value, bool): return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise ConfigError(f"Parameter '{name}' = {value!r} is not a boolean.", fix="Use true or false.")
+
+def _coerce_number(value: Any, annotation: type, name: str) -> int | float:
+    "`value` as an int or float (`annotation`); a bool or a fractional value for an int is refused."
+    if isinstance(value, bool): raise ConfigError(f"Parameter '{name}' = {value!r} is not a number.")
+    try:
+        number = annotation(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Parameter '{name}' = {value!r} is not a{'n integer' if annotation is int else ' number'}.") from None
+    if annotation is int and isinstance(value, float) and value != number:
+        raise ConfigError(f"Parameter '{name}' = {value!r} is not an integer.")
+    return number
+
+# %% ../nbs/00_core.ipynb #20578ff4
 def coerce_value(value: Any, annotation: Any, name: str = "value") -> Any:
     "Convert `value` (often a string from a CLI or papermill) to the type `annotation`."
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -268,33 +304,9 @@ def coerce_value(value: Any, annotation: Any, name: str = "value") -> Any:
     if origin is typing.Literal:
         if value in args: return value
         raise ConfigError(f"Parameter '{name}' = {value!r} is not one of {list(args)}.")
-    if origin in (list, tuple):
-        items = value
-        if isinstance(value, str):
-            text = value.strip()
-            items = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",") if part.strip()]
-        if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"Parameter '{name}' = {value!r} is not a list.", fix="Write it as a,b,c or [a, b, c].")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(items) != len(args):
-                raise ConfigError(f"Parameter '{name}' needs {len(args)} items, got {len(items)}: {value!r}.")
-            return tuple(coerce_value(item, arg, name) for item, arg in zip(items, args))
-        item_type = args[0] if args else Any
-        return origin(coerce_value(item, item_type, name) for item in items)
-    if annotation is bool:
-        if isinstance(value, bool): return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
-            return value.strip().lower() in _TRUE_WORDS
-        raise ConfigError(f"Parameter '{name}' = {value!r} is not a boolean.", fix="Use true or false.")
-    if annotation in (int, float):
-        if isinstance(value, bool): raise ConfigError(f"Parameter '{name}' = {value!r} is not a number.")
-        try:
-            number = annotation(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"Parameter '{name}' = {value!r} is not a{'n integer' if annotation is int else ' number'}.") from None
-        if annotation is int and isinstance(value, float) and value != number:
-            raise ConfigError(f"Parameter '{name}' = {value!r} is not an integer.")
-        return number
+    if origin in (list, tuple): return _coerce_sequence(value, annotation, name)
+    if annotation is bool: return _coerce_bool(value, name)
+    if annotation in (int, float): return _coerce_number(value, annotation, name)
     if annotation is Path: return Path(value)
     if annotation is str:
         if isinstance(value, (str, Path, int, float)): return str(value)

@@ -14,10 +14,10 @@ import nbformat
 from .core import ConfigError, atomic_write_text, find_project_root
 
 # %% auto #0
-__all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'cell_directives', 'apply_directives', 'render_readme', 'write_readme', 'page_href',
-           'find_notebooks', 'split_title', 'Page', 'load_pages', 'NavItem', 'sidebar_items', 'nav_links', 'navigation',
-           'exported_names', 'documented_members', 'api_html', 'add_api_reference', 'notebook_body', 'relative_url',
-           'link_notebooks', 'copy_images', 'link_symbols', 'table_of_contents', 'render_page', 'build_site']
+__all__ = ['cell_directives', 'apply_directives', 'render_readme', 'write_readme', 'page_href', 'find_notebooks', 'split_title',
+           'Page', 'load_pages', 'NavItem', 'sidebar_items', 'nav_links', 'navigation', 'exported_names',
+           'documented_members', 'api_html', 'add_api_reference', 'notebook_body', 'relative_url', 'link_notebooks',
+           'copy_images', 'link_symbols', 'table_of_contents', 'docs_asset', 'render_page', 'build_site']
 
 # %% ../nbs/10_docs.ipynb #7325d160
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(?P<name>[\w-]+):?\s*(?P<value>.*)$")
@@ -71,6 +71,7 @@ def write_readme(index: Path | str | None = None, readme: Path | str | None = No
 
 # %% ../nbs/10_docs.ipynb #c9147d73
 import ast
+from importlib import resources
 import html
 import importlib
 import inspect
@@ -321,124 +322,10 @@ def table_of_contents(soup) -> list[tuple[int, str, str]]:
     return [(int(h.name[1]), h["id"], h.get_text().replace("¶", "").strip()) for h in soup.find_all(["h2", "h3"], id=True)]
 
 # %% ../nbs/10_docs.ipynb #af329d40
-PAGE_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ page.title }} – {{ site.title }}</title>
-{% if page.summary %}<meta name="description" content="{{ page.summary }}">{% endif %}
-<link rel="stylesheet" href="{{ url('site.css') }}">
-</head>
-<body>
-<header class="topbar">
-  <a class="brand" href="{{ url(site.home) }}">{{ site.title }}</a>
-  <span class="tagline">{{ site.description }}</span>
-  {% if site.git_url %}<a class="repo" href="{{ site.git_url }}">Source</a>{% endif %}
-</header>
-<div class="layout">
-<nav class="sidebar" aria-label="Pages">
-<ul>
-{%- for item in nav recursive %}
-<li>{% if item.href %}<a href="{{ url(item.href) }}"{% if item.href == page.href %} class="active" aria-current="page"{% endif %}>{{ item.text }}</a>{% else %}<span class="section">{{ item.text }}</span>{% endif %}
-{%- if item.children %}<ul>{{ loop(item.children) }}</ul>{% endif %}</li>
-{%- endfor %}
-</ul>
-</nav>
-<main>
-<header class="page-header">
-<h1 class="title">{{ page.title }}</h1>
-{% if summary %}<p class="summary">{{ summary }}</p>{% endif %}
-</header>
-{{ body }}
-<nav class="page-nav" aria-label="Previous and next">
-{% if previous %}<a class="previous" href="{{ url(previous.href) }}">← {{ previous.title }}</a>{% else %}<span></span>{% endif %}
-{% if next %}<a class="next" href="{{ url(next.href) }}">{{ next.title }} →</a>{% endif %}
-</nav>
-</main>
-{% if toc %}<aside class="toc" aria-label="On this page"><p class="toc-title">On this page</p>
-<ul>{% for level, anchor, text in toc %}<li class="toc-h{{ level }}"><a href="#{{ anchor }}">{{ text }}</a></li>{% endfor %}</ul>
-</aside>{% endif %}
-</div>
-</body>
-</html>
-"""
-
-# %% ../nbs/10_docs.ipynb #07f708e3
-SITE_CSS = """
-:root { --text: #1f2328; --muted: #59636e; --accent: #0b5cad; --border: #d8dee4; --code-bg: #f6f8fa; --bar: #24292f; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--text); background: #fff;
-       font: 16px/1.6 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-a { color: var(--accent); text-decoration: none; }
-a:hover { text-decoration: underline; }
-code, pre { font-family: ui-monospace, SFMono-Regular, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
-code { font-size: 0.88em; }
-:not(pre) > code { background: var(--code-bg); padding: 0.1em 0.35em; border-radius: 4px; }
-.topbar { position: sticky; top: 0; z-index: 10; display: flex; align-items: baseline; gap: 1.2rem;
-          padding: 0.7rem 1.5rem; background: var(--bar); color: #fff; }
-.topbar a { color: #fff; }
-.brand { font-weight: 650; font-size: 1.2rem; }
-.tagline { color: #c9d1d9; font-size: 0.9rem; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
-.repo { margin-left: auto; font-size: 0.9rem; }
-.layout { display: grid; grid-template-columns: 14rem minmax(0, 1fr) 13rem; max-width: 96rem; margin: 0 auto; }
-.sidebar, .toc { position: sticky; top: 3.1rem; align-self: start; height: calc(100vh - 3.1rem); overflow-y: auto; }
-.sidebar { padding: 1.5rem 0.8rem; border-right: 1px solid var(--border); font-size: 0.95rem; }
-.sidebar ul, .toc ul { list-style: none; margin: 0; padding: 0; }
-.sidebar ul ul { padding-left: 0.7rem; }
-.sidebar a { display: block; padding: 0.2rem 0.6rem; border-radius: 6px; color: var(--text); }
-.sidebar a:hover { background: var(--code-bg); text-decoration: none; }
-.sidebar a.active { background: #e7f0fa; color: var(--accent); font-weight: 600; }
-.sidebar .section { display: block; margin-top: 0.8rem; padding: 0.2rem 0.6rem; color: var(--muted);
-                    font-size: 0.78rem; font-weight: 600; text-transform: uppercase; letter-spacing: 0.04em; }
-main { min-width: 0; padding: 1.5rem 2.5rem 3rem; }
-.page-header { margin-bottom: 1.5rem; padding-bottom: 0.8rem; border-bottom: 1px solid var(--border); }
-.page-header .title { margin: 0; font-size: 2.1rem; line-height: 1.25; }
-.page-header .summary { margin: 0.4rem 0 0; color: var(--muted); font-size: 1.1rem; }
-h2 { margin: 2.2rem 0 0.8rem; padding-bottom: 0.25rem; border-bottom: 1px solid var(--border); font-size: 1.5rem; }
-h3 { margin: 1.8rem 0 0.6rem; font-size: 1.2rem; }
-.anchor-link { margin-left: 0.3rem; color: var(--muted); visibility: hidden; }
-h1:hover > .anchor-link, h2:hover > .anchor-link, h3:hover > .anchor-link, h4:hover > .anchor-link { visibility: visible; }
-blockquote { margin: 1rem 0; padding: 0.1rem 1rem; border-left: 4px solid var(--border); color: var(--muted); }
-table { display: block; max-width: 100%; overflow-x: auto; border: 0; border-collapse: collapse; margin: 1rem 0; font-size: 0.92rem; }
-th, td { padding: 0.35rem 0.75rem; border: 1px solid var(--border); text-align: left; vertical-align: top; }
-thead th { background: var(--code-bg); }
-tbody tr:nth-child(even) { background: #fafbfc; }
-img, svg { max-width: 100%; height: auto; }
-.cell { margin: 0.9rem 0; }
-pre { margin: 0; padding: 0.7rem 1rem; overflow-x: auto; font-size: 0.84rem; line-height: 1.45;
-      background: var(--code-bg); border: 1px solid var(--border); border-radius: 6px; }
-.text_cell_render pre { margin: 0.8rem 0; }
-.highlight { background: none; }
-.output_area pre { background: #fff; border: none; border-left: 3px solid var(--border); border-radius: 0; }
-.output_stderr pre { background: #fff8f5; border-left-color: #e8a87c; }
-.output_wrapper { margin-top: 0.4rem; }
-.output_png, .output_jpeg, .output_svg { margin: 0.5rem 0; }
-.api { margin: 1.6rem 0 0.8rem; padding: 0.8rem 1.2rem 0.5rem; border: 1px solid var(--border);
-       border-left: 4px solid var(--accent); border-radius: 6px; background: #fbfdff; }
-.api > .api-name { margin: 0; font-size: 1.15rem; }
-.api-name code { background: none; padding: 0; font-size: 1em; }
-.api-module { margin: 0 0 0.5rem; color: var(--muted); font-size: 0.85rem; }
-.api-module code { background: none; padding: 0; }
-.api pre { background: var(--code-bg); border: 1px solid var(--border); border-radius: 6px; }
-.api-member { margin-top: 0.8rem; padding-top: 0.5rem; border-top: 1px dashed var(--border); }
-.api-member .api-name { margin: 0 0 0.3rem; font-size: 1rem; }
-.api-member .api-module { display: none; }
-.page-nav { display: flex; justify-content: space-between; gap: 1rem; margin-top: 3rem; padding-top: 1rem;
-            border-top: 1px solid var(--border); }
-.toc { padding: 1.6rem 1rem; font-size: 0.85rem; }
-.toc-title { margin: 0 0 0.4rem; font-weight: 600; color: var(--muted); }
-.toc a { display: block; padding: 0.12rem 0; color: var(--muted); }
-.toc a:hover { color: var(--accent); }
-.toc-h3 { padding-left: 0.8rem; }
-@media (max-width: 1400px) { .layout { grid-template-columns: 14rem minmax(0, 1fr); } .toc { display: none; } }
-@media (max-width: 760px) {
-  .layout { display: block; }
-  .sidebar { position: static; height: auto; border-right: none; border-bottom: 1px solid var(--border); }
-  main { padding: 1rem; }
-  .tagline { display: none; }
-}
-"""
+def docs_asset(name: str  # a file of ainative/assets/docs: page.html (the Jinja2 page template) or site.css
+              ) -> str:
+    "The text of a file that ships with the package for the site: the page template or the style sheet."
+    return (resources.files("ainative") / "assets" / "docs" / name).read_text(encoding="utf-8")
 
 # %% ../nbs/10_docs.ipynb #acc88ab2
 def render_page(page: Page, body: str, toc: list[tuple[int, str, str]], nav: list[NavItem],
@@ -450,7 +337,7 @@ def render_page(page: Page, body: str, toc: list[tuple[int, str, str]], nav: lis
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     summary = re.sub(r"^<p>|</p>\s*$", "", markdown2html_mistune(page.summary).strip()) if page.summary else ""
     url = lambda target: target if _is_external(target) else relative_url(target, page.href)
-    return environment.from_string(PAGE_TEMPLATE).render(
+    return environment.from_string(docs_asset("page.html")).render(
         page=page, body=Markup(body), toc=toc, nav=nav, site=site, previous=previous, next=next,
         summary=Markup(summary), url=url)
 
@@ -511,5 +398,5 @@ def build_site(dest: Path | str | None = None, nbs_path: Path | str | None = Non
                                order[position - 1] if position > 0 else None,
                                order[position + 1] if position + 1 < len(order) else None)
         atomic_write_text(dest / page.href, document)
-    atomic_write_text(dest / "site.css", SITE_CSS + HtmlFormatter().get_style_defs(".highlight"))
+    atomic_write_text(dest / "site.css", docs_asset("site.css") + HtmlFormatter().get_style_defs(".highlight"))
     return dest

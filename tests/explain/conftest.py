@@ -8,7 +8,9 @@ import numpy as np
 import torch
 
 # the helpers live in a uniquely named module: test folders each have a conftest.py, so `from conftest import` is ambiguous
-from tiny_models import KEYWORDS, LABELS, OTHER, keyword_texts, tiny_bert
+from tiny_models import KEYWORDS, LABELS, OTHER, keyword_texts
+
+from ainative.demo import tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +21,13 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny(tokenizer):
     "A random tiny BERT in eval mode."
-    return tiny_bert(tokenizer)
+    return tiny_model(LABELS, vocab_size=len(tokenizer))
 
 
 @pytest.fixture(scope="session")
 def keyword_model(tokenizer):
     "A tiny BERT trained (a few seconds) until its prediction depends on the keyword of the text only."
-    model = tiny_bert(tokenizer, seed=0, dropout=0.0, labels=LABELS + ["other"])
+    model = tiny_model(LABELS + ["other"], vocab_size=len(tokenizer), dropout=0.0)
     texts, labels = keyword_texts(256, seed=0, other_share=0.25)
     encoded = dict(tokenizer(texts, padding=True, return_tensors="pt"))
     # Integrated gradients measures against the all-[PAD] baseline, which training never shows; teach the toy that it

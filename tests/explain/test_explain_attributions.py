@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from ainative.core import AinativeError, ConfigError, EmptyTextError, NonStringTextError
+from ainative.demo import tiny_model
+from tiny_models import LABELS
 from ainative.explain import (attribution_html, embedding_layer, explain_text, merge_to_words, padding_baseline,
                               plot_attributions, token_attributions)
 
@@ -86,8 +88,7 @@ def test_bad_text_gets_a_clear_error(tokenizer, tiny, bad, error):
 
 
 def test_model_mode_and_gradients_are_left_alone(tokenizer):
-    from tiny_models import tiny_bert
-    model = tiny_bert(tokenizer, seed=3).train()
+    model = tiny_model(LABELS, vocab_size=len(tokenizer), seed=3).train()
     first = explain_text(model, tokenizer, "refund my order", n_steps=16)
     second = explain_text(model, tokenizer, "refund my order", n_steps=16)
     assert model.training                                    # restored

@@ -9,7 +9,9 @@ import torch
 
 import ainative.explain as explain
 from ainative.core import ConfigError
-from tiny_models import tiny_bert
+from tiny_models import LABELS
+
+from ainative.demo import tiny_model
 
 TEXT = "I want a refund for my broken kettle, it arrived damaged"
 
@@ -28,7 +30,7 @@ def _largest_embedding_batch(model) -> tuple[list[int], object]:
 @pytest.fixture
 def slow_model(tokenizer):
     "A tiny BERT of its own whose forward passes each sleep 20 ms, so that concurrent calls really overlap."
-    model = tiny_bert(tokenizer, seed=5)
+    model = tiny_model(LABELS, vocab_size=len(tokenizer), seed=5)
     model.register_forward_pre_hook(lambda module, args, kwargs: time.sleep(0.02), with_kwargs=True)
     return model
 
@@ -44,7 +46,7 @@ def test_internal_batching_leaves_attributions_unchanged(tokenizer, tiny):
 
 def test_internal_batching_bounds_the_forward_batch(tokenizer):
     "Memory grows with the rows of one pass: with internal batching no pass holds more than the chunk, whatever n_steps."
-    model = tiny_bert(tokenizer, seed=1)
+    model = tiny_model(LABELS, vocab_size=len(tokenizer), seed=1)
     sizes, handle = _largest_embedding_batch(model)
     try:
         explain.explain_text(model, tokenizer, TEXT, n_steps=120)  # the default chunk

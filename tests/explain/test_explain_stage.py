@@ -8,7 +8,7 @@ from ainative.core import ConfigError, ModelNotFoundError, RunDir, atomic_write_
 from ainative.data import DataConfig, prepare_data, read_manifest
 from ainative.explain import ExplainConfig, explain_stage
 from ainative.registry import Registry
-from tiny_models import tiny_bert
+from ainative.demo import tiny_model
 
 FIGURES = {"attributions", "deletion_curve", "confusion_matrix", "per_class_f1", "reliability"}
 
@@ -19,7 +19,7 @@ def tiny_run(tmp_path_factory, tokenizer):
     run = RunDir.create(tmp_path_factory.mktemp("explain") / "run")
     prepare_data(DataConfig(run_dir=str(run.path)))
     manifest = read_manifest(run.data)
-    model = tiny_bert(tokenizer, labels=sorted(manifest["label2id"], key=manifest["label2id"].get))
+    model = tiny_model(sorted(manifest["label2id"], key=manifest["label2id"].get), vocab_size=len(tokenizer))
     model.save_pretrained(run.model)
     tokenizer.save_pretrained(run.model)
     atomic_write_json(run.reports / "metrics.json", {

@@ -1,26 +1,13 @@
-"""Tiny models and toy texts for the explainability tests (a module with a unique name, importable from any test)."""
+"""Toy texts for the explainability tests (a module with a unique name, importable from any test); the tiny models come from `ainative.demo`."""
 from __future__ import annotations
 
 import random
 
-import numpy as np
-import torch
-from transformers import BertConfig, BertForSequenceClassification
 
 LABELS = ["refund_request", "order_status", "cancel_order"]
 KEYWORDS = {"refund": 0, "parcel": 1, "cancel": 2}  # the one word that decides each toy text's class
 OTHER = 3  # the keyword model's class for texts with no keyword, so the all-padding baseline says "other"
 FILLER = "the a my your please now today this that order item help me could you with for about it is was".split()
-
-
-def tiny_bert(tokenizer, seed: int = 0, dropout: float = 0.1, labels: list[str] = LABELS) -> BertForSequenceClassification:
-    "A randomly initialised 2-layer, 32-wide BERT with the toy `labels`."
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                        label2id={label: i for i, label in enumerate(labels)}, hidden_dropout_prob=dropout,
-                        attention_probs_dropout_prob=dropout)
-    return BertForSequenceClassification(config).eval()
 
 
 def keyword_texts(n: int, seed: int, other_share: float = 0.0) -> tuple[list[str], list[int]]:

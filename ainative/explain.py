@@ -757,10 +757,72 @@ def _attach_reference(registry, config: ExplainConfig, version: str | None, run:
     return attach_reference(registry, config.model_name, version, profile)
 
 # %% ../nbs/07_explainability.ipynb #5044ce96
+def _save_figures(folder: Path) -> tuple[dict[str, Path], Callable[[str, Any], None]]:
+    "A dict of saved figures and a function that saves (and closes) a figure in `folder` under a name."
+    import matplotlib.pyplot as plt
+    from ainative.data import save_figure
+    figures = {}
+    def save(name: str, figure) -> None:
+        figures[name] = save_figure(figure, folder / f"{name}.png")
+        plt.close(figure)
+    return figures, save
+
+# %% ../nbs/07_explainability.ipynb #00b842d5
+def _explain_sample(model, tokenizer, config: ExplainConfig, texts: list[str], true_labels: list[str],
+                    predict_proba: Callable, save: Callable) -> tuple[list[dict], pd.DataFrame]:
+    "Explanations of the sampled `texts` and their deletion curves; plots both."
+    explanations = [{**explain_text(model, tokenizer, text, config.n_steps, max_length=config.max_length,
+                                    internal_batch_size=config.internal_batch_size, max_steps=config.max_steps),
+                     "true_label": true_label} for text, true_label in zip(texts, true_labels)]
+    deletion = deletion_curves(predict_proba, explanations, config.max_k, config.random_repeats, config.seed)
+    right = [e for e in explanations if e["label"] == e["true_label"]]
+    wrong = [e for e in explanations if e["label"] != e["true_label"]]
+    save("attributions", plot_attributions((right[:4 - min(len(wrong), 2)] + wrong[:2])[:4]))
+    save("deletion_curve", plot_deletion_curves(deletion, config.top_k))
+    return explanations, deletion
+
+# %% ../nbs/07_explainability.ipynb #3fdecf35
+def _attribution_summary(explanations: list[dict], n_steps: int) -> dict[str, Any]:
+    "How exact the sample's attributions are: completeness gaps (`delta`) against the change they explain."
+    deltas = np.array([abs(e["delta"]) for e in explanations])
+    changes = np.array([abs(e["probability"] - e["baseline_probability"]) for e in explanations])
+    return {"texts": len(explanations), "n_steps": n_steps, "mean_abs_delta": float(deltas.mean()),
+            "max_abs_delta": float(deltas.max()), "mean_abs_change": float(changes.mean()),
+            "delta_share_of_change": float(deltas.sum() / max(changes.sum(), 1e-12))}
+
+# %% ../nbs/07_explainability.ipynb #c60608b6
+def _error_analysis(metrics: dict, texts: list[str], labels: np.ndarray, probabilities: np.ndarray,
+                    label_names: list[str], save: Callable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The most confused pairs and the most confident mistakes of the test set; plots the confusion matrix and per-class F1."
+    confusion = np.array(metrics["confusion_matrix"])
+    save("confusion_matrix", plot_confusion_matrix(confusion, label_names, highlight=12 if len(label_names) > 10 else 6))
+    save("per_class_f1", plot_per_class_f1(metrics["per_class"], metrics["macro_f1"]))
+    confused = confused_pairs(labels, probabilities.argmax(1), texts, label_names)
+    return confused, confident_mistakes(labels, probabilities, texts, label_names)
+
+# %% ../nbs/07_explainability.ipynb #78bc4762
+def _stage_report(config: ExplainConfig, run: RunDir, version: str | None, device: str, metrics: dict, calibration: dict,
+                  explanations: list[dict], deletion: pd.DataFrame, faithfulness: dict, confused: pd.DataFrame,
+                  mistakes: pd.DataFrame, behaviour: pd.DataFrame, figures: dict[str, Path]) -> dict[str, Any]:
+    "What reports/explain.json holds (before the attachments are added)."
+    return {
+        "source": {"model": config.model_name, "version": version, "run": run.id, "device": device},
+        "test": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]},
+        "calibration": calibration,
+        "attributions": _attribution_summary(explanations, config.n_steps),
+        "faithfulness": faithfulness,
+        "deletion_curve": deletion.groupby("k")[["attributed", "random"]].mean().reset_index().to_dict("records"),
+        "top_confusions": confused.drop(columns="examples").to_dict("records"),
+        "confident_mistakes": mistakes.head(5).to_dict("records"),
+        "behaviour": {"pass_rates": behaviour_summary(behaviour).to_dict("records"),
+                      "by_family": behaviour.groupby("family").passed.mean().to_dict()},
+        "figures": {name: path.name for name, path in figures.items()},
+    }
+
+# %% ../nbs/07_explainability.ipynb #36f47e00
 def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
-    import matplotlib.pyplot as plt
-    from ainative.data import load_splits, read_manifest, save_figure
+    from ainative.data import load_splits, read_manifest
     from ainative.optimize import batched_logits, torch_predictor
     from ainative.training import classification_metrics
     config = config or ExplainConfig()
@@ -773,73 +835,38 @@ def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     label2id = {label: int(i) for label, i in model.config.label2id.items()}
     label_names = [label for label, _ in sorted(label2id.items(), key=lambda item: item[1])]
     validation, test = splits["validation"], splits["test"]
-    validation_labels = _label_ids(validation.label, label2id, "validation")
-    test_labels = _label_ids(test.label, label2id, "test")
+    validation_labels, test_labels = _label_ids(validation.label, label2id, "validation"), _label_ids(test.label, label2id, "test")
     test_texts = test.text.tolist()
     predict = torch_predictor(model, tokenizer, config.max_length)
     predict_proba = lambda texts: softmax(batched_logits(predict, texts))
-    validation_logits = batched_logits(predict, validation.text.tolist())
-    test_logits = batched_logits(predict, test_texts)
+    validation_logits, test_logits = batched_logits(predict, validation.text.tolist()), batched_logits(predict, test_texts)
     test_probabilities = softmax(test_logits)
     metrics = classification_metrics(test_labels, test_probabilities.argmax(1), label_names)
-    reports, figures = run.reports, {}
-    reports.mkdir(parents=True, exist_ok=True)
-
-    def save(name: str, figure) -> None:
-        figures[name] = save_figure(figure, reports / f"{name}.png")
-        plt.close(figure)
+    run.reports.mkdir(parents=True, exist_ok=True)
+    figures, save = _save_figures(run.reports)
 
     calibration = {**calibration_report(validation_logits, validation_labels, test_logits, test_labels, config.n_bins),
                    "model": config.model_name if version else None, "version": version,
                    "data_version": read_manifest(run.data).get("version"), "run": run.id}
     save("reliability", plot_reliability(test_logits, test_labels, calibration["temperature"], config.n_bins))
-
     rng = np.random.default_rng(config.seed)
     sample = sorted(rng.choice(len(test), size=min(config.sample_size, len(test)), replace=False).tolist())
-    explanations = [{**explain_text(model, tokenizer, test_texts[i], config.n_steps, max_length=config.max_length,
-                                    internal_batch_size=config.internal_batch_size, max_steps=config.max_steps),
-                     "true_label": label_names[test_labels[i]]} for i in sample]
-    deletion = deletion_curves(predict_proba, explanations, config.max_k, config.random_repeats, config.seed)
+    sample_texts = [test_texts[i] for i in sample]
+    explanations, deletion = _explain_sample(model, tokenizer, config, sample_texts,
+                                             [label_names[test_labels[i]] for i in sample], predict_proba, save)
+    atomic_write_json(run.reports / "attributions.json", explanations)
     faithfulness = faithfulness_summary(deletion, config.top_k)
-    right = [e for e in explanations if e["label"] == e["true_label"]]
-    wrong = [e for e in explanations if e["label"] != e["true_label"]]
-    save("attributions", plot_attributions((right[:4 - min(len(wrong), 2)] + wrong[:2])[:4]))
-    save("deletion_curve", plot_deletion_curves(deletion, config.top_k))
-    atomic_write_json(reports / "attributions.json", explanations)
-
-    confusion = np.array(metrics["confusion_matrix"])
-    save("confusion_matrix", plot_confusion_matrix(confusion, label_names, highlight=12 if len(label_names) > 10 else 6))
-    save("per_class_f1", plot_per_class_f1(metrics["per_class"], metrics["macro_f1"]))
-    confused = confused_pairs(test_labels, test_probabilities.argmax(1), test_texts, label_names)
-    mistakes = confident_mistakes(test_labels, test_probabilities, test_texts, label_names)
-
+    confused, mistakes = _error_analysis(metrics, test_texts, test_labels, test_probabilities, label_names, save)
     predict_labels = lambda texts: [label_names[i] for i in predict_proba(texts).argmax(1)]
-    behaviour = run_behaviour_tests(predict_labels, behaviour_cases(label_names, [test_texts[i] for i in sample]))
-    summary = behaviour_summary(behaviour)
-
-    deltas = np.array([abs(e["delta"]) for e in explanations])
-    changes = np.array([abs(e["probability"] - e["baseline_probability"]) for e in explanations])
-    report = {
-        "source": {"model": config.model_name, "version": version, "run": run.id, "device": device.kind},
-        "test": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]},
-        "calibration": calibration,
-        "attributions": {"texts": len(explanations), "n_steps": config.n_steps, "mean_abs_delta": float(deltas.mean()),
-                         "max_abs_delta": float(deltas.max()), "mean_abs_change": float(changes.mean()),
-                         "delta_share_of_change": float(deltas.sum() / max(changes.sum(), 1e-12))},
-        "faithfulness": faithfulness,
-        "deletion_curve": deletion.groupby("k")[["attributed", "random"]].mean().reset_index().to_dict("records"),
-        "top_confusions": confused.drop(columns="examples").to_dict("records"),
-        "confident_mistakes": mistakes.head(5).to_dict("records"),
-        "behaviour": {"pass_rates": summary.to_dict("records"),
-                      "by_family": behaviour.groupby("family").passed.mean().to_dict()},
-        "figures": {name: path.name for name, path in figures.items()},
-    }
-    atomic_write_json(reports / "calibration.json", calibration)
+    behaviour = run_behaviour_tests(predict_labels, behaviour_cases(label_names, sample_texts))
+    report = _stage_report(config, run, version, device.kind, metrics, calibration, explanations, deletion, faithfulness,
+                           confused, mistakes, behaviour, figures)
+    atomic_write_json(run.reports / "calibration.json", calibration)
     report["calibration_attachment"] = (_attach_calibration(registry, config, version, calibration) if registry is not None
                                         else "no registered version: not attached")
     report["monitoring_reference"] = _attach_reference(registry, config, version, run, validation, validation_logits,
                                                        calibration["temperature"], label_names)
-    atomic_write_json(reports / "explain.json", report)
+    atomic_write_json(run.reports / "explain.json", report)
     run.record_params("explain", config.to_dict())
     log.info(f"ECE {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f} (T={calibration['temperature']:.3f}); "
              f"deleting {config.top_k} words: -{faithfulness['drop_attributed']:.3f} attributed vs "

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import nbformat
+from nbconvert import MarkdownExporter
 
 from .core import ConfigError, atomic_write_text, find_project_root
 
@@ -52,7 +53,6 @@ def apply_directives(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 # %% ../nbs/10_docs.ipynb #d3d647d9
 def render_readme(index: Path | str | None = None) -> str:
     "Markdown of README.md rendered from `index` (default: the project's `nbs/index.ipynb`)."
-    from nbconvert import MarkdownExporter
     if index is None:
         root = find_project_root()
         if root is None: raise ConfigError("No ainative checkout found to render the README from.")
@@ -82,6 +82,20 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
+# the documentation tooling: dev requirements (make docs, make readme); the package never imports this module
+import jinja2
+import yaml
+from bs4 import BeautifulSoup
+from fastcore.docments import MarkdownRenderer
+from markupsafe import Markup
+from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import markdown2html_mistune
+from nbdev.config import get_config
+from nbdev.showdoc import showdoc_nm
+from pygments.formatters import HtmlFormatter
+
+import ainative
+
 # %% ../nbs/10_docs.ipynb #4f07cc8e
 _NUMBER_PREFIX = re.compile(r"^\d+[a-zA-Z0-9]*_")
 
@@ -100,7 +114,6 @@ _TITLE = re.compile(r"\A\s*#\s+(?P<title>[^\n]+)\n*(?:>\s*(?P<summary>[^\n]+)\n*
 
 def split_title(notebook: nbformat.NotebookNode, fallback: str = "") -> tuple[str, str, nbformat.NotebookNode]:
     "The title and summary of `notebook` (`fallback` and '' if it has none) and a copy of it without them."
-    import yaml
     result = copy.deepcopy(notebook)
     title, summary, front = fallback, "", {}
     for index, cell in enumerate(result.cells):
@@ -188,7 +201,6 @@ def navigation(contents: list | None, pages: dict[str, Page]) -> list[NavItem]:
 # %% ../nbs/10_docs.ipynb #c245e25f
 def exported_names(source: str) -> list[str]:
     "The functions and classes an exported cell's `source` defines at top level that nbdev documents (not `_private`)."
-    from nbdev.showdoc import showdoc_nm
     try: tree = ast.parse(source)
     except SyntaxError: return []
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -207,8 +219,6 @@ def documented_members(cls: type) -> list[str]:
 # %% ../nbs/10_docs.ipynb #92011930
 def api_html(obj: Any, name: str, level: int = 3) -> str:
     "HTML of the API block of `obj`: heading, module, signature and docstring as `show_doc` renders them, then members."
-    from fastcore.docments import MarkdownRenderer
-    from nbconvert.filters.markdown_mistune import markdown2html_mistune
     markdown = MarkdownRenderer(obj, name=name)._repr_markdown_()
     if inspect.isclass(obj):  # fastcore writes `def C(...)->None:` for a class; nbdev's pages say `class C(...)`
         markdown = re.sub(r"^```python\ndef ", "```python\nclass ", markdown).replace(")->None:\n```", "):\n```")
@@ -260,7 +270,6 @@ def add_api_reference(notebook: nbformat.NotebookNode, package: str) -> tuple[nb
 # %% ../nbs/10_docs.ipynb #a93f931e
 def notebook_body(notebook: nbformat.NotebookNode) -> str:
     "HTML of `notebook`'s cells, stored outputs included (nbconvert's `basic` template, no prompts)."
-    from nbconvert import HTMLExporter
     notebook = copy.deepcopy(notebook)
     for cell in notebook.cells:
         if cell.cell_type == "code" and not cell.source.strip():
@@ -331,9 +340,6 @@ def docs_asset(name: str  # a file of ainative/assets/docs: page.html (the Jinja
 def render_page(page: Page, body: str, toc: list[tuple[int, str, str]], nav: list[NavItem],
                 site: dict[str, str], previous: Page | None = None, next: Page | None = None) -> str:
     "The HTML document of `page`: `body` in the layout, with the sidebar `nav`, its `toc` and links to `previous`/`next`."
-    import jinja2
-    from markupsafe import Markup
-    from nbconvert.filters.markdown_mistune import markdown2html_mistune
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     summary = re.sub(r"^<p>|</p>\s*$", "", markdown2html_mistune(page.summary).strip()) if page.summary else ""
     url = lambda target: target if _is_external(target) else relative_url(target, page.href)
@@ -358,11 +364,6 @@ def _fresh_folder(dest: Path) -> None:
 def build_site(dest: Path | str | None = None, nbs_path: Path | str | None = None,
                config_path: Path | str | None = None) -> Path:
     "Build the documentation site of the notebooks in `nbs_path` into `dest`, without Quarto; the path of `dest`."
-    import yaml
-    from bs4 import BeautifulSoup
-    from nbdev.config import get_config
-    from pygments.formatters import HtmlFormatter
-    import ainative
     root = find_project_root() or find_project_root(Path(ainative.__file__).parent)  # the checkout of an editable install
     if root is None: raise ConfigError("No ainative checkout found to build the docs of.", fix="Run it in a clone.")
     settings = get_config(path=root)

@@ -21,6 +21,16 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
+import torch  # matplotlib, by contrast, loads inside the plotting functions: the server imports this module and never plots
+from captum.attr import LayerIntegratedGradients
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.optimize import minimize_scalar
+from scipy.spatial.distance import squareform
+from scipy.special import log_softmax
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .monitor import attach_reference, reference_profile
+from .registry import Registry
 
 from .core import (AinativeError, ConfigError, EmptyTextError, IntegrityError, ModelNotFoundError, NonStringTextError,
                            RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text,
@@ -83,7 +93,6 @@ def padding_baseline(input_ids,              # token ids, shape (batch, tokens)
                      keep,                   # bool mask of the tokens to keep as they are ([CLS], [SEP])
                      pad_token_id: int) -> Any:
     "`input_ids` with every token replaced by `pad_token_id`, except where `keep` is true."
-    import torch
     return torch.where(keep, input_ids, torch.full_like(input_ids, pad_token_id))
 
 # %% ../nbs/07_explainability.ipynb #c7cf3d18
@@ -142,8 +151,6 @@ def token_attributions(model,                       # Hugging Face sequence clas
                        deadline: float | None = None  # time.monotonic() after which it stops (ExplainTimeoutError)
                       ) -> TokenAttributions:
     "Layer integrated gradients of class `target`'s probability through the embedding layer, from `baseline_ids`."
-    import torch
-    from captum.attr import LayerIntegratedGradients
     others = [name for name in inputs if name != "input_ids"]  # passed positionally: captum expands them per step
 
     def class_probabilities(input_ids, *other_inputs):
@@ -210,7 +217,6 @@ def explain_text(model,                              # Hugging Face sequence cla
                  timeout_s: float | None = None      # seconds for waiting on the model and integrating; None: no limit
                 ) -> dict[str, Any]:
     "Word attributions for the normalised `text` to the predicted class (or `target`), as JSON-able data; no file I/O."
-    import torch
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     text = normalize_text(_check_text(text))  # as training saw its texts: no train/serve skew
     if not 1 <= n_steps <= max_steps:
@@ -356,8 +362,6 @@ def plot_deletion_curves(curves: pd.DataFrame, top_k: int | None = None):
 # %% ../nbs/07_explainability.ipynb #3ab179ea
 def confusion_order(confusion: np.ndarray) -> np.ndarray:
     "Class order that puts classes confused with each other side by side (clustering of symmetrised error rates)."
-    from scipy.cluster.hierarchy import leaves_list, linkage
-    from scipy.spatial.distance import squareform
     counts = np.asarray(confusion, dtype=float)
     n = len(counts)
     totals = counts.sum(axis=1, keepdims=True)
@@ -526,7 +530,6 @@ def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_b
 # %% ../nbs/07_explainability.ipynb #7d68a72d
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     "Mean negative log-probability of the true `labels` under softmax(`logits` / `temperature`)."
-    from scipy.special import log_softmax
     log_probabilities = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
     return float(-log_probabilities[np.arange(len(labels)), np.asarray(labels)].mean())
 
@@ -535,7 +538,6 @@ def fit_temperature(logits: np.ndarray,     # validation logits (n, classes)
                     labels: np.ndarray,     # validation class ids
                     bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     "The temperature T > 0 that minimises the NLL of softmax(`logits` / T), searched on log T within `bounds`."
-    from scipy.optimize import minimize_scalar
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
     if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
         raise ConfigError(f"logits {logits.shape} and labels {labels.shape} do not fit: one row of logits per label is needed.")
@@ -705,14 +707,12 @@ class ExplainResult:
 # %% ../nbs/07_explainability.ipynb #7fb17742
 def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, str | None]:
     "The (model, tokenizer) to explain, the registry (or None) and the version id (or None)."
-    from ainative.registry import Registry
     registered = run.read_params().get("registry", {})
     version = config.version or registered.get("version")
     if version is None:
         if not (run.model / "config.json").exists():
             raise ModelNotFoundError(f"{run.path} has no trained model and no registered version was named.",
                                      where=str(run.model), fix="Run the training stage first, or pass version=<version or alias>.")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
         model = AutoModelForSequenceClassification.from_pretrained(run.model, use_safetensors=True)
         return model, AutoTokenizer.from_pretrained(run.model), None, None
     registry = Registry(config.registry_dir or registered.get("registry_dir"))
@@ -750,7 +750,6 @@ def _attach_calibration(registry, config: ExplainConfig, version: str, calibrati
 def _attach_reference(registry, config: ExplainConfig, version: str | None, run: RunDir, validation: pd.DataFrame,
                       validation_logits: np.ndarray, temperature: float, label_names: list[str]) -> str:
     "The monitoring reference profile of the calibrated validation answers: in reports/, and attached to the version."
-    from ainative.monitor import attach_reference, reference_profile
     profile = reference_profile(label_names, softmax(validation_logits / temperature), validation.text.str.len().tolist())
     atomic_write_json(run.reports / "monitoring_reference.json", profile)
     if registry is None: return "no registered version: not attached"
@@ -822,6 +821,7 @@ def _stage_report(config: ExplainConfig, run: RunDir, version: str | None, devic
 # %% ../nbs/07_explainability.ipynb #36f47e00
 def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
+    # the server imports this module for explain_text: what only the stage needs (ONNX, the trainer) loads here
     from ainative.data import load_splits, read_manifest
     from ainative.optimize import batched_logits, torch_predictor
     from ainative.training import classification_metrics

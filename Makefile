@@ -8,17 +8,17 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= disabled
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test export readme docs clean lock notebooks-test pytest
+.PHONY: setup run test lab export readme docs clean lock notebooks-test pytest
 
 # Reinstall only when the requirements, the set-up or the lock changed.
 $(STAMP): settings.ini setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"ainative needs Python 3.11, found {sys.version.split()[0]}; set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv with the pinned environment
+setup: $(STAMP)  ## create .venv with the pinned environment: every extra (`all`) and the dev tools
 
 run: $(STAMP)  ## the main job: the pipeline on the bundled defaults
 	$(BIN)/ainative pipeline $(ARGS)
@@ -26,6 +26,9 @@ run: $(STAMP)  ## the main job: the pipeline on the bundled defaults
 test: $(STAMP)  ## every notebook (nbdev_test), then the pytest suite
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+lab: $(STAMP)  ## JupyterLab on the chapters, with this environment as the kernel (LAB_ARGS="--port 8890 --no-browser")
+	$(BIN)/jupyter lab --ServerApp.root_dir=nbs $(LAB_ARGS) nbs/getting_started.ipynb
 
 export: $(STAMP)  ## notebooks -> ainative/
 	$(BIN)/nbdev_export

@@ -187,6 +187,59 @@ def test_venv_is_built_with_the_lock_and_copied_from_the_builder(stages, runtime
     assert copies_from_builder, "the runtime stage should take the venv from the builder"
 
 
+def expand(word: str, variables: dict[str, str]) -> str:
+    "`word` as the shell expands it: `${NAME:+text}` (text when NAME is set and not empty), then `$NAME` / `${NAME}`."
+    word = re.sub(r"\$\{(\w+):\+([^}]*)\}", lambda m: m.group(2) if variables.get(m.group(1)) else "", word)
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: variables.get(m.group(1), ""), word)
+
+
+def install_target(stages: list[dict], extras: str = "") -> str:
+    "What the builder's `pip install` installs (e.g. `.[serve]`), built with `--build-arg EXTRAS=<extras>`."
+    builder = next(stage for stage in stages if stage["name"] == "builder")
+    base = next(stage for stage in stages if stage["name"] == builder["image"])
+    variables = {}
+    for keyword, arguments in base["instructions"] + builder["instructions"]:
+        if keyword == "ENV": variables.update(env_pairs(arguments))
+        if keyword == "ARG": variables.setdefault(arguments.partition("=")[0], arguments.partition("=")[2].strip('"'))
+    variables["EXTRAS"] = extras
+    (install,) = [arguments for keyword, arguments in builder["instructions"] if keyword == "RUN" and "pip install" in arguments]
+    words = shlex.split(install.split("pip install", 1)[1].split("&&")[0])
+    (target,) = [word for word in words if word.startswith(".")]
+    return expand(target, variables)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_image_installs_only_the_serving_extra(instructions, global_args, variant):
+    "The CPU image installs `ainative[serve]` (CPU ONNX Runtime), the GPU one `ainative[gpu]`: no torch, no pandas."
+    stages = split_stages(instructions, {**global_args, "VARIANT": variant})
+    server_extra = {"cpu": "serve", "gpu": "gpu"}[variant]
+    assert install_target(stages) == f".[{server_extra}]"
+    assert install_target(stages, "explain,postgres") == f".[{server_extra},explain,postgres]", "EXTRAS adds to it"
+    settings = configparser.ConfigParser(delimiters=["="])
+    settings.read(ROOT / "settings.ini", encoding="utf-8")
+    serving_set = settings["DEFAULT"]["requirements"] + settings["DEFAULT"]["serve_requirements"]
+    assert "onnxruntime" in serving_set and not re.search(r"^\s*(torch|pandas|transformers)\b", serving_set, re.M)
+
+
+def test_builder_checks_the_server_imports_no_torch(instructions, global_args):
+    "The build fails if the installed server would import torch or pandas (the slim image's promise)."
+    builder = next(stage for stage in split_stages(instructions, {**global_args, "VARIANT": "cpu"}) if stage["name"] == "builder")
+    install = next(arguments for keyword, arguments in builder["instructions"] if keyword == "RUN" and "pip install" in arguments)
+    assert "import sys, ainative.serving" in install and "'torch'" in install and "'pandas'" in install
+
+
+def test_builder_copies_the_stage_notebooks(instructions):
+    "setup.py copies the pipeline's notebooks from nbs/ into the package, so the build context must hold them."
+    sources = [word for keyword, arguments in instructions if keyword == "COPY" and not arguments.startswith("--from")
+               for word in arguments.split()[:-1]]
+    assert "nbs" in sources or "nbs/" in sources
+    assert not ignored("nbs/01_data.ipynb", dockerignore_patterns())
+
+
+def test_expand_follows_the_shell():
+    assert expand(".[${A}${B:+,$B}]", {"A": "serve", "B": ""}) == ".[serve]"
+    assert expand(".[${A}${B:+,$B}]", {"A": "gpu", "B": "explain"}) == ".[gpu,explain]"
+
 def dockerignore_patterns() -> list[str]:
     lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
     return [line.strip().strip("/") for line in lines if line.strip() and not line.startswith("#")]

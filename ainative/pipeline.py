@@ -6,16 +6,25 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import ainative
 from .core import AinativeError, ConfigError, RunDir, atomic_write_json, find_project_root, get_logger
+from .registry import RegistryConfig
 
 # %% auto #0
-__all__ = ['STAGES', 'PROFILES', 'notebooks_dir', 'notebook_parameters', 'stage_parameters', 'PipelineStageError',
-           'select_stages', 'run_stage', 'check_upstream', 'run_pipeline', 'pipeline_summary']
+__all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'PROFILES', 'PIPELINE_TAG', 'PIPELINE_KERNEL_ENVIRONMENT', 'notebooks_dir',
+           'notebook_parameters', 'stage_parameters', 'PipelineStageError', 'select_stages', 'runs_in_pipeline',
+           'pipeline_notebook', 'kernel_environment', 'run_stage', 'check_upstream', 'run_pipeline', 'pipeline_summary',
+           'pipeline_outcome']
 
 # %% ../nbs/09_pipeline.ipynb #5cf98d41
 STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
@@ -26,11 +35,15 @@ STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
     "explainability": "07_explainability.ipynb",
 }
 
+SMOKE_MODEL_NAME = f"{RegistryConfig.model_name}-smoke"  # what the smoke profile registers (a check, not a product)
+
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {  # only what differs from the stages' config defaults
     # registry puts a new version on `staging`; optimisation promotes it to `production` once its ONNX files are in
-    "smoke": {"data": {}, "training": {}, "registry": {},
-              "optimization": {"max_int8_drop": 0.05},  # 30 test texts: accuracy moves in steps of 3.3 points
-              "explainability": {}},
+    # the smoke model gets a name of its own: it never competes with (or replaces) the real model in production
+    "smoke": {"data": {}, "training": {}, "registry": {"model_name": SMOKE_MODEL_NAME},
+              "optimization": {"max_int8_drop": 0.05,  # 30 test texts: accuracy moves in steps of 3.3 points
+                               "model_name": SMOKE_MODEL_NAME},
+              "explainability": {"model_name": SMOKE_MODEL_NAME}},
     # Banking77 on a 2-core CPU in about half an hour; chosen by a sweep of learning rate, head learning-rate
     # multiplier, epochs, batch size and label smoothing (see the training chapter; the sweep kept the default
     # head_lr_multiplier and label_smoothing).
@@ -41,13 +54,19 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {  # only what differs from the
              "explainability": {"sample_size": 100, "n_steps": 32}},
 }
 
-def notebooks_dir() -> Path:
-    "The folder of the stage notebooks: `nbs/` of the ainative checkout we run in."
-    root = find_project_root()
-    if root is None or not (root / "nbs").is_dir():
-        raise ConfigError("The pipeline runs the stage notebooks, but no ainative checkout (nbs/ beside settings.ini) "
-                          "is at or above the current folder.", fix="Run it from inside the project's checkout.")
-    return root / "nbs"
+# %% ../nbs/09_pipeline.ipynb #009aebde
+def notebooks_dir(package: Path | None = None  # the ainative package folder (default: the one imported)
+                 ) -> Path:
+    "The stage notebooks: `nbs/` of the checkout we run in or the package's own, else the copies in the package's `stages/`."
+    package = Path(package or Path(ainative.__file__).parent)
+    for root in (find_project_root(), find_project_root(package)):
+        if root is not None and all((root / "nbs" / notebook).is_file() for notebook in STAGES.values()):
+            return root / "nbs"
+    if all((package / "stages" / notebook).is_file() for notebook in STAGES.values()):
+        return package / "stages"
+    raise ConfigError(f"The pipeline runs the stage notebooks, but there are none: no ainative checkout (nbs/ beside "
+                      f"settings.ini) at or above {Path.cwd()}, and none shipped in {package / 'stages'}.",
+                      fix="Install ainative from its wheel (which ships the notebooks), or run inside a checkout.")
 
 # %% ../nbs/09_pipeline.ipynb #0c35453b
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
@@ -87,10 +106,62 @@ def select_stages(from_stage: str | None = None, to_stage: str | None = None) ->
     if start > end: raise ConfigError(f"--from {from_stage} comes after --to {to_stage}.")
     return names[start:end + 1]
 
+# %% ../nbs/09_pipeline.ipynb #cc4daef5
+PIPELINE_TAG = "pipeline"  # the cell tag of a stage notebook's stage run (its *Run the stage* section)
+_EXPORT_DIRECTIVE = re.compile(r"#\|\s*export[is]?(\s.*)?$")  # nbdev's export, exporti, exports (to a module too)
+
+def runs_in_pipeline(cell: dict[str, Any]) -> bool:
+    "Whether a pipeline run executes `cell`: exported code, the papermill `parameters` cell, or a cell tagged `pipeline`."
+    tags = cell.get("metadata", {}).get("tags", [])
+    if "parameters" in tags or PIPELINE_TAG in tags: return True
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    directives = takewhile(lambda line: line.startswith("#|"), source.lstrip().splitlines())
+    return cell["cell_type"] == "code" and any(_EXPORT_DIRECTIVE.match(line) for line in directives)
+
+# %% ../nbs/09_pipeline.ipynb #373f62e1
+def pipeline_notebook(notebook: Path | str  # a stage notebook
+                     ) -> nbformat.NotebookNode:
+    "`notebook` as a pipeline runs it: its title, `parameters`, exported code and stage run, without demonstrations."
+    import nbformat
+    full = nbformat.read(notebook, as_version=4)
+    cells = [cell for i, cell in enumerate(full.cells) if (i == 0 and cell.cell_type == "markdown") or runs_in_pipeline(cell)]
+    if not any(PIPELINE_TAG in cell.metadata.get("tags", []) for cell in cells):
+        raise ConfigError(f"{notebook} has no cell tagged '{PIPELINE_TAG}', so a pipeline would not run its stage.",
+                          where=str(notebook), fix=f"Tag the cells of its 'Run the stage' section '{PIPELINE_TAG}'.")
+    for cell in cells:
+        if cell.cell_type == "code" and not {"parameters", PIPELINE_TAG} & set(cell.metadata.get("tags", [])):
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True  # library code: folded in the report
+    full.cells = cells
+    return full
+
+# %% ../nbs/09_pipeline.ipynb #afce09fc
+PIPELINE_KERNEL_ENVIRONMENT = {  # what the stage kernels see in a pipeline run (unless the user set it)
+    "AINATIVE_PROGRESS": "lines",          # training progress as plain lines in the log, not a progress bar
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",   # nor the weight-loading bars of transformers
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # nor those of datasets
+}
+
+# %% ../nbs/09_pipeline.ipynb #1cf63a84
+@contextmanager
+def kernel_environment(values: dict[str, str]) -> Iterator[None]:
+    "Set the unset `values` in `os.environ`, which the kernels started inside inherit; restore it afterwards."
+    added = {name: value for name, value in values.items() if name not in os.environ}
+    os.environ.update(added)
+    try: yield
+    finally:
+        for name in added: os.environ.pop(name, None)
+
+# %% ../nbs/09_pipeline.ipynb #04895655
+def _kernel_transport(folder: Path) -> dict[str, Any]:
+    "papermill options that connect to the kernel over Unix sockets in `folder` (POSIX), not unencrypted TCP."
+    if os.name != "posix": return {}
+    from traitlets.config import Config
+    return {"config": Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "kernel")}})}
+
 # %% ../nbs/09_pipeline.ipynb #a467f6af
 def run_stage(stage: str, run: RunDir, parameters: dict[str, Any],
               cell_timeout: int = 3600, start_timeout: int = 120, stream_output: bool = True) -> Path:
-    "Execute one stage notebook into `<run>/notebooks/` with `parameters`; return the executed notebook."
+    "Execute one stage notebook's stage run into `<run>/notebooks/` with `parameters`; return the executed notebook."
     import sys
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -98,12 +169,13 @@ def run_stage(stage: str, run: RunDir, parameters: dict[str, Any],
     output = run.notebooks / notebook.name
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters={**parameters, "run_dir": str(run.path)},
-                                   kernel_name="python3", cwd=str(notebook.parent), progress_bar=False,
-                                   start_timeout=start_timeout, execution_timeout=cell_timeout,
-                                   # the notebook's own logs and progress bars, live, in the pipeline's output
-                                   stdout_file=sys.stdout if stream_output else None,
-                                   stderr_file=sys.stderr if stream_output else None)
+        with tempfile.TemporaryDirectory(prefix="ainative-kernel-") as sockets, kernel_environment(PIPELINE_KERNEL_ENVIRONMENT):
+            papermill.execute_notebook(pipeline_notebook(notebook), str(output), parameters={**parameters, "run_dir": str(run.path)},
+                                       kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False,
+                                       start_timeout=start_timeout, execution_timeout=cell_timeout,
+                                       # the notebook's own output, live, on stderr: stdout is the summary's
+                                       stdout_file=sys.stderr if stream_output else None,
+                                       stderr_file=sys.stderr if stream_output else None, **_kernel_transport(Path(sockets)))
     except PapermillExecutionError as e:
         raise PipelineStageError(f"Stage '{stage}' failed in cell {e.exec_count}: {e.ename}: {e.evalue}",
                                  where=f"{output} (the executed notebook, kept for inspection)",
@@ -147,10 +219,11 @@ def run_pipeline(profile: str = "smoke",
     if from_stage and from_stage != list(STAGES)[0]: check_upstream(run, from_stage)
     atomic_write_json(run.path / "pipeline.json", {"profile": profile, "stages": stages, "parameters": parameters})
     log.info(f"run {run.id} ({profile} profile): {' -> '.join(stages)}")
-    for stage in stages:
+    for number, stage in enumerate(stages, 1):
+        log.info(f"stage {number}/{len(stages)} {stage}: {STAGES[stage]}")
         started = time.perf_counter()
         output = run_stage(stage, run, parameters[stage], cell_timeout)
-        log.info(f"stage {stage:<12} done in {time.perf_counter() - started:6.1f}s  ({output.name})")
+        log.info(f"stage {number}/{len(stages)} {stage} done in {time.perf_counter() - started:.1f}s -> {output}")
     return run
 
 # %% ../nbs/09_pipeline.ipynb #e3af7d4f
@@ -180,3 +253,16 @@ def pipeline_summary(run: RunDir) -> str:
                      + (f" --registry-dir {registered['registry_dir']}" if registered.get("registry_dir") else ""))
     lines.append(f"reports: {run.reports}   executed notebooks: {run.notebooks}")
     return "\n".join(lines)
+
+# %% ../nbs/09_pipeline.ipynb #d285567f
+def pipeline_outcome(run: RunDir) -> dict[str, Any]:
+    "What `run` produced, as data: its plan, data version, test metrics, registered version and where it stands."
+    read = lambda path: json.loads(path.read_text()) if path.is_file() else {}
+    plan, manifest, metrics = read(run.path / "pipeline.json"), read(run.data / "manifest.json"), read(run.reports / "metrics.json")
+    registered, promotion = run.read_params().get("registry", {}), read(run.onnx / "promotion.json")
+    return {"run_dir": str(run.path), "profile": plan.get("profile"), "stages": plan.get("stages"),
+            "data_version": manifest.get("version"), "counts": manifest.get("counts"),
+            "test": {name: (metrics.get("test") or {}).get(name) for name in ("accuracy", "macro_f1")},
+            "model": registered.get("model_name"), "version": registered.get("version"),
+            "aliases": [alias for alias in (registered.get("promote_to"), promotion.get("alias") if promotion.get("ok") else None) if alias],
+            "registry_dir": registered.get("registry_dir"), "notebooks": str(run.notebooks)}

@@ -34,7 +34,7 @@ __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUF
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
            'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
-           'current_aliases', 'Registry', 'latest_trained_run', 'RegisteredVersion', 'register_run']
+           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'register_run']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -378,7 +378,10 @@ def current_aliases(on_disk: dict[str, str],       # what aliases.json holds
                     latest: dict[str, Any] | None  # the last whole line of alias_history.jsonl
                    ) -> dict[str, str]:
     "The aliases in force: `on_disk` with the `latest` recorded change applied (history is written before aliases.json)."
-    if not latest or not isinstance(latest.get("alias"), str) or not isinstance(latest.get("to"), str): return dict(on_disk)
+    if not latest or not isinstance(latest.get("alias"), str): return dict(on_disk)
+    if latest.get("action") == "delete" and latest.get("to") is None:  # an alias deleted
+        return {alias: version for alias, version in on_disk.items() if alias != latest["alias"]}
+    if not isinstance(latest.get("to"), str): return dict(on_disk)
     return {**on_disk, latest["alias"]: latest["to"]}
 
 # %% ../nbs/04_registry.ipynb #1188b02d
@@ -555,6 +558,46 @@ def list_versions(self: Registry, name: str) -> list[dict[str, Any]]:
                      "run": (manifest.get("run") or {}).get("id")})
     return rows
 
+# %% ../nbs/04_registry.ipynb #2a7c3477
+def model_card(manifest: dict[str, Any],           # the version's manifest: name, version, labels, metrics, params
+               data: dict[str, Any] | None = None  # the run's data/manifest.json (source, counts), when there is one
+              ) -> str:
+    "A Hugging Face style model card for a registered version: intended use, data, metrics, limitations, calibration."
+    data, metrics = data or {}, manifest.get("metrics") or {}
+    test, baseline = metrics.get("test") or {}, (metrics.get("baseline") or {}).get("test") or {}
+    label2id = (manifest.get("labels") or {}).get("label2id") or {}
+    labels = sorted(label2id, key=label2id.get)
+    source = (data.get("source") or {}).get("name", "unknown")
+    score = lambda values, name: f"{values[name]:.4f}" if isinstance(values.get(name), (int, float)) else "–"
+    calibration = metrics.get("calibration") or {}
+    return "\n".join([
+        "---", "library_name: transformers", "pipeline_tag: text-classification",
+        f"base_model: {metrics.get('base_model', 'unknown')}", "tags: [ainative, intent-classification]", "---", "",
+        f"# {manifest['name']} {manifest['version']}", "",
+        f"An intent classifier: a customer-service utterance in, one of {len(labels)} intents out, with a confidence. "
+        f"Registered {manifest.get('created', '')} from run `{(manifest.get('run') or {}).get('id')}`.", "",
+        "## Intended use", "",
+        "Routing and answering customer-service messages of the domain it was trained on. Below a confidence threshold, "
+        "hand the message to a person: every prediction names one of the known intents, even for an unrelated text.", "",
+        "## Data", "",
+        f"`{source}`, data version `{manifest.get('data_version')}` (test split sha256 `{str(manifest.get('test_sha256'))[:16]}…`), "
+        f"splits {data.get('counts', 'unknown')}. Intents: {', '.join(f'`{label}`' for label in labels)}.", "",
+        "## Metrics (test split)", "",
+        "| | accuracy | macro-F1 |", "|---|---|---|",
+        f"| this model | {score(test, 'accuracy')} | {score(test, 'macro_f1')} |",
+        f"| TF-IDF + logistic regression baseline | {score(baseline, 'accuracy')} | {score(baseline, 'macro_f1')} |", "",
+        "## Calibration", "",
+        (f"Temperature {calibration['temperature']:.3f}; ECE {calibration.get('ece_before')} before, {calibration.get('ece_after')} after."
+         if calibration.get("temperature") else
+         "Not measured at registration. The explainability stage fits a temperature on the validation split and attaches it "
+         "to this version as `calibration/` (with ECE before and after); until then, read confidences as uncalibrated."), "",
+        "## Limitations", "",
+        "- It knows only the intents above; a new intent needs new data and a new version.",
+        "- Trained and tested on one dataset: expect lower accuracy on other wording, languages or channels; "
+        "watch the served traffic's drift (`ainative monitor`).",
+        f"- Texts longer than {(manifest.get('params') or {}).get('training', {}).get('max_length', 'the training max_length')} "
+        "tokens are truncated.", ""])
+
 # %% ../nbs/04_registry.ipynb #356627c8
 @patch
 def _next_number(self: Registry, name: str) -> int:
@@ -574,6 +617,15 @@ def _fill_staging(self: Registry, run: RunDir, staging: Path) -> dict[str, Any]:
     files = file_inventory(staging)
     _seal(staging)
     return {"labels": labels, "left_out": left_out, "files": files}
+
+# %% ../nbs/04_registry.ipynb #4654812f
+def _write_card(staging: Path, manifest: dict[str, Any], run: RunDir) -> None:
+    "Write the model card of `manifest` into the (sealed) `staging` folder, read-only, and list it in `manifest['files']`."
+    data = json.loads((run.data / "manifest.json").read_text(encoding="utf-8")) if (run.data / "manifest.json").is_file() else {}
+    card = staging / "README.md"
+    atomic_write_text(card, model_card(manifest, data))
+    card.chmod(0o444)
+    manifest["files"] = {**manifest["files"], "README.md": {"sha256": sha256_file(card), "size": card.stat().st_size}}
 
 # %% ../nbs/04_registry.ipynb #e15ec5f2
 @patch
@@ -602,6 +654,7 @@ def register(self: Registry,
                         "data_version": record["data_version"], "test_sha256": record["test_sha256"],
                         "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
                         "code": code, "left_out": stored["left_out"], "files": stored["files"]}
+            _write_card(staging, manifest, run)  # hashed: listed in the manifest's files before the manifest is written
             atomic_write_json(staging / "manifest.json", manifest)
             atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
             for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
@@ -770,6 +823,48 @@ def rollback(self: Registry,
         self._require_intact(name, target, f"rolled back to as {alias}")
         return self._move_alias(name, alias, target, forced=False,
                                 reason=reason or f"rollback from {current}", action="rollback")
+
+# %% ../nbs/04_registry.ipynb #b1279744
+@patch
+def delete_alias(self: Registry, name: str, alias: str, reason: str | None = None) -> dict[str, Any]:
+    "Remove `alias` of `name` (recorded in the history, so `rollback` restores it); return the history entry."
+    check_alias(alias)
+    with self._locked(name):
+        aliases = self.aliases(name)
+        if alias not in aliases:
+            raise RegistryError(f"{name} has no alias {alias!r}.", where=str(self.model_root(name) / "aliases.json"),
+                                fix=f"Aliases: {aliases}.")
+        entry = {"time": _utc_now(), "alias": alias, "from": aliases[alias], "to": None, "forced": False,
+                 "reason": reason or "deleted", "action": "delete"}
+        _append_json_line(self.model_root(name) / "alias_history.jsonl", entry)
+        atomic_write_json(self.model_root(name) / "aliases.json", {a: v for a, v in aliases.items() if a != alias})
+    self.log.info(f"{name}: {alias} {entry['from']} -> deleted")
+    return entry
+
+# %% ../nbs/04_registry.ipynb #3c5fe87f
+@patch
+def notes(self: Registry, name: str) -> dict[str, dict[str, Any]]:
+    "Tags and descriptions of `name`'s versions: version -> {'tags': {...}, 'description': ...}."
+    path = self._existing_model_root(name) / "notes.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+# %% ../nbs/04_registry.ipynb #8fb93ef3
+@patch
+def annotate(self: Registry, name: str, version_or_alias: str | int,
+             tags: dict[str, str] | None = None,  # tags to set; a value of None deletes the tag
+             description: str | None = None       # the new description (None: unchanged)
+            ) -> dict[str, Any]:
+    "Set tags and/or the description of a version; return its notes."
+    version = self.resolve(name, version_or_alias).name
+    with self._locked(name):
+        notes = self.notes(name)
+        entry = notes.setdefault(version, {"tags": {}, "description": ""})
+        for key, value in (tags or {}).items():
+            if value is None: entry["tags"].pop(key, None)
+            else: entry["tags"][str(key)] = str(value)
+        if description is not None: entry["description"] = description
+        atomic_write_json(self.model_root(name) / "notes.json", notes)
+    return entry
 
 # %% ../nbs/04_registry.ipynb #abbe9143
 @patch

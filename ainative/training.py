@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from .data import DataConfig, load_splits, prepare_data, read_manifest
 from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_collator, tokenize_splits
 
 # %% auto #0
-__all__ = ['TrainingConfig', 'classification_metrics', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback',
-           'resolve_precision', 'training_arguments', 'build_optimizer', 'TrainingResult', 'train',
-           'plot_training_curves']
+__all__ = ['TrainingConfig', 'classification_metrics', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines',
+           'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
+           'build_optimizer', 'TrainingResult', 'train', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -123,6 +124,45 @@ class JsonlLogCallback(TrainerCallback):
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
+# %% ../nbs/03_training.ipynb #5b580f45
+def progress_lines() -> bool:
+    "Whether training reports progress as plain lines (`AINATIVE_PROGRESS=lines`) rather than a progress bar."
+    return os.environ.get("AINATIVE_PROGRESS", "").strip().lower() == "lines"
+
+# %% ../nbs/03_training.ipynb #d9e9fec9
+def format_duration(seconds: float) -> str:
+    "`seconds` as m:ss or h:mm:ss; `?` when unknown."
+    if not math.isfinite(seconds) or seconds < 0: return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+# %% ../nbs/03_training.ipynb #46047881
+_SHOWN = {"loss": "loss", "eval_loss": "validation loss", "eval_accuracy": "validation accuracy",
+          "eval_macro_f1": "validation macro-F1", "train_loss": "mean training loss"}
+
+def progress_line(step: int, max_steps: int, epoch: float, epochs: float,  # where training is
+                  logs: dict[str, float],                                 # a Trainer log event
+                  elapsed: float) -> str:                                 # seconds since training began
+    "One line of training progress: step, epoch, the scores in `logs`, time spent and the estimated time left."
+    done = step / max_steps if max_steps else 0.0
+    left = elapsed * (1 - done) / done if done else float("nan")
+    scores = ", ".join(f"{_SHOWN[name]} {logs[name]:.4f}" for name in _SHOWN if name in logs)
+    return (f"training: step {step}/{max_steps} ({done:.0%}), epoch {epoch:.2f}/{epochs:g}"
+            + (f", {scores}" if scores else "") + f"; {format_duration(elapsed)} spent, {format_duration(left)} left")
+
+# %% ../nbs/03_training.ipynb #fb4d8a6b
+class ProgressLinesCallback(TrainerCallback):
+    "Print a `progress_line` on stderr at each Trainer log event (main process only)."
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs: return
+        elapsed = time.perf_counter() - getattr(self, "started", time.perf_counter())
+        print(progress_line(state.global_step, state.max_steps, state.epoch or 0.0, args.num_train_epochs, logs, elapsed),
+              file=sys.stderr, flush=True)
+
 # %% ../nbs/03_training.ipynb #a77a8657
 def resolve_precision(precision: str, device: DeviceInfo) -> str:
     "The precision to train in: `precision`, or for `auto` bf16/fp16 on CUDA and fp32 on CPU."
@@ -151,7 +191,7 @@ def training_arguments(config: TrainingConfig, output_dir: Path, train_examples:
         seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
         use_cpu=device.kind == "cpu", ddp_backend="gloo" if device.kind == "cpu" and world_size > 1 else None,
         report_to=["wandb"] if config.tracking == "wandb" else "none", run_name=output_dir.parent.name,
-        dataloader_num_workers=0, disable_tqdm=False)
+        dataloader_num_workers=0, disable_tqdm=progress_lines())
 
 # %% ../nbs/03_training.ipynb #a4d2dea9
 def build_optimizer(model, learning_rate: float, weight_decay: float = 0.01, head_lr_multiplier: float = 1.0):
@@ -235,7 +275,7 @@ def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], con
 # %% ../nbs/03_training.ipynb #f52892db
 def train(config: TrainingConfig | None = None) -> TrainingResult:
     "Fine-tune `config.base_model` on the run's data; write model, metrics, logs and plots into the run."
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     config = config or TrainingConfig()
     log = get_logger("training")
     run = RunDir.create(config.run_dir)
@@ -261,7 +301,9 @@ def train(config: TrainingConfig | None = None) -> TrainingResult:
                       data_collator=padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
                       compute_metrics=trainer_metrics,
                       callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
-                                 JsonlLogCallback(run.reports / "train_log.jsonl")])
+                                 JsonlLogCallback(run.reports / "train_log.jsonl"),
+                                 *([ProgressLinesCallback()] if progress_lines() else [])])
+    if progress_lines(): trainer.remove_callback(PrinterCallback)  # the Trainer's raw dicts, in place of the bar; ours say it
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started

@@ -111,3 +111,77 @@ def test_pipeline_overrides_reach_their_stages():
         {"warmup_fraction": "0.2", "weight_decay": "0", "gradient_accumulation_steps": "2", "seed": "3"}
     assert routed["registry"]["tolerance"] == "0.01" and routed["optimization"]["max_int8_drop"] == "0.02"
     assert "test_file" not in routed["training"] and "tolerance" not in routed["data"]
+
+
+# A pipeline runs a stage notebook without its demonstrations (`pipeline_notebook`), so its stage run must need
+# nothing that only a demonstration defines.
+IPYTHON_NAMES = {"display", "get_ipython"}  # what an IPython kernel provides besides the builtins
+
+
+def bound_names(source: str) -> set[str]:
+    "Names a cell binds at the top level, including `from module import *` of an importable module."
+    names = top_level_names(source)
+    for node in ast.walk(ast.parse(without_magics(source))):
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
+            module = importlib.import_module(node.module)
+            names |= set(getattr(module, "__all__", [name for name in vars(module) if not name.startswith("_")]))
+    return names
+
+
+def without_magics(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def global_references(source: str) -> set[str]:
+    "Module-level names a cell reads without binding them itself (symtable: every scope, comprehensions included)."
+    import symtable
+    referenced, tables = set(), [symtable.symtable(without_magics(source), "cell", "exec")]
+    while tables:
+        table = tables.pop()
+        top = table.get_type() == "module"
+        for symbol in table.get_symbols():
+            if symbol.is_referenced() and (symbol.is_global() or (top and not symbol.is_assigned() and not symbol.is_imported())):
+                referenced.add(symbol.get_name())
+        tables.extend(table.get_children())
+    return referenced
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_run_needs_no_demonstration(stage):
+    "Every name the `pipeline` cells read is bound by a cell the pipeline runs (or is a builtin)."
+    import builtins
+    from ainative.pipeline import PIPELINE_TAG, pipeline_notebook
+    kept = [cell for cell in pipeline_notebook(ROOT / "nbs" / STAGES[stage]).cells if cell.cell_type == "code"]
+    bound = set(dir(builtins)) | IPYTHON_NAMES
+    for cell in kept: bound |= bound_names(cell.source)
+    for cell in kept:
+        if PIPELINE_TAG not in cell.metadata.get("tags", []): continue
+        missing = global_references(cell.source) - bound
+        assert not missing, f"{STAGES[stage]} cell {cell.get('id')} uses {sorted(missing)}, which only demonstration cells define"
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_run_is_tagged_for_the_pipeline(stage):
+    "The cell that builds `parameters` from the config and runs the stage is among the cells a pipeline runs."
+    from ainative.pipeline import PIPELINE_TAG
+    runs = [cell for cell in notebook_cells(stage) if PIPELINE_TAG in cell.metadata.get("tags", [])]
+    assert any(".from_params(" in cell.source and "fields(" in cell.source for cell in runs), \
+        f"{STAGES[stage]}: tag its 'Run the stage' cells '{PIPELINE_TAG}'"
+    assert all(".from_params(" not in cell.source or PIPELINE_TAG in cell.metadata.get("tags", [])
+               for cell in notebook_cells(stage)[notebook_cells(stage).index(runs[0]):])
+
+
+MODEL_STAGES = ("registry", "optimization", "explainability")  # the stages that name the registered model
+
+
+def test_smoke_and_full_register_different_models_and_full_is_what_is_served():
+    "After a smoke run and a full run, the full (Banking77) model is the one `ainative serve` serves by default."
+    from ainative.registry import RegistryConfig
+    from ainative.serving import ServingConfig
+    names = {profile: {stage: stage_parameters(profile, stages=[stage])[stage].get(
+                 "model_name", getattr(config_class(stage)(), "model_name")) for stage in MODEL_STAGES}
+             for profile in PROFILES}
+    assert all(len(set(by_stage.values())) == 1 for by_stage in names.values()), names  # one name through a run
+    smoke, full = names["smoke"]["registry"], names["full"]["registry"]
+    assert smoke != full and full == RegistryConfig.model_name == ServingConfig.model
+    assert smoke.startswith(RegistryConfig.model_name)  # derived from the one home of the name

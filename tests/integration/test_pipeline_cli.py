@@ -1,25 +1,30 @@
 "The `ainative` command as a user runs it: the papermill pipeline and the data stage, in real subprocesses."
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from ainative.pipeline import SMOKE_MODEL_NAME, STAGES, runs_in_pipeline
+from ainative.registry import RegistryConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 AINATIVE = str(Path(sys.executable).parent / "ainative")
 
 
-def run_cli(*args, cwd=ROOT, env=None):
-    return subprocess.run([AINATIVE, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+def run_cli(*args, cwd=ROOT, env=None, timeout=600):
+    return subprocess.run([AINATIVE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
 def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
     "`ainative pipeline` executes the stage notebooks into the run directory and records every parameter."
     run_dir = tmp_path / "run"
-    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "seed=7")
+    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "seed=7", timeout=1800)  # minutes on a busy 2-core CPU
     assert result.returncode == 0, result.stderr
     assert (run_dir / "notebooks" / "01_data.ipynb").exists()
     manifest = json.loads((run_dir / "data" / "manifest.json").read_text())
@@ -30,16 +35,30 @@ def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
     metrics = json.loads((run_dir / "reports" / "metrics.json").read_text())
     assert metrics["data_version"] == manifest["version"] and metrics["test"]["examples"] == 30
     assert (run_dir / "reports" / "training_curves.png").exists() and (run_dir / "model" / "model.safetensors").exists()
-    registry = Path(os.environ["AINATIVE_REGISTRY_DIR"]) / "intent-classifier"
-    staged = json.loads((registry / "aliases.json").read_text())["staging"]
-    assert json.loads((registry / staged / "manifest.json").read_text())["data_version"] == manifest["version"]
+    registry = Path(os.environ["AINATIVE_REGISTRY_DIR"]) / SMOKE_MODEL_NAME  # never the production model's name
+    production = json.loads((registry / "aliases.json").read_text())["production"]
+    assert json.loads((registry / production / "manifest.json").read_text())["data_version"] == manifest["version"]
+    assert not (registry.parent / RegistryConfig.model_name).exists()
+    # a pipeline runs the stages, not the chapters' demonstrations: none of their made-up errors, no kernel noise
+    for demo_output in ("Refusing to promote", "pickle-based", "the file has columns", "is not a valid alias",
+                        "failed verification", "Traceback", "TCP without encryption", "TqdmWarning", "{'loss'"):
+        assert demo_output not in result.stdout + result.stderr, demo_output
+    for notebook in STAGES.values():
+        executed = nbformat.read(run_dir / "notebooks" / notebook, as_version=4).cells
+        assert all(runs_in_pipeline(cell) or i == 0 or "injected-parameters" in cell.metadata.get("tags", [])
+                   for i, cell in enumerate(executed)), notebook
+    # a pipeline you can watch: each stage numbered, training's progress as lines; stdout is the summary alone
+    assert all(f"stage {i}/5 {stage} done" in result.stderr for i, stage in enumerate(STAGES, 1))
+    assert re.search(r"training: step \d+/\d+ \(100%\), epoch [\d.]+/4, .+ spent, 0:00 left", result.stderr)
+    assert result.stdout.startswith(f"run directory: {run_dir}") and "serve it: ainative serve --model " \
+        f"{SMOKE_MODEL_NAME} --alias production" in result.stdout
 
 
 def test_pipeline_failure_names_the_notebook_and_keeps_it(tmp_path):
     "A failing stage stops the pipeline with a clear message, and its executed notebook is kept."
     run_dir = tmp_path / "run"
     result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "dataset=missing.csv")
-    assert result.returncode == 2
+    assert result.returncode == 1  # a failure at run time (2 is for usage errors)
     assert "Stage 'data' failed" in result.stderr and "DataFileNotFoundError" in result.stderr
     assert "Traceback" not in result.stderr
     assert (run_dir / "notebooks" / "01_data.ipynb").exists()
@@ -48,7 +67,7 @@ def test_pipeline_failure_names_the_notebook_and_keeps_it(tmp_path):
 
 def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
     result = run_cli("pipeline", "--run-dir", str(tmp_path / "run"), "-p", "epochz=3")
-    assert result.returncode == 2 and "epochz" in result.stderr
+    assert result.returncode == 2 and "epochz" in result.stderr and "Valid: data: [" in result.stderr
     assert not (tmp_path / "run" / "notebooks").exists()
 
 
@@ -72,10 +91,10 @@ def test_resume_refuses_damaged_upstream_artifacts(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli("data", "--run-dir", str(run_dir)).returncode == 0
     no_model = run_cli("pipeline", "--run-dir", str(run_dir), "--from", "registry")
-    assert no_model.returncode == 2 and "Cannot resume at 'registry'" in no_model.stderr and "no trained model" in no_model.stderr
+    assert no_model.returncode == 1 and "Cannot resume at 'registry'" in no_model.stderr and "no trained model" in no_model.stderr
     (run_dir / "data" / "test.parquet").write_bytes(b"tampered")
     tampered = run_cli("pipeline", "--run-dir", str(run_dir), "--from", "training")
-    assert tampered.returncode == 2 and "test.parquet" in tampered.stderr and "Traceback" not in tampered.stderr
+    assert tampered.returncode == 1 and "test.parquet" in tampered.stderr and "Traceback" not in tampered.stderr
     assert not (run_dir / "notebooks").exists()
 
 
@@ -96,3 +115,15 @@ def test_pipeline_parameters_reach_the_data_stage(tmp_path):
     recorded = json.loads((run_dir / "params.json").read_text())["data"]
     assert recorded["test_file"] == str(tmp_path / "test.csv") and recorded["validation_fraction"] == 0.25
     assert not (run_dir / "model").exists()  # --to data: nothing after the data stage ran
+
+
+def test_pipeline_runs_outside_the_checkout_with_paths_relative_to_where_it_started(tmp_path):
+    "From an empty folder the pipeline still finds its stage notebooks, and `-p dataset=toy.csv` means ./toy.csv there."
+    rows = [(f"{word} request number {i}", label) for label, word in (("refund", "money"), ("delivery", "parcel"))
+            for i in range(30)]
+    (tmp_path / "toy.csv").write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    result = run_cli("pipeline", "--run-dir", "run", "--to", "data", "-p", "dataset=toy.csv", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)  # --json: stdout is the outcome alone
+    assert outcome["run_dir"] == str(tmp_path / "run") and outcome["stages"] == ["data"] and outcome["counts"]["train"] == 42
+    assert json.loads((tmp_path / "run" / "data" / "manifest.json").read_text())["source"]["name"] == "toy.csv"

@@ -23,7 +23,7 @@ def test_register_promote_verify_rollback(tmp_path):
     assert json.loads(cli("register", str(first.path), "--alias", "production", registry=registry).stdout)["version"] == "v0001"
     assert cli("register", str(worse.path), registry=registry).returncode == 0
     refused = cli("promote", "v0002", registry=registry)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "force" in refused.stderr
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and "force" in refused.stderr
     assert cli("promote", "v0002", "--force", registry=registry).returncode == 0
     listing = cli("list", registry=registry).stdout
     assert "v0002  production" in listing
@@ -37,3 +37,27 @@ def test_register_promote_verify_rollback(tmp_path):
         f.write(b"\x00" * 8)
     corrupted = cli("verify", registry=registry)
     assert corrupted.returncode == 1 and "v0001/model/model.safetensors" in corrupted.stdout
+
+
+def test_missing_registry_is_an_error_and_listings_are_data(tmp_path):
+    "Exit 1 for a registry or model that is not there (not an empty listing); `--json` for data; MLflow-style actions."
+    registry = tmp_path / "registry"
+    missing = cli("list", registry=registry)
+    assert missing.returncode == 1 and "There is no registry at" in missing.stderr and missing.stdout == ""
+    run = make_demo_run(tmp_path / "a")
+    assert cli("register", str(run.path), "--alias", "staging", registry=registry).returncode == 0
+    other = cli("list", "--model", "banking77", registry=registry)
+    assert other.returncode == 1 and "registered models: ['intent-classifier']" in other.stderr
+    rows = json.loads(cli("list", "--json", registry=registry).stdout)
+    assert [(row["version"], row["aliases"]) for row in rows] == [("v0001", ["staging"])]
+    assert cli("tag", "v0001", "owner=support", registry=registry).returncode == 0
+    assert cli("describe", "staging", "smoke model", registry=registry).returncode == 0
+    shown = json.loads(cli("show", "v0001", registry=registry).stdout)
+    assert shown["tags"] == {"owner": "support"} and shown["description"] == "smoke model"
+    assert cli("delete-alias", "staging", registry=registry).returncode == 0
+    assert cli("delete-alias", "staging", registry=registry).returncode == 1  # no such alias any more
+    history = json.loads(cli("history", "--json", registry=registry).stdout)
+    assert [(entry["alias"], entry["action"], entry["to"]) for entry in history] == [("staging", "promote", "v0001"),
+                                                                                   ("staging", "delete", None)]
+    assert cli("verify", registry=registry).returncode == 0
+    assert (registry / "intent-classifier" / "v0001" / "README.md").stat().st_mode & 0o444 == 0o444

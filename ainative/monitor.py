@@ -31,12 +31,13 @@ from .core import AinativeError, ConfigError, StageConfig, atomic_write_json
 # %% auto #0
 __all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'PSI_EPSILON', 'CONFIDENCE_EDGES', 'LENGTH_EDGES',
            'PROFILE_KEYS', 'MonitorConfig', 'check_salt', 'default_database_url', 'MonitorStoreError', 'FeedbackError',
-           'DriftInputError', 'store_error', 'RequestStore', 'text_hash', 'request_row', 'psi', 'bucket_counts',
-           'reference_profile', 'label_counts', 'label_psi', 'label_chi2', 'ks_test', 'low_confidence_share',
-           'embedding_drift_auc', 'check_profile', 'attach_reference', 'drift_report', 'accuracy_alerts',
-           'plot_label_shift', 'plot_histograms', 'plot_feedback_accuracy', 'monitor_report']
+           'DriftInputError', 'store_error', 'RequestStore', 'text_hash', 'request_row', 'window_embeddings', 'psi',
+           'bucket_counts', 'reference_profile', 'unknown_rate_summary', 'label_counts', 'label_psi', 'label_chi2',
+           'ks_test', 'low_confidence_share', 'embedding_drift_auc', 'check_profile', 'attach_reference',
+           'load_reference', 'drift_report', 'accuracy_alerts', 'plot_label_shift', 'plot_histograms',
+           'plot_feedback_accuracy', 'monitor_report', 'drift_over_time', 'plot_drift_timeline']
 
-# %% ../nbs/08_monitoring.ipynb #f12b1ea8
+# %% ../nbs/08_monitoring.ipynb #af341339
 @dataclass
 class MonitorConfig(StageConfig):
     "Settings of the request log, the feedback store and the drift checks."
@@ -57,6 +58,8 @@ class MonitorConfig(StageConfig):
     ks_alpha: float = 0.01                 # Kolmogorov-Smirnov tests (confidence, length): significant below this p-value
     ks_statistic_alert: float = 0.2        # a significant KS test alerts when its statistic is at least this
     chi2_alpha: float = 0.01               # chi-square test of the label counts: warn below this p-value
+    unknown_rate_warn: float = 0.01        # unknown-token rate (share of [UNK] tokens) above the reference's by this much warns...
+    unknown_rate_alert: float = 0.03       # ...and alerts at this much
     auc_warn: float = 0.6                  # embedding drift: domain-classifier ROC AUC that warns...
     auc_alert: float = 0.75                # ...and alerts (0.5: production looks like the reference)
     embedding_sample: int = 500            # embedding vectors per side at most in the domain classifier
@@ -70,6 +73,9 @@ class MonitorConfig(StageConfig):
         if not 0 <= self.low_confidence_warn <= self.low_confidence_alert:
             raise ConfigError("low_confidence_warn must be at least 0 and at most low_confidence_alert.",
                               where="MonitorConfig.low_confidence_warn")
+        if not 0 <= self.unknown_rate_warn <= self.unknown_rate_alert <= 1:
+            raise ConfigError("unknown_rate_warn and unknown_rate_alert must satisfy 0 <= warn <= alert <= 1.",
+                              where="MonitorConfig.unknown_rate_warn", fix="For example unknown_rate_warn=0.01, unknown_rate_alert=0.03.")
         if not 0.5 <= self.auc_warn <= self.auc_alert <= 1:
             raise ConfigError(f"auc_warn={self.auc_warn}, auc_alert={self.auc_alert} must satisfy 0.5 <= warn <= alert <= 1.",
                               where="MonitorConfig.auc_alert", fix="0.5 is chance; for example auc_warn=0.6, auc_alert=0.75.")
@@ -161,7 +167,7 @@ def store_error(error: BaseException, doing: str, where: str, busy_timeout_s: fl
     return MonitorStoreError(f"Could not {doing}: {type(error).__name__}: {detail}.", where=where, kind="error",
                              fix="Check the database URL and that the database server is reachable.")
 
-# %% ../nbs/08_monitoring.ipynb #f3340856
+# %% ../nbs/08_monitoring.ipynb #23079639
 METADATA = sa.MetaData()
 
 REQUESTS = sa.Table(
@@ -179,6 +185,8 @@ REQUESTS = sa.Table(
     sa.Column("text", sa.Text, nullable=True),               # text_privacy="text" only
     sa.Column("text_hash", sa.String(64), nullable=True),    # text_privacy="hash" only: HMAC-SHA256 with the salt
     sa.Column("truncated", sa.Boolean, nullable=False, default=False),
+    sa.Column("unknown_rate", sa.Float, nullable=True),      # share of the text's tokens the tokenizer did not know
+    sa.Column("embedding", sa.LargeBinary, nullable=True),   # the sentence embedding as float16 bytes (not with text_privacy="none")
     sa.Index("ix_requests_request", "request_id", "position"),
     sa.Index("ix_requests_at", "at"))
 
@@ -216,7 +224,17 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout_s: float) -> sa.engine.Engin
         connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("write") else "BEGIN")
     return engine
 
-# %% ../nbs/08_monitoring.ipynb #b4fe8051
+# %% ../nbs/08_monitoring.ipynb #588d4012
+def _add_missing_columns(writer: sa.engine.Engine) -> list[str]:
+    "Add the (nullable) columns of `requests` that a log created by an older version lacks; their names."
+    with writer.begin() as connection:  # one writer at a time: replicas starting together add each column once
+        present = {column["name"] for column in sa.inspect(connection).get_columns("requests")}
+        missing = [column for column in REQUESTS.columns if column.name not in present]
+        for column in missing:
+            connection.exec_driver_sql(f"ALTER TABLE requests ADD COLUMN {column.name} {column.type.compile(connection.dialect)}")
+    return [column.name for column in missing]
+
+# %% ../nbs/08_monitoring.ipynb #de14357f
 class RequestStore:
     "The request log and the feedback store in the database at `url` (SQLite in WAL mode, or any SQLAlchemy URL)."
     def __init__(self, url: str,                                        # SQLAlchemy database URL
@@ -244,6 +262,7 @@ class RequestStore:
                 self.engine = sa.create_engine(parsed, pool_pre_ping=True)
             self.writer = self.engine.execution_options(write=True)  # same pool; its transactions BEGIN IMMEDIATE on SQLite
             METADATA.create_all(self.writer)  # in a write transaction: replicas starting together create the tables once
+            self.added_columns = _add_missing_columns(self.writer)
 
     @classmethod
     def from_config(cls, config: MonitorConfig, registry_root: Path | str, model: str) -> RequestStore:
@@ -278,7 +297,7 @@ def close(self: RequestStore):
     "Close the database's connections."
     self.engine.dispose()
 
-# %% ../nbs/08_monitoring.ipynb #d17cbf03
+# %% ../nbs/08_monitoring.ipynb #c55019db
 def text_hash(text: str, salt: str) -> str:
     "HMAC-SHA256 of `text` keyed by `salt`, as 64 hex digits: stable for one salt, unguessable without it."
     return hmac.new(salt.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -290,7 +309,9 @@ def request_row(request_id: str,                 # the response's request id
                 latency_s: float,                # time to answer the request
                 text_privacy: Literal["text", "hash", "none"] = "text",
                 hash_salt: str | None = None,    # needed by text_privacy="hash"
-                at: float | None = None          # UTC seconds since the epoch; None: now
+                at: float | None = None,         # UTC seconds since the epoch; None: now
+                embedding: np.ndarray | None = None,  # the text's sentence embedding (kept unless text_privacy="none")
+                unknown_rate: float | None = None     # share of its tokens the tokenizer did not know
                ) -> dict[str, Any]:
     "One request-log row for one answered text, keeping the text, its salted hash, or nothing."
     if hasattr(prediction, "model_dump"): prediction = prediction.model_dump()
@@ -302,7 +323,16 @@ def request_row(request_id: str,                 # the response's request id
             "confidence": float(prediction["confidence"]), "top_k": json.dumps(top_k), "latency_s": float(latency_s),
             "text_length": len(text), "text": text if text_privacy == "text" else None,
             "text_hash": text_hash(text, check_salt(hash_salt)) if text_privacy == "hash" else None,
-            "truncated": bool(prediction.get("truncated", False))}
+            "truncated": bool(prediction.get("truncated", False)),
+            "unknown_rate": None if unknown_rate is None else float(unknown_rate),
+            "embedding": None if embedding is None or text_privacy == "none" else np.asarray(embedding, np.float16).tobytes()}
+
+def window_embeddings(rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    "The embeddings logged with `rows`, one float32 row each (rows without one are skipped); None when no row has one."
+    vectors = [np.frombuffer(row["embedding"], dtype=np.float16) for row in rows if row.get("embedding")]
+    if not vectors: return None
+    width = Counter(len(vector) for vector in vectors).most_common(1)[0][0]  # a reload to a model of another width
+    return np.vstack([vector for vector in vectors if len(vector) == width]).astype(np.float32)
 
 # %% ../nbs/08_monitoring.ipynb #7e5ad93c
 def _request_values(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -540,7 +570,7 @@ def bucket_counts(values: Sequence[float],  # numbers to bucket
     buckets = np.clip(np.searchsorted(edges, np.asarray(values, dtype=float), side="right") - 1, 0, len(edges) - 2)
     return np.bincount(buckets, minlength=len(edges) - 1).tolist()
 
-# %% ../nbs/08_monitoring.ipynb #476fa3a2
+# %% ../nbs/08_monitoring.ipynb #dd8f7937
 CONFIDENCE_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)  # finer near 1, where most answers are
 LENGTH_EDGES = (0, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, 1024)  # characters; the last bucket holds all longer texts
 PROFILE_KEYS = ("labels", "label_counts", "examples", "confidence_edges", "confidence_counts", "length_edges",
@@ -554,6 +584,7 @@ def reference_profile(labels: Sequence[str],         # class names, in the order
                       probabilities: np.ndarray,     # (texts, classes) calibrated probabilities on the validation split
                       text_lengths: Sequence[int],   # characters of each text
                       embeddings: np.ndarray | None = None,  # (texts, dim) pooled sentence embeddings, optional
+                      unknown_rates: Sequence[float] | None = None,  # per text, its share of unknown tokens, optional
                       sample_size: int = 5000,       # raw confidences and lengths kept for the KS tests
                       embedding_sample: int = MonitorConfig.embedding_sample,  # vectors kept for the domain classifier
                       seed: int = 0) -> dict[str, Any]:
@@ -579,7 +610,14 @@ def reference_profile(labels: Sequence[str],         # class names, in the order
         profile["embeddings"] = {"dim": int(vectors.shape[1]), "mean": vectors.mean(axis=0).round(6).tolist(),
                                  "std": vectors.std(axis=0).round(6).tolist(),
                                  "sample": _sample(vectors, embedding_sample, rng).round(5).tolist()}
+    profile["unknown_token_rate"] = None if unknown_rates is None else unknown_rate_summary(unknown_rates)
     return profile
+
+def unknown_rate_summary(rates: Sequence[float]) -> dict[str, float]:
+    "Mean per-text unknown-token rate of the reference texts, and the share of texts with any unknown token."
+    rates = np.asarray(rates, dtype=float)
+    return {"mean": float(rates.mean()) if rates.size else 0.0, "any": float((rates > 0).mean()) if rates.size else 0.0,
+            "texts": int(rates.size)}
 
 # %% ../nbs/08_monitoring.ipynb #d3c6216b
 def label_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -645,7 +683,7 @@ def embedding_drift_auc(reference: np.ndarray,   # (n, dim) reference embeddings
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(model, features, target, cv=splits, scoring="roc_auc").mean())
 
-# %% ../nbs/08_monitoring.ipynb #8fc3c04a
+# %% ../nbs/08_monitoring.ipynb #a3a266ab
 _ORDER = {"skipped": -1, "ok": 0, "warn": 1, "alert": 2}
 
 def _graded(value: float, warn: float, alert: float) -> str:
@@ -659,6 +697,26 @@ def _ks_score(reference_values: Sequence[float], window_values: Sequence[float],
     status = "alert" if significant and test["statistic"] >= config.ks_statistic_alert else "warn" if significant else "ok"
     return {"value": test["statistic"], "p_value": test["p_value"], "alpha": config.ks_alpha, "alert": config.ks_statistic_alert,
             "status": status}
+
+def _unknown_rate_score(reference: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], config: MonitorConfig) -> dict[str, Any]:
+    "The window's mean unknown-token rate graded by how far it exceeds the reference's."
+    rates = [row["unknown_rate"] for row in rows if row.get("unknown_rate") is not None]
+    expected = (reference.get("unknown_token_rate") or {}).get("mean")
+    if expected is None: return {"status": "skipped", "reason": "the reference profile has no unknown-token rate"}
+    if not rates: return {"status": "skipped", "reason": "no unknown-token rates in the window"}
+    value = float(np.mean(rates))
+    return {"value": value, "reference": expected, "warn": expected + config.unknown_rate_warn,
+            "alert": expected + config.unknown_rate_alert,
+            "status": _graded(value - expected, config.unknown_rate_warn, config.unknown_rate_alert)}
+
+def _embedding_score(reference: Mapping[str, Any], embeddings: np.ndarray | None, config: MonitorConfig) -> dict[str, Any]:
+    "The domain classifier's AUC graded, or skipped with the reason (no vectors on one side, or too few)."
+    if embeddings is None:
+        return {"status": "skipped", "reason": "no embeddings in the window (a graph without the embedding output, or text_privacy='none')"}
+    if not reference["embeddings"]: return {"status": "skipped", "reason": "the reference profile has no embeddings"}
+    try: auc = embedding_drift_auc(np.asarray(reference["embeddings"]["sample"]), embeddings, config.embedding_sample)
+    except DriftInputError as error: return {"status": "skipped", "reason": error.what}  # too few vectors: judge the rest
+    return {"value": auc, "warn": config.auc_warn, "alert": config.auc_alert, "status": _graded(auc, config.auc_warn, config.auc_alert)}
 
 def check_profile(reference: Mapping[str, Any]) -> Mapping[str, Any]:
     "`reference` if it has every key of a reference profile, else a `DriftInputError` naming the missing ones."
@@ -683,11 +741,33 @@ def attach_reference(registry,               # an `ainative.registry.Registry`
         registry.attach(name, version, "monitoring", folder, info={"examples": profile["examples"]})
     return f"attached to {name} {version}"
 
-# %% ../nbs/08_monitoring.ipynb #17f06cf4
+# %% ../nbs/08_monitoring.ipynb #1b717609
+def load_reference(version_folder: Path | str,   # a registry version's folder
+                   variant: str | None = None     # ONNX file being served, e.g. model.int8.onnx; None: the CPU serving default
+                  ) -> dict[str, Any] | None:
+    "The version's reference profile joined with what optimisation measured on its graph; None if it has no profile."
+    folder = Path(version_folder)
+    path = folder / "monitoring" / "reference.json"
+    if not path.is_file(): return None
+    profile = json.loads(path.read_text(encoding="utf-8"))  # checked when judged: a bad profile must not stop serving
+    report = folder / "onnx" / "report.json"
+    report_data = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+    measured = report_data.get("monitoring_reference")
+    if not measured: return profile  # optimised before these were measured
+    profile["unknown_token_rate"] = measured["unknown_token_rate"]
+    variant = variant or report_data.get("serving_default", {}).get("cpu")
+    file = measured["embeddings"].get(variant)
+    if file is not None:
+        vectors = np.load(folder / "onnx" / Path(file).name, allow_pickle=False).astype(np.float32)
+        profile["embeddings"] = {"dim": int(vectors.shape[1]), "mean": vectors.mean(axis=0).tolist(),
+                                 "std": vectors.std(axis=0).tolist(), "sample": vectors, "variant": variant}
+    return profile
+
+# %% ../nbs/08_monitoring.ipynb #a1c83ff3
 def drift_report(reference: Mapping[str, Any],          # from `reference_profile`
                  rows: Sequence[Mapping[str, Any]],     # the window: request-log rows (`RequestStore.window`)
                  config: MonitorConfig | None = None,
-                 embeddings: np.ndarray | None = None   # (m, dim) embeddings of (a sample of) the window's texts
+                 embeddings: np.ndarray | None = None   # (m, dim) embeddings of the window's texts; None: those logged with `rows`
                 ) -> dict[str, Any]:
     "Every drift score of the window against the reference, each with its thresholds and status, plus the alerts."
     config = config or MonitorConfig()
@@ -695,7 +775,8 @@ def drift_report(reference: Mapping[str, Any],          # from `reference_profil
     times = [row["at"] for row in rows]
     window = {"requests": len(rows), "from": min(times, default=None), "to": max(times, default=None),
               "versions": dict(Counter(str(row.get("model_version")) for row in rows))}
-    names = ("label_psi", "label_chi2", "confidence_psi", "confidence_ks", "length_ks", "low_confidence_share", "embedding_auc")
+    names = ("label_psi", "label_chi2", "confidence_psi", "confidence_ks", "length_ks", "low_confidence_share",
+             "unknown_token_rate", "embedding_auc")
     if len(rows) < config.min_requests:
         reason = f"{len(rows)} requests in the window; drift is judged from {config.min_requests}"
         scores = {name: {"status": "skipped", "reason": reason} for name in names}
@@ -720,14 +801,8 @@ def drift_report(reference: Mapping[str, Any],          # from `reference_profil
             "low_confidence_share": {"value": share, "reference": reference_share, "threshold": config.low_confidence,
                                      "warn": reference_share + config.low_confidence_warn, "alert": reference_share + config.low_confidence_alert,
                                      "status": _graded(share - reference_share, config.low_confidence_warn, config.low_confidence_alert)},
-            "embedding_auc": {"status": "skipped", "reason": "no embeddings of the window given"}}
-        if embeddings is not None and reference["embeddings"]:
-            try: auc = embedding_drift_auc(np.asarray(reference["embeddings"]["sample"]), embeddings, config.embedding_sample)
-            except DriftInputError as error: scores["embedding_auc"]["reason"] = error.what  # too few vectors: judge the rest
-            else: scores["embedding_auc"] = {"value": auc, "warn": config.auc_warn, "alert": config.auc_alert,
-                                             "status": _graded(auc, config.auc_warn, config.auc_alert)}
-        elif embeddings is not None:
-            scores["embedding_auc"]["reason"] = "the reference profile has no embeddings"
+            "unknown_token_rate": _unknown_rate_score(reference, rows, config),
+            "embedding_auc": _embedding_score(reference, window_embeddings(rows) if embeddings is None else embeddings, config)}
     messages = {level: [_describe_score(name, score) for name, score in scores.items() if score["status"] == level] for level in ("alert", "warn")}
     status = max((score["status"] for score in scores.values()), key=_ORDER.get)
     return {"status": status, "window": window, "scores": scores,
@@ -857,3 +932,42 @@ def monitor_report(store: RequestStore,
     report["figures"] = {name: str(path) for name, path in figures.items()}
     atomic_write_json(folder / "monitor.json", report)
     return report
+
+# %% ../nbs/08_monitoring.ipynb #b1fc68df
+def drift_over_time(store: RequestStore,
+                    reference: Mapping[str, Any],       # the served version's reference profile
+                    starts: Sequence[float],            # UTC start of each period (seconds since the epoch), in order
+                    period_s: float = 86400.0,          # length of a period: a day
+                    config: MonitorConfig | None = None
+                   ) -> list[dict[str, Any]]:
+    "A drift report of the requests of each period [start, start + `period_s`), labelled by its UTC start date and time."
+    config = config or MonitorConfig()
+    timeline = []
+    for start in starts:
+        rows = store.recent(since=start, until=start + period_s)
+        label = datetime.fromtimestamp(start, tz=timezone.utc).strftime("%a %d %b %H:%M" if period_s < 86400 else "%a %d %b")
+        timeline.append({"period": label, "start": float(start), **drift_report(reference, rows, config)})
+    return timeline
+
+# %% ../nbs/08_monitoring.ipynb #9bb1cdd2
+_STATUS_COLOURS = {"skipped": "#e5e7eb", "ok": "#86efac", "warn": "#fcd34d", "alert": "#f87171"}
+
+def plot_drift_timeline(timeline: Sequence[Mapping[str, Any]]):
+    "One row per drift score, one column per period, coloured by status (grey: skipped) and labelled with the value."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    names = list(timeline[0]["scores"])
+    fig, ax = plt.subplots(figsize=(1.1 * len(timeline) + 3, 0.45 * len(names) + 1.6))
+    for column, period in enumerate(timeline):
+        for row, name in enumerate(names):
+            score = period["scores"][name]
+            ax.add_patch(plt.Rectangle((column, row), 0.95, 0.9, color=_STATUS_COLOURS[score["status"]]))
+            if score.get("value") is not None:
+                ax.text(column + 0.47, row + 0.45, f"{score['value']:.2f}", ha="center", va="center", fontsize=7)
+    ax.set(xlim=(0, len(timeline)), ylim=(len(names), 0), title="Drift signals per period", xlabel="period", ylabel="signal")
+    ax.set_xticks(np.arange(len(timeline)) + 0.47, [p["period"] for p in timeline], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(names)) + 0.45, names, fontsize=8)
+    ax.legend(handles=[Patch(color=c, label=s) for s, c in _STATUS_COLOURS.items()], loc="upper left",
+              bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
+    return fig

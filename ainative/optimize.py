@@ -20,10 +20,10 @@ from .core import (AinativeError, ConfigError, DeviceInfo, IntegrityError, Parit
                            atomic_write_json, detect_device, get_logger, select_onnx_providers, session_options)
 
 # %% auto #0
-__all__ = ['ONNX_INPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
-           'torch_predictor', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8', 'convert_fp16',
-           'accuracy_gate', 'sample_batches', 'measure', 'benchmark', 'plot_benchmark', 'OptimizationResult',
-           'throughput_at_32', 'optimize']
+__all__ = ['ONNX_INPUTS', 'ONNX_OUTPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
+           'torch_predictor', 'unknown_token_rates', 'monitoring_reference', 'parity_report', 'require_parity',
+           'optimize_graph', 'quantize_int8', 'convert_fp16', 'accuracy_gate', 'sample_batches', 'measure', 'benchmark',
+           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'optimize']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 @dataclass
@@ -45,6 +45,7 @@ class OptimizationConfig(StageConfig):
 
 # %% ../nbs/05_optimization.ipynb #5621b56a
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_OUTPUTS = ("logits", "sentence_embedding")  # versions exported before the embedding have logits only
 
 def load_for_export(model_dir: Path | str):
     "The fine-tuned classifier and tokenizer from `model_dir` (safetensors only), in eval mode, eager attention."
@@ -53,14 +54,18 @@ def load_for_export(model_dir: Path | str):
     return model.eval(), AutoTokenizer.from_pretrained(model_dir)
 
 def export_onnx(model, tokenizer, path: Path | str, opset: int = 17) -> Path:
-    "Export `model` to ONNX at `path` with named inputs and dynamic batch and sequence axes."
+    "Export `model` to ONNX at `path`: named inputs, dynamic batch and sequence axes, logits and sentence embedding out."
     import torch
 
-    class LogitsOnly(torch.nn.Module):
-        "The classifier as a function of the three named inputs, returning logits only."
+    class LogitsAndEmbedding(torch.nn.Module):
+        "The classifier as a function of the three named inputs: logits, and the mean-pooled last hidden layer."
         def __init__(self, classifier): super().__init__(); self.classifier = classifier
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.classifier(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+            output = self.classifier(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                     output_hidden_states=True)
+            mask = attention_mask.unsqueeze(-1).to(output.hidden_states[-1].dtype)
+            pooled = (output.hidden_states[-1] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            return output.logits, pooled
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,9 +75,9 @@ def export_onnx(model, tokenizer, path: Path | str, opset: int = 17) -> Path:
     with torch.no_grad():
         # the wrapper must be in eval mode too: export restores the wrapper's mode on exit, recursively, which would
         # otherwise switch the caller's model into training mode (dropout on) behind its back
-        torch.onnx.export(LogitsOnly(model).eval(), tuple(sample[name] for name in ONNX_INPUTS), str(path),
-                          input_names=list(ONNX_INPUTS), output_names=["logits"], opset_version=opset,
-                          dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(LogitsAndEmbedding(model).eval(), tuple(sample[name] for name in ONNX_INPUTS), str(path),
+                          input_names=list(ONNX_INPUTS), output_names=list(ONNX_OUTPUTS), opset_version=opset,
+                          dynamic_axes={**axes, **{name: {0: "batch"} for name in ONNX_OUTPUTS}}, dynamo=False)
     return path
 
 # %% ../nbs/05_optimization.ipynb #d0466029
@@ -100,6 +105,10 @@ class OnnxRunner:
         "Logits (float32) of one batch of `texts`."
         return self.session.run(["logits"], self.encode(texts))[0].astype(np.float32)
 
+    def embeddings(self, texts: list[str]) -> np.ndarray:
+        "Sentence embeddings (float32, one row per text) of one batch of `texts`."
+        return self.session.run(["sentence_embedding"], self.encode(texts))[0].astype(np.float32)
+
 # %% ../nbs/05_optimization.ipynb #6a3ceff9
 def batched_logits(predict: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int = 64) -> np.ndarray:
     "Logits of all `texts` from `predict`, computed in length-sorted batches and returned in the original order."
@@ -117,6 +126,31 @@ def torch_predictor(model, tokenizer, max_length: int = 128) -> Callable[[list[s
             encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             return model(**encoded.to(model.device)).logits.float().cpu().numpy()
     return predict
+
+# %% ../nbs/05_optimization.ipynb #865f230a
+def unknown_token_rates(tokenizer, texts: list[str], max_length: int = 128) -> np.ndarray:
+    "Per text, the share of its (non-special) tokens that are the tokenizer's unknown token; 0 for a text without tokens."
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
+    rates = []
+    for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"]):
+        real = [token for token, is_special in zip(ids, special) if not is_special]
+        rates.append(sum(token == tokenizer.unk_token_id for token in real) / max(len(real), 1))
+    return np.asarray(rates, dtype=np.float32)
+
+def monitoring_reference(runners: dict[str, OnnxRunner],  # variant file -> its runner
+                         tokenizer, texts: list[str],     # the validation texts
+                         folder: Path,                    # the onnx/ folder being built
+                         sample_size: int = 1000, seed: int = 0) -> dict[str, Any]:
+    "Save each variant's float16 sentence embeddings of (a sample of) `texts` beside it; the unknown-token rates and file names."
+    rng = np.random.default_rng(seed)
+    sample = [texts[i] for i in sorted(rng.choice(len(texts), size=min(sample_size, len(texts)), replace=False))]
+    rates = unknown_token_rates(tokenizer, texts)
+    files = {}
+    for file, runner in runners.items():
+        files[file] = f"reference_embeddings.{Path(file).stem}.npy"  # .npy, not .npz: a zip could hide a pickle
+        np.save(folder / files[file], batched_logits(runner.embeddings, sample).astype(np.float16), allow_pickle=False)
+    return {"unknown_token_rate": {"mean": float(rates.mean()), "any": float((rates > 0).mean()), "texts": len(texts)},
+            "embeddings": files}
 
 # %% ../nbs/05_optimization.ipynb #25c96c77
 def parity_report(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -360,6 +394,7 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
     accuracy = {name: float((batched_logits(predict, test).argmax(-1) == test_labels).mean())
                 for name, predict in predictors.items()}
     gates = _apply_accuracy_gates(accuracy, variants, predictors, staging, config.max_int8_drop)
+    measured = monitoring_reference({file: runners[name] for name, file in variants.items()}, tokenizer, validation, staging)
 
     bench = benchmark(predictors, test, config.batch_sizes, config.bench_seconds)
     at_32, at_32_random = throughput_at_32(bench, config.batch_sizes)
@@ -370,7 +405,8 @@ def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
         "source": {"model_dir": str(model_dir), "version": version}, "opset": config.opset, "fused_operators": fused,
         "device": device.kind, "providers": {name: runner.provider for name, runner in runners.items() if name in variants},
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": config.threads or "default (all cores)"},
-        "files": variants, "sizes_bytes": sizes, "parity": parity, "test_accuracy": accuracy, "gates": gates,
+        "files": variants, "outputs": list(ONNX_OUTPUTS), "monitoring_reference": measured,
+        "sizes_bytes": sizes, "parity": parity, "test_accuracy": accuracy, "gates": gates,
         "serving_default": {"cpu": serving_default, "cuda": variants.get("onnx fp16", serving_default)},
         "throughput_at_32": {"by length": at_32.to_dict(), "random": at_32_random.to_dict()},
         "speedup_at_32": {name: float(at_32[name] / at_32["torch fp32"]) for name in at_32.index},

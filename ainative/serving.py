@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Awaitable, Callable, Literal
+from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple
 
 import numpy as np
 from fastcore.basics import patch
@@ -28,22 +28,23 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, get_logger,
                            normalize_text, softmax)
-from .monitor import FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, drift_report, request_row
+from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, drift_report, load_reference,
+                              request_row)
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.responses import JSONResponse, Response
 
 # %% auto #0
-__all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'ERROR_RESPONSES', 'predict_router', 'probe_router',
-           'explain_router', 'admin_router', 'monitor_router', 'ServingConfig', 'prepare_text', 'read_temperature',
-           'ModelRuntime', 'QueueFull', 'length_groups', 'BatchResult', 'settle', 'Supervised', 'MicroBatcher',
-           'LoadFailure', 'retry_delay', 'ModelManager', 'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative',
-           'Prediction', 'ExplainRequest', 'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction',
-           'ServingMetrics', 'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id',
-           'RequestIdMiddleware', 'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState', 'server_state',
-           'watch_alias', 'loaded_runtime', 'classify', 'log_answers', 'predict', 'predict_batch', 'health', 'ready',
-           'model', 'prometheus', 'explain', 'admin_token', 'admin_reload', 'FeedbackItem', 'FeedbackBatch',
-           'in_log_thread', 'feedback', 'monitor', 'evaluate_monitoring', 'evaluate_periodically', 'create_app',
-           'serve']
+__all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_METHODS', 'ERROR_RESPONSES', 'predict_router',
+           'probe_router', 'explain_router', 'EXPLAIN_MODULES', 'admin_router', 'monitor_router', 'ServingConfig',
+           'prepare_text', 'read_temperature', 'ModelRuntime', 'Inference', 'QueueFull', 'length_groups', 'BatchResult',
+           'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay', 'ModelManager',
+           'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest',
+           'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
+           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
+           'Explainer', 'RequestLog', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime', 'classify',
+           'log_answers', 'predict', 'predict_batch', 'health', 'ready', 'model', 'prometheus', 'missing_modules',
+           'explain', 'admin_token', 'admin_reload', 'FeedbackItem', 'FeedbackBatch', 'in_log_thread', 'feedback',
+           'monitor', 'evaluate_monitoring', 'evaluate_periodically', 'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
@@ -135,8 +136,10 @@ class ModelRuntime:
         self.tokenizer.no_padding()
         calibration = folder / "calibration" / "calibration.json"
         self.temperature = read_temperature(calibration) if calibration.is_file() else 1.0
-        reference = folder / "monitoring" / "reference.json"  # the drift baseline, attached by the explainability stage
-        self.reference = json.loads(reference.read_text(encoding="utf-8")) if reference.is_file() else None
+        self.reference = load_reference(folder, self.variant)  # the drift baseline (explainability and optimisation stages)
+        self.embeds = "sentence_embedding" in {output.name for output in self.session.get_outputs()}  # not in older exports
+        unknown_token = getattr(self.tokenizer.model, "unk_token", None)
+        self.unknown_id = self.tokenizer.token_to_id(unknown_token) if unknown_token else None
         self.name, self.version, self.folder = name, folder.name, folder
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -157,9 +160,16 @@ def _check_variant(variant: str, report: dict[str, Any], folder: Path):
                                  where=str(folder / "onnx"), fix=f"Use one of {listed}.")
 
 # %% ../nbs/06_serving.ipynb #e51f44ea
+class Inference(NamedTuple):
+    "What the model computed for a group of texts."
+    probabilities: np.ndarray          # (texts, classes), calibrated
+    truncated: list[bool]              # whether each text was cut (characters or tokens)
+    embeddings: np.ndarray | None      # (texts, dim) sentence embeddings; None when the graph has no such output
+    unknown_rates: list[float | None]  # per text, the share of its tokens that are the unknown token
+
 @patch
-def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-    "Probabilities (one row per text) and whether each text was truncated (characters or tokens)."
+def infer(self: ModelRuntime, texts: list[str]) -> Inference:
+    "Calibrated probabilities, truncation, sentence embeddings and unknown-token rates of `texts`."
     prepared = [prepare_text(text, self.max_text_chars) for text in texts]
     encodings = self.tokenizer.encode_batch([text for text, _ in prepared])
     width = max(len(e.ids) for e in encodings)
@@ -169,9 +179,20 @@ def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool
         arrays["input_ids"][row, :length] = encoding.ids
         arrays["attention_mask"][row, :length] = 1
         arrays["token_type_ids"][row, :length] = encoding.type_ids
-    logits = self.session.run(["logits"], {name: arrays[name] for name in self.input_names})[0]
+    outputs = self.session.run(["logits", "sentence_embedding"] if self.embeds else ["logits"],
+                               {name: arrays[name] for name in self.input_names})
     truncated = [cut or bool(e.overflowing) for (_, cut), e in zip(prepared, encodings)]
-    return softmax(logits, self.temperature), truncated
+    if self.unknown_id is None: rates = [None] * len(texts)
+    else:
+        unknown = (arrays["input_ids"] == self.unknown_id).sum(axis=1)  # [CLS], [SEP] and padding are never [UNK]
+        rates = [float(n) / max(len(e.ids) - sum(e.special_tokens_mask), 1) for n, e in zip(unknown, encodings)]
+    return Inference(softmax(outputs[0], self.temperature), truncated, outputs[1] if self.embeds else None, rates)
+
+@patch
+def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+    "Probabilities (one row per text) and whether each text was truncated (characters or tokens)."
+    inference = self.infer(texts)
+    return inference.probabilities, inference.truncated
 
 @patch
 def describe(self: ModelRuntime) -> dict[str, Any]:
@@ -179,6 +200,7 @@ def describe(self: ModelRuntime) -> dict[str, Any]:
     test = self.manifest.get("metrics", {}).get("test", {})
     return {"name": self.name, "version": self.version, "variant": self.variant, "provider": self.provider,
             "labels": len(self.labels), "max_length": self.max_length, "temperature": self.temperature,
+            "sentence_embedding": self.embeds,
             "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
@@ -205,6 +227,14 @@ class BatchResult:
     truncated: bool
     version: str
     labels: list[str]
+    embedding: np.ndarray | None = None  # the text's sentence embedding, for the request log
+    unknown_rate: float | None = None    # the share of its tokens the tokenizer did not know
+
+def batch_result(inference: Inference, row: int, runtime) -> BatchResult:
+    "Text `row`'s result from a group's `Inference` on `runtime`."
+    embedding = None if inference.embeddings is None else inference.embeddings[row]
+    return BatchResult(inference.probabilities[row], inference.truncated[row], runtime.version, runtime.labels,
+                       embedding, inference.unknown_rates[row])
 
 def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> bool:
     "Resolve `future` with `result` (or `error`) unless its caller gave up already; True if it was resolved."
@@ -340,12 +370,12 @@ async def _run_batch(self: MicroBatcher, batch: list[_Pending]):
         items = [batch[i] for i in group]
         started = time.perf_counter()
         try:
-            probabilities, truncated = await loop.run_in_executor(self.executor, runtime.predict, [i.text for i in items])
+            inference = await loop.run_in_executor(self.executor, runtime.infer, [i.text for i in items])
         except Exception:  # one bad text must not fail its batch-mates: run them one by one
             await self._one_by_one(runtime, items)
             continue
         for row, item in enumerate(items):
-            settle(item.future, BatchResult(probabilities[row], truncated[row], runtime.version, runtime.labels))
+            settle(item.future, batch_result(inference, row, runtime))
         if self.on_batch: self.on_batch(len(items), time.perf_counter() - started)
 
 # %% ../nbs/06_serving.ipynb #9909b69a
@@ -356,8 +386,8 @@ async def _one_by_one(self: MicroBatcher, runtime, items: list[_Pending]):
     for item in items:
         if item.future.done(): continue
         try:
-            probabilities, truncated = await loop.run_in_executor(self.executor, runtime.predict, [item.text])
-            settle(item.future, BatchResult(probabilities[0], truncated[0], runtime.version, runtime.labels))
+            inference = await loop.run_in_executor(self.executor, runtime.infer, [item.text])
+            settle(item.future, batch_result(inference, 0, runtime))
         except Exception as error:
             settle(item.future, error=error)
 
@@ -594,12 +624,14 @@ class ServingMetrics:
     def __init__(self):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         self.registry = CollectorRegistry()
-        self.requests = Counter("ainative_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=self.registry)
-        self.latency = Histogram("ainative_request_latency_seconds", "Request latency", ["endpoint"], registry=self.registry,
+        self.requests = Counter("ainative_http_requests", "HTTP requests by handler (endpoint), method and status code",
+                                ["handler", "method", "code"], registry=self.registry)
+        self.latency = Histogram("ainative_http_request_duration_seconds", "Seconds to answer an HTTP request, by handler and method",
+                                 ["handler", "method"], registry=self.registry,
                                  buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10))
         self.batch_size = Histogram("ainative_batch_size", "Texts per model call", registry=self.registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-        self.batch_latency = Histogram("ainative_batch_seconds", "Seconds per model call", registry=self.registry,
+        self.batch_latency = Histogram("ainative_batch_duration_seconds", "Seconds per model call", registry=self.registry,
                                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
         self.queue_depth = Gauge("ainative_queue_depth", "Texts waiting for the model", registry=self.registry)
         self.queue_capacity = Gauge("ainative_queue_capacity", "Texts the queue holds at most (max_queue; beyond: 503)",
@@ -705,7 +737,8 @@ def deadline_protocol(timeout_s: float) -> type:
 
 # %% ../nbs/06_serving.ipynb #91177f77
 KNOWN_ENDPOINTS = {"/predict", "/predict/batch", "/explain", "/feedback", "/monitor", "/health", "/ready", "/model", "/metrics",
-                   "/admin/reload"}
+                   "/admin/reload"}  # the `handler` label's values; any other path counts as "other"
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> tuple[dict, dict]:
     payload = json.dumps(body).encode()
@@ -748,13 +781,14 @@ class BodyLimitMiddleware:
 
 # %% ../nbs/06_serving.ipynb #a7228782
 class MetricsMiddleware:
-    "Count requests by endpoint and status and observe their latency."
+    "Count requests by handler (endpoint), method and status code, and observe their duration."
     def __init__(self, app, metrics: ServingMetrics):
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
-        endpoint = scope["path"] if scope["path"] in KNOWN_ENDPOINTS else "other"
+        handler = scope["path"] if scope["path"] in KNOWN_ENDPOINTS else "other"
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"  # a scanner's made-up methods: one series
         status = 500
         async def recording_send(message):
             nonlocal status
@@ -764,8 +798,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(handler, method, str(status)).inc()
+            self.metrics.latency.labels(handler, method).observe(time.perf_counter() - started)
 
 # %% ../nbs/06_serving.ipynb #14aa6062
 _USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -990,11 +1024,12 @@ async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
     except TimeoutError:
         raise _HTTPError(504, "timeout", f"No answer within {state.config.request_timeout_s} s.") from None
 
-def log_answers(state: ServerState, texts: list[str], predictions: list[Prediction], latency_s: float):
+def log_answers(state: ServerState, texts: list[str], results: list[BatchResult], predictions: list[Prediction], latency_s: float):
     "Count the answers and put them on the request log (never waits; rows are built and stored by the log's writer)."
     state.metrics.observe_answers(predictions)
     if state.request_log is None: return
-    state.request_log.record([(position, text, p, latency_s) for position, (text, p) in enumerate(zip(texts, predictions))])
+    state.request_log.record([(position, text, p, latency_s, r.embedding, r.unknown_rate)
+                              for position, (text, r, p) in enumerate(zip(texts, results, predictions))])
 
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES)
 async def predict(request: PredictRequest, http: Request, state: ServerState = Depends(server_state),
@@ -1002,7 +1037,7 @@ async def predict(request: PredictRequest, http: Request, state: ServerState = D
     started = time.perf_counter()
     results = await classify(state, [request.text])
     prediction = build_prediction(results[0], request.top_k or state.config.top_k, http.state.request_id)
-    log_answers(state, [request.text], [prediction], time.perf_counter() - started)
+    log_answers(state, [request.text], results, [prediction], time.perf_counter() - started)
     return prediction
 
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages", responses=ERROR_RESPONSES)
@@ -1013,7 +1048,7 @@ async def predict_batch(request: BatchRequest, http: Request, state: ServerState
     request_id, started = http.state.request_id, time.perf_counter()
     results = await classify(state, request.texts)
     predictions = [build_prediction(r, request.top_k or state.config.top_k, request_id) for r in results]
-    log_answers(state, request.texts, predictions, time.perf_counter() - started)
+    log_answers(state, request.texts, results, predictions, time.perf_counter() - started)
     versions = sorted({r.version for r in results})  # one, unless a reload fell between two of its micro-batches
     return BatchPrediction(predictions=predictions, model_version=",".join(versions), request_id=request_id)
 
@@ -1059,10 +1094,21 @@ async def prometheus(state: ServerState = Depends(server_state)) -> Response:
 
 # %% ../nbs/06_serving.ipynb #448d9b06
 explain_router = APIRouter()
+EXPLAIN_MODULES = ("torch", "transformers", "captum", "pandas")  # what explain_text needs: the `explain` extra
 
-@explain_router.post("/explain", summary="Explain one prediction: word attributions (integrated gradients)", responses=ERROR_RESPONSES)
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    "The modules among `names` that this environment cannot import (looked up, not imported)."
+    import importlib.util
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+@explain_router.post("/explain", summary="Explain one prediction: word attributions (integrated gradients)",
+                     responses={**ERROR_RESPONSES, **_errors(e501="this installation has no explainability (the explain extra)")})
 async def explain(request: ExplainRequest, state: ServerState = Depends(server_state),
                   runtime: ModelRuntime = Depends(loaded_runtime)) -> dict[str, Any]:
+    missing = missing_modules(EXPLAIN_MODULES)
+    if missing:  # a slim serving install: say so, instead of a 500 from the import
+        raise _HTTPError(501, "not_installed", f"Explanations need {', '.join(missing)}, which this installation lacks: "
+                         "pip install 'ainative[explain]' (or build the image with EXTRAS=explain).")
     if state.explainer is None: state.explainer = Explainer(state.config)
     try:
         explanation = await state.explainer.explain(state.manager, runtime, request)
@@ -1151,6 +1197,9 @@ async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
     if runtime is not None and runtime.reference is not None:
         served = [row for row in rows if row["model_version"] == runtime.version]  # the reference is the served version's
         drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, runtime.reference, served, state.monitor)
+        if not runtime.embeds and drift["scores"]["embedding_auc"]["status"] == "skipped":
+            drift["scores"]["embedding_auc"]["reason"] = (f"{runtime.version}'s ONNX graph has no sentence_embedding output "
+                                                          "(exported before it had one): run the optimisation stage again")
     else:
         drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
     state.metrics.observe_monitoring(drift, accuracy)
@@ -1220,8 +1269,9 @@ def _start_request_log(state: ServerState):
     "The request log and its supervised writer; the store opens in the writer's thread on first use."
     state.monitor = monitor = MonitorConfig.from_env()
     def write(answers: list[tuple]) -> int:  # in the writer's thread: even building the rows stays off the request path
-        rows = [request_row(p.request_id, position, p, text, latency, monitor.text_privacy, monitor.salt())
-                for position, text, p, latency in answers]
+        rows = [request_row(p.request_id, position, p, text, latency, monitor.text_privacy, monitor.salt(),
+                            embedding=embedding, unknown_rate=unknown_rate)
+                for position, text, p, latency, embedding, unknown_rate in answers]
         return _store_call(state, "write_requests", rows)
     state.request_log = RequestLog(write, state.config.log_buffer_rows, state.config.log_flush_s)
     state.metrics.request_log_state = state.request_log.describe
@@ -1248,7 +1298,8 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     app = FastAPI(title="ainative intent classifier", version=_package_version(), lifespan=_lifespan,
                   description="Classify customer-service messages into intents, with calibrated confidence.")
     app.state.serving = state = ServerState(config, ServingMetrics())
-    for router in (predict_router, probe_router, monitor_router, explain_router, admin_router): app.include_router(router)
+    from ainative.ui import ui_router  # the web page (the UI chapter); imported here because it builds on this module
+    for router in (predict_router, probe_router, monitor_router, explain_router, admin_router, ui_router): app.include_router(router)
     app.add_exception_handler(_HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _plain_http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -10,15 +10,20 @@ and the server share its cores):
 
 What it does (see benchmarks/README.md for how to read the results):
 
-1. copies the served version of the registry into a temporary folder (the real registry is never written), starts
+1. copies the served version into a temporary registry through the Registry API (the run registered again, each
+   attachment attached again, every file checked against the served version's sha256; the real registry is never
+   written), starts
    the real server (`ainative serve`) on 127.0.0.1 at a free port, and times process start -> /ready;
 2. OPEN loop: an asyncio HTTP/1.1 keep-alive generator sends /predict requests at each fixed rate, on schedule
    whatever the responses do, and measures latency from each request's scheduled send time (no coordinated
    omission); in-flight requests are capped and a request that would exceed the cap counts as an error;
 3. CLOSED loop: `wrk` at each fixed concurrency, with a Lua script cycling through the Banking77 test texts;
 4. HOT RELOAD: registers the run again in the copy, and promotes it while an open-loop phase runs;
-5. REQUEST LOGGING: the same open- and closed-loop phases against a second `ainative serve` with the request log
-   off (AINATIVE_REQUEST_LOG=false; the first one runs with it on), on its own registry copy, for an on/off ratio;
+5. REQUEST LOGGING: a second `ainative serve` with the request log off (AINATIVE_REQUEST_LOG=false; the first one
+   runs with it on), on its own registry copy, runs beside the first; every open- and closed-loop load is measured
+   on both, alternating (on, off, off, on, on, off ... `--logging-repeats` rounds), so that drift in the machine's
+   load (other processes, thermal limits, caches) falls on both sides alike; the report gives the median on/off
+   ratio and its spread over the rounds;
 6. the same closed-loop phases against two baselines (torch per request padded to max_length; a transformers
    pipeline per request), each its own uvicorn app;
 7. prints a table and writes `<out>/bench_serve.json` (and `<out>/bench_serve.png` when matplotlib is there).
@@ -43,12 +48,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import httpx
 import numpy as np
 import psutil
 
@@ -90,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                    "(they are closed loop only); wrk is then not needed")
     parser.add_argument("--skip-logging-compare", action="store_true", help="do not repeat the phases against a server with "
                                                                             "the request log off (AINATIVE_REQUEST_LOG=false)")
+    parser.add_argument("--logging-repeats", type=int, default=3, help="rounds of the request-log on/off comparison at each "
+                                                                       "load, alternating which server goes first (default: %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench_serve.png")
     parser.add_argument("--out", default="runs/bench-serve", help="folder for bench_serve.json, the plot and the server logs (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -98,8 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     reserved = {"--host", "--port", "--registry-dir", "--model", "--alias"}
     if reserved & {flag.split("=", 1)[0] for flag in shlex.split(args.serve_args)}:
         parser.error(f"--serve-args may not set {sorted(reserved)}: the benchmark sets them")
-    if args.max_in_flight < 1 or args.timeout <= 0 or args.reload_rate <= 0:
-        parser.error("--max-in-flight, --timeout and --reload-rate must be positive")
+    if args.max_in_flight < 1 or args.timeout <= 0 or args.reload_rate <= 0 or args.logging_repeats < 1:
+        parser.error("--max-in-flight, --timeout, --reload-rate and --logging-repeats must be positive")
     return args
 
 
@@ -120,16 +126,34 @@ def load_bodies(run_dir: Path) -> list[bytes]:
     return [json.dumps({"text": text}).encode() for text in texts]
 
 
-def copy_registry(registry_dir: Path, model: str, version: str, alias: str, destination: Path) -> Path:
-    "A registry at `destination` holding only `model`'s `version` (copied whole), with `alias` promoted to it (unless it is a version id)."
-    from ainative.registry import Registry, version_number
-    source = Registry(registry_dir).resolve(model, version)
-    copy = Registry(destination)
-    copy.model_root(model).mkdir(parents=True)
-    shutil.copytree(source, copy.model_root(model) / version)  # an immutable version folder; the registry has no import
-    if version_number(alias) is None:  # `--alias v0003` serves the version by its id: nothing to point
-        copy.promote(model, version, alias, reason="bench_serve: copy of the served version")  # verifies the copy's sha256 sums
-    return destination
+def version_hashes(registry, model: str, version: str) -> dict[str, str]:
+    "sha256 of every file of a version: its manifest's files and each attachment's, as `<kind>/<path>`."
+    hashes = {path: entry["sha256"] for path, entry in registry.show(model, version)["files"].items()}
+    for kind, record in registry.attachments(model, version).items():
+        hashes.update({f"{kind}/{path}": entry["sha256"] for path, entry in record.get("files", {}).items()})
+    return hashes
+
+
+def copy_registry(registry_dir: Path, model: str, version: str, alias: str, run_dir: Path, destination: Path) -> tuple[Path, str]:
+    "A registry at `destination` holding `version` again (its run registered, its attachments attached, `alias` promoted); its id there."
+    from ainative.registry import ATTACHMENT_FILES, Registry
+    source, copy = Registry(registry_dir), Registry(destination)
+    folder = source.resolve(model, version)
+    copied = copy.register(run_dir, name=model)
+    for kind, record in source.attachments(model, version).items():
+        if (copy.resolve(model, copied) / kind).exists(): continue  # the ONNX files came with the run
+        with tempfile.TemporaryDirectory() as staging:
+            files = shutil.copytree(folder / kind, Path(staging) / kind, ignore=shutil.ignore_patterns(*ATTACHMENT_FILES))
+            copy.attach(model, copied, kind, files, info=record.get("info"))
+    expected, found = version_hashes(source, model, version), version_hashes(copy, model, copied)
+    served = {path for path in expected.keys() & found.keys() if "/" in path}  # the top-level card names its version: it differs
+    differ = sorted(path for path in served if expected[path] != found[path])
+    missing = sorted(path for path in expected if path.startswith(("model/", "onnx/")) and path not in found)
+    if differ or missing:
+        raise SystemExit(f"{run_dir} no longer holds what {model} {version} was registered from: {(differ + missing)[:3]} differ "
+                         "or are missing; pass --run-dir with the run of that version")
+    copy.promote(model, copied, alias, reason=f"bench_serve: copy of {version}")  # verifies the copy's sha256 sums
+    return destination, copied
 
 
 # --- processes ---------------------------------------------------------------------------------------------------
@@ -174,13 +198,11 @@ def running(command: list[str], log_path: Path, env: dict[str, str] | None = Non
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    "Status and body of GET `url` (status 0 when nothing answers)."
+    "Status and body of GET `url` (status 0 when nothing answers): probes and /metrics, outside every measurement."
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (OSError, urllib.error.URLError):
+        response = httpx.get(url, timeout=timeout)
+        return response.status_code, response.content
+    except httpx.HTTPError:
         return 0, b""
 
 
@@ -828,44 +850,64 @@ def ratios(phases: list[dict[str, Any]], baselines: list[str]) -> list[dict[str,
 
 
 def logging_pairs(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    "Request log on / off at each load both servers ran: achieved RPS ratio (1: logging costs nothing) and p99 ratio."
+    "Request log on / off at each load: per round the on/off RPS and p99 ratios, and their median and spread."
     def load(phase): return f"c={phase['connections']}" if phase["kind"] == "closed" else f"{phase['target_rate']:g}/s"
-    off = {(p["kind"], load(p)): p for p in phases if p.get("target") == LOG_OFF}
+    sides: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}
+    for phase in phases:
+        if phase.get("target") in ("ainative", LOG_OFF):
+            side = "on" if phase["target"] == "ainative" else "off"
+            sides.setdefault((phase["kind"], load(phase)), {"on": {}, "off": {}})[side][phase.get("round", 1)] = phase
     rows = []
-    for on in phases:
-        other = off.get((on["kind"], load(on)))
-        if on.get("target") != "ainative" or other is None: continue
-        rps = on["achieved_rps"] / other["achieved_rps"] if other["achieved_rps"] else None
-        p99_on, p99_off = on["latency_ms"].get("p99"), other["latency_ms"].get("p99")
-        rows.append({"kind": on["kind"], "load": load(on), "on": _pair_side(on), "off": _pair_side(other),
-                     "rps_ratio": round(rps, 3) if rps else None, "p99_ratio": round(p99_on / p99_off, 3) if p99_on and p99_off else None})
+    for (kind, name), found in sides.items():
+        rounds = sorted(found["on"].keys() & found["off"].keys())
+        if not rounds: continue
+        on, off = [found["on"][r] for r in rounds], [found["off"][r] for r in rounds]
+        rps = [a["achieved_rps"] / b["achieved_rps"] for a, b in zip(on, off) if a["achieved_rps"] and b["achieved_rps"]]
+        p99 = [a["latency_ms"]["p99"] / b["latency_ms"]["p99"] for a, b in zip(on, off) if a["latency_ms"].get("p99") and b["latency_ms"].get("p99")]
+        rows.append({"kind": kind, "load": name, "rounds": len(rounds), "on": _pair_side(on), "off": _pair_side(off),
+                     "rps_ratios": [round(r, 3) for r in rps], "p99_ratios": [round(r, 3) for r in p99],
+                     "rps_ratio": round(float(np.median(rps)), 3) if rps else None,
+                     "rps_ratio_range": [round(min(rps), 3), round(max(rps), 3)] if rps else None,
+                     "p99_ratio": round(float(np.median(p99)), 3) if p99 else None,
+                     "p99_ratio_range": [round(min(p99), 3), round(max(p99), 3)] if p99 else None})
     return rows
 
 
-def _pair_side(phase: dict[str, Any]) -> dict[str, Any]:
-    "What the on/off comparison shows of one phase (the full phase is in `phases`)."
-    return {"phase": phase["phase"], "achieved_rps": phase["achieved_rps"], "latency_ms": phase["latency_ms"],
-            "errors": phase["errors"]["total"], "server_cpu_percent": phase["server_cpu_percent"]}
+def _pair_side(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    "The medians over the rounds of one side of the comparison (every phase is in `phases` of the report)."
+    def median(values): return round(float(np.median(values)), 2) if values else None
+    return {"phases": [phase["phase"] for phase in phases],
+            "achieved_rps": median([p["achieved_rps"] for p in phases if p["achieved_rps"] is not None]),
+            "achieved_rps_each": [p["achieved_rps"] for p in phases],
+            "latency_ms": {key: median([p["latency_ms"][key] for p in phases if p["latency_ms"].get(key) is not None])
+                           for key in ("p50", "p99")},
+            "errors": sum(p["errors"]["total"] for p in phases),
+            "server_cpu_percent": median([p["server_cpu_percent"] for p in phases if p["server_cpu_percent"] is not None])}
 
 
 def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: float = 0.10) -> list[str]:
-    "The on/off rows side by side at each load, the ratios, and the verdict against the goal (closed loop measures throughput)."
-    header = (f"{'request log (same load)':<26}{'load':>8}{'rps 2xx':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-              f"{'srv cpu%':>10}{'on/off rps':>12}{'on/off p99':>12}")
+    "Median on/off rows at each load, the median ratios with their spread over the rounds, and the verdict against the goal."
+    header = (f"{'request log (same load)':<26}{'load':>8}{'rounds':>7}{'rps 2xx':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'srv cpu%':>10}{'on/off rps (min-max)':>24}{'on/off p99 (min-max)':>24}")
     lines = [header, "-" * len(header)]
+    def spread(median, bounds): return "-" if median is None else f"x{median:.2f} ({bounds[0]:.2f}-{bounds[1]:.2f})"
     for pair in pairs:
         for side in ("on", "off"):
             phase = pair[side]
             last = side == "off"
-            lines.append(f"{'ainative, log ' + side:<26}{pair['load']:>8}{phase['achieved_rps']:>9.1f}{_ms(phase['latency_ms'].get('p50')):>9}"
-                         f"{_ms(phase['latency_ms'].get('p99')):>9}{phase['errors']:>8}{_ms(phase['server_cpu_percent']):>10}"
-                         + (f"{_ratio(pair['rps_ratio']):>12}{_ratio(pair['p99_ratio']):>12}" if last else ""))
+            lines.append(f"{'ainative, log ' + side:<26}{pair['load']:>8}{pair['rounds']:>7}{_ms(phase['achieved_rps']):>9}"
+                         f"{_ms(phase['latency_ms'].get('p50')):>9}{_ms(phase['latency_ms'].get('p99')):>9}{phase['errors']:>8}"
+                         f"{_ms(phase['server_cpu_percent']):>10}"
+                         + (f"{spread(pair['rps_ratio'], pair['rps_ratio_range']):>24}"
+                            f"{spread(pair['p99_ratio'], pair['p99_ratio_range']):>24}" if last else ""))
     closed = [p for p in pairs if p["kind"] == "closed" and p["rps_ratio"]]
     if closed:
         worst = min(closed, key=lambda p: p["rps_ratio"])
         cost = 1 - worst["rps_ratio"]
-        lines.append(f"request logging: closed-loop /predict throughput on/off x{worst['rps_ratio']:.2f} at worst ({worst['load']}), "
-                     f"a cost of {100 * cost:.1f}% (below 0: within noise); goal <= {100 * goal:.0f}%: {'met' if cost <= goal else 'NOT met'}")
+        lines.append(f"request logging: closed-loop /predict throughput on/off x{worst['rps_ratio']:.2f} at worst ({worst['load']}; "
+                     f"median of {worst['rounds']} alternated rounds, each x{worst['rps_ratio_range'][0]:.2f} to "
+                     f"x{worst['rps_ratio_range'][1]:.2f}), a cost of {100 * cost:.1f}% (below 0: within noise); goal <= "
+                     f"{100 * goal:.0f}%: {'met' if cost <= goal else 'NOT met'}")
     else:
         lines.append("no closed-loop pair: open-loop RPS equals the offered rate until the server saturates, so only a "
                      "saturated open-loop pair measures the throughput cost")
@@ -956,39 +998,58 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def run_load_phases(server: Target, bodies: list[bytes], script: Path, args: argparse.Namespace, out: Path,
+def loads(args: argparse.Namespace) -> list[tuple[str, float]]:
+    "Every load the servers are measured at: (open, rate) for each rate, then (closed, connections) unless --skip-closed."
+    return [("open", rate) for rate in args.rates] + [("closed", c) for c in ([] if args.skip_closed else args.concurrency)]
+
+
+def run_phase(server: Target, kind: str, load: float, bodies: list[bytes], script: Path, args: argparse.Namespace,
+              out: Path) -> dict[str, Any]:
+    "One open-loop phase at `load` req/s, or one closed-loop phase at `load` connections."
+    if kind == "open": return run_open_phase(server, bodies, load, args)
+    return run_closed_phase(server, script, int(load), args, out)
+
+
+def alternated(servers: list[Target], rounds: int) -> Iterator[tuple[int, Target]]:
+    "(round, server) in the order A B, B A, A B ... (one server: once): drift over time falls on both sides alike."
+    for number in range(rounds if len(servers) > 1 else 1):
+        for server in (servers if number % 2 == 0 else servers[::-1]):
+            yield number + 1, server
+
+
+def run_load_phases(servers: list[Target], bodies: list[bytes], script: Path, args: argparse.Namespace, out: Path,
                     report: dict[str, Any]) -> None:
-    "The open-loop phases at each rate, then the closed-loop phases at each concurrency (unless --skip-closed)."
-    for rate in args.rates:
-        report["phases"].append(run_open_phase(server, bodies, rate, args))
-        print(f"  done: {report['phases'][-1]['phase']}", flush=True)
-    for connections in ([] if args.skip_closed else args.concurrency):
-        report["phases"].append(run_closed_phase(server, script, connections, args, out))
-        print(f"  done: {report['phases'][-1]['phase']}", flush=True)
+    "Every load on every server, the servers alternating round by round; then each server's request-log counts."
+    for kind, load in loads(args):
+        for number, server in alternated(servers, args.logging_repeats):
+            phase = run_phase(server, kind, load, bodies, script, args, out)
+            if len(servers) > 1: phase.update(phase=f"{phase['phase']} #{number}", round=number)
+            report["phases"].append(phase)
+            print(f"  done: {phase['phase']}", flush=True)
     time.sleep(1.5)  # the log writer flushes every 0.5 s by default: count what these phases logged
-    report.setdefault("request_log_rows", {})[server.name] = request_log_rows(http_get(server.base_url + "/metrics")[1].decode(errors="replace"))
+    for server in servers:
+        metrics = http_get(server.base_url + "/metrics")[1].decode(errors="replace")
+        report.setdefault("request_log_rows", {})[server.name] = request_log_rows(metrics)
 
 
-def run_ours(registry_copy: Path, bodies: list[bytes], script: Path, run_dir: Path, version: str,
+def run_ours(registry_copies: list[Path], bodies: list[bytes], script: Path, run_dir: Path, version: str,
              args: argparse.Namespace, out: Path, report: dict[str, Any]) -> None:
-    "Readiness, the open- and closed-loop phases and the hot reload against `ainative serve` (request log on)."
-    with ainative_server(registry_copy, args, out) as server:
+    "Readiness, the load phases (request log on, and off on the second copy if given) and the hot reload."
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(ainative_server(registry_copies[0], args, out))  # alone: its readiness is not shared
         report["readiness"]["ainative"] = server.readiness
         print(f"ainative serve ready in {server.readiness['ready_s']:.2f} s at {server.base_url}", flush=True)
-        report["server_settings"] = server_settings(registry_copy, args, server)
-        run_load_phases(server, bodies, script, args, out, report)
-        if not args.skip_reload:
-            report["hot_reload"] = run_reload_phase(server, bodies, registry_copy, run_dir, version, args)
+        report["server_settings"] = server_settings(registry_copies[0], args, server)
+        servers = [server]
+        if len(registry_copies) > 1:
+            log_off = stack.enter_context(ainative_server(registry_copies[1], args, out, request_log=False))
+            report["readiness"][LOG_OFF] = log_off.readiness
+            print(f"ainative serve (request log off) ready in {log_off.readiness['ready_s']:.2f} s at {log_off.base_url}", flush=True)
+            servers.append(log_off)
+        run_load_phases(servers, bodies, script, args, out, report)
+        if not args.skip_reload:  # on the log-on server (the other one idles meanwhile)
+            report["hot_reload"] = run_reload_phase(server, bodies, registry_copies[0], run_dir, version, args)
             print(f"  done: {report['hot_reload']['phase']}", flush=True)
-
-
-def run_log_off(registry_copy: Path, bodies: list[bytes], script: Path, args: argparse.Namespace, out: Path,
-                report: dict[str, Any]) -> None:
-    "The same open- and closed-loop phases against `ainative serve` with the request log off (its own registry copy)."
-    with ainative_server(registry_copy, args, out, request_log=False) as server:
-        report["readiness"][LOG_OFF] = server.readiness
-        print(f"ainative serve (request log off) ready in {server.readiness['ready_s']:.2f} s at {server.base_url}", flush=True)
-        run_load_phases(server, bodies, script, args, out, report)
 
 
 def run_baselines(model_dir: Path, version: str, script: Path, args: argparse.Namespace, out: Path, report: dict[str, Any]) -> None:
@@ -1024,13 +1085,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmarking {args.model} {version} ({len(bodies)} test texts from {run_dir}) -> {out}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         scratch = Path(scratch)
-        registry_copy = copy_registry(registry_dir, args.model, version, args.alias, scratch / "registry")
-        report["request_log_filesystem"] = filesystem_of(registry_copy)  # where the logging server's SQLite file lives
+        from ainative.registry import version_number
+        if version_number(args.alias) is not None: args.alias = "production"  # the copy numbers its versions afresh
+        copies = [copy_registry(registry_dir, args.model, version, args.alias, run_dir, scratch / name)
+                  for name in (["registry"] if args.skip_logging_compare else ["registry", "registry-log-off"])]
+        report["copied_as"] = copies[0][1]
+        report["request_log_filesystem"] = filesystem_of(copies[0][0])  # where the logging server's SQLite file lives
         script = write_wrk_script(scratch, bodies)
-        run_ours(registry_copy, bodies, script, run_dir, version, args, out, report)
-        if not args.skip_logging_compare:
-            run_log_off(copy_registry(registry_dir, args.model, version, args.alias, scratch / "registry-log-off"),
-                        bodies, script, args, out, report)
+        run_ours([folder for folder, _ in copies], bodies, script, run_dir, copies[0][1], args, out, report)
         if not args.skip_baselines and not args.skip_closed:
             run_baselines(registry_dir / args.model / version / "model", version, script, args, out, report)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -142,10 +142,10 @@ def test_dashboard_shows_what_the_issue_asks_for():
     "Request rate, errors, latency quantiles, queue vs max, batches, top intents, confidence, drift, feedback, log, components, model."
     exprs = [expr for _, expr in dashboard_exprs()]
     def some(pattern: str) -> bool: return any(re.search(pattern, expr) for expr in exprs)
-    assert some(r"sum by \(endpoint, status\) \(rate\(ainative_requests_total")
-    assert some(r'status=~"5\.\."')
+    assert some(r"sum by \(handler, code\) \(rate\(ainative_http_requests_total")
+    assert some(r'code=~"5\.\."')
     for quantile in ("0.5", "0.95", "0.99"):
-        assert some(rf"histogram_quantile\({quantile}, .*ainative_request_latency_seconds_bucket")
+        assert some(rf"histogram_quantile\({quantile}, .*ainative_http_request_duration_seconds_bucket")
     assert some(r"ainative_queue_depth") and some(r"ainative_queue_capacity")
     assert some(r"ainative_batch_size_(sum|bucket)")
     assert some(r"topk\(10, .*ainative_answers_total")
@@ -224,13 +224,13 @@ RULE_TESTS = [
         alerts("AinativeFeedbackAccuracyDrop", "10190m", {"severity": "critical", "job": "ainative", "version": "v0003"}),
         alerts("AinativeFeedbackAccuracyLow", "10190m", {"severity": "warning", "job": "ainative", "version": "v0002"})]},
     {"interval": "1m", "input_series": [  # traffic with 2% 503s on A, and failing probes only on B
-        series("ainative_requests_total", "0+100x30", **A, endpoint="/predict", status="200"),
-        series("ainative_requests_total", "0+2x30", **A, endpoint="/predict", status="503"),
-        series("ainative_requests_total", "0+100x30", **B, endpoint="/predict", status="200"),
-        series("ainative_requests_total", "0+50x30", **B, endpoint="/ready", status="503"),
-        series("ainative_request_latency_seconds_bucket", "0+50x30", **A, endpoint="/predict", le="0.5"),
-        series("ainative_request_latency_seconds_bucket", "0+100x30", **A, endpoint="/predict", le="1"),
-        series("ainative_request_latency_seconds_bucket", "0+100x30", **A, endpoint="/predict", le="+Inf"),
+        series("ainative_http_requests_total", "0+100x30", **A, handler="/predict", method="POST", code="200"),
+        series("ainative_http_requests_total", "0+2x30", **A, handler="/predict", method="POST", code="503"),
+        series("ainative_http_requests_total", "0+100x30", **B, handler="/predict", method="POST", code="200"),
+        series("ainative_http_requests_total", "0+50x30", **B, handler="/ready", method="GET", code="503"),
+        series("ainative_http_request_duration_seconds_bucket", "0+50x30", **A, handler="/predict", method="POST", le="0.5"),
+        series("ainative_http_request_duration_seconds_bucket", "0+100x30", **A, handler="/predict", method="POST", le="1"),
+        series("ainative_http_request_duration_seconds_bucket", "0+100x30", **A, handler="/predict", method="POST", le="+Inf"),
         series("ainative_queue_depth", "450x30", **A),
         series("ainative_queue_capacity", "512x30", **A),
         series("ainative_queue_depth", "0x30", **B),
@@ -282,7 +282,7 @@ def test_rules_alert_on_what_the_issue_asks_for():
     assert by_name["AinativeDriftWarning"]["labels"]["severity"] == "warning"
     assert expr("AinativeFeedbackAccuracyLow").endswith("(ainative_feedback_accuracy) < 0.8")
     assert "ainative_feedback_accuracy offset 1w" in expr("AinativeFeedbackAccuracyDrop") and expr("AinativeFeedbackAccuracyDrop").endswith(">= 0.05")
-    assert 'status=~"5.."' in expr("AinativeHighErrorRate") and expr("AinativeHighErrorRate").endswith("> 0.01")
+    assert 'code=~"5.."' in expr("AinativeHighErrorRate") and expr("AinativeHighErrorRate").endswith("> 0.01")
     assert by_name["AinativeHighErrorRate"]["for"] == "10m"
     assert expr("AinativeHighLatencyP99").startswith("histogram_quantile(0.99,") and expr("AinativeHighLatencyP99").endswith("> 0.5")
     assert expr("AinativeQueueSaturation").endswith("(ainative_queue_depth) / max by (job, instance) (ainative_queue_capacity) > 0.8")

@@ -9,8 +9,9 @@ from onnx import numpy_helper
 
 from ainative.core import AinativeError, ParityError
 from ainative.demo import tiny_model, tiny_tokenizer
-from ainative.optimize import (OnnxRunner, accuracy_gate, batched_logits, export_onnx, optimize_graph, parity_report,
-                               quantize_int8, require_parity, torch_predictor)
+from ainative.optimize import (ONNX_OUTPUTS, OnnxRunner, accuracy_gate, batched_logits, export_onnx, monitoring_reference,
+                               optimize_graph, parity_report, quantize_int8, require_parity, torch_predictor,
+                               unknown_token_rates)
 
 TEXTS = [f"message {i} about my {w}" for i, w in enumerate(["refund", "parcel", "card", "password", "order"] * 20)]
 
@@ -77,6 +78,38 @@ def test_int8_is_smaller_and_runs_on_cpu(tiny):
     assert runner.provider == ("CUDAExecutionProvider" if torch.cuda.is_available() else "CPUExecutionProvider")
     assert runner.logits(TEXTS[:4]).shape == (4, 5)
     assert (folder / "model.int8.onnx").stat().st_size < (folder / "model.opt.onnx").stat().st_size
+
+
+def _mean_pooled(model, tokenizer, texts):
+    "The sentence embeddings computed in torch: the last hidden layer averaged over the real tokens, one text at a time."
+    with torch.no_grad():
+        return np.vstack([model(**tokenizer([text], return_tensors="pt"), output_hidden_states=True).hidden_states[-1]
+                          .mean(dim=1).numpy() for text in texts])
+
+
+def test_every_variant_exports_the_sentence_embedding_with_the_logits(tiny, tmp_path):
+    "The second output is the mean-pooled last layer, padding excluded, in the fused fp32 graph and (close) in INT8."
+    model, tokenizer, folder = tiny
+    expected = _mean_pooled(model, tokenizer, TEXTS[:12])
+    optimize_graph(folder / "model.onnx", tmp_path / "model.opt.onnx", num_heads=2, hidden_size=32)
+    quantize_int8(tmp_path / "model.opt.onnx", tmp_path / "model.int8.onnx")
+    for path, tolerance in ((folder / "model.onnx", 1e-4), (tmp_path / "model.opt.onnx", 1e-4), (tmp_path / "model.int8.onnx", 0.1)):
+        runner = OnnxRunner(path, tokenizer, device="cpu")
+        assert [output.name for output in runner.session.get_outputs()] == list(ONNX_OUTPUTS)
+        computed = batched_logits(runner.embeddings, TEXTS[:12], batch_size=5)  # padded batches: padding must not count
+        assert computed.shape == (12, 32) and np.abs(computed - expected).max() < tolerance, path.name
+
+
+def test_the_monitoring_reference_is_saved_beside_the_graphs(tiny, tmp_path):
+    model, tokenizer, folder = tiny
+    runner = OnnxRunner(folder / "model.onnx", tokenizer, device="cpu")
+    measured = monitoring_reference({"model.onnx": runner}, tokenizer, TEXTS + ["\U0001F600 refund"], tmp_path, sample_size=40)
+    sample = np.load(tmp_path / measured["embeddings"]["model.onnx"], allow_pickle=False)
+    assert sample.shape == (40, 32) and sample.dtype == np.float16
+    rates = unknown_token_rates(tokenizer, TEXTS + ["\U0001F600 refund"])
+    assert rates[:-1].max() == 0 and 0 < rates[-1] < 1  # only the emoji is unknown
+    assert measured["unknown_token_rate"] == {"mean": pytest.approx(rates[-1] / 101), "any": pytest.approx(1 / 101), "texts": 101}
+    assert list(unknown_token_rates(tokenizer, ["refund", "\U0001F600", ""])) == [0.0, 1.0, 0.0]
 
 
 @pytest.mark.parametrize("content", [b"", b"not an onnx model at all", None])

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from ainative.core import IntegrityError
 from ainative.registry import Registry
-from ainative.serving import MicroBatcher, ModelManager, ModelRuntime, ServingConfig, create_app
+from ainative.serving import Inference, MicroBatcher, ModelManager, ModelRuntime, ServingConfig, create_app
 from live_server import HOST, MODEL, copy_demo, wait_until
 
 RELOAD_TIMEOUT_S = 60
@@ -46,11 +46,11 @@ class BlockingRuntime:
     def __init__(self):
         self.started, self.release = threading.Event(), threading.Event()
 
-    def predict(self, texts):
+    def infer(self, texts):
         if len(texts) > 1: raise RuntimeError("this batch fails")
         self.started.set()
         self.release.wait(10)
-        return np.array([[0.9, 0.1]]), [False]
+        return Inference(np.array([[0.9, 0.1]]), [False], None, [None])
 
 
 def test_a_caller_giving_up_during_the_one_by_one_fallback_does_not_kill_the_worker():
@@ -75,7 +75,7 @@ def test_the_model_raising_fails_only_those_requests_and_the_server_stays_ready(
     with app_client(demo_registry_dir) as client:
         wait_ready(client)
         runtime = client.app.state.serving.manager.runtime
-        monkeypatch.setattr(runtime, "predict", lambda texts: (_ for _ in ()).throw(RuntimeError("CUDA error: device lost")))
+        monkeypatch.setattr(runtime, "infer", lambda texts: (_ for _ in ()).throw(RuntimeError("CUDA error: device lost")))
         failed = client.post("/predict", json={"text": "refund please"})
         assert failed.status_code == 500 and failed.json()["error"] == "internal_error"
         assert client.get("/ready").status_code == 200  # the worker lives on; the model itself may recover
@@ -137,15 +137,15 @@ def test_results_carry_the_labels_of_the_version_that_computed_them(demo_registr
         manager = client.app.state.serving.manager
         old = manager.runtime
         computing, release = threading.Event(), threading.Event()
-        real_predict = old.predict
-        def slow_predict(texts):
-            result = real_predict(texts)
+        real_infer = old.infer
+        def slow_infer(texts):
+            result = real_infer(texts)
             computing.set()
             release.wait(10)
             return result
-        old.predict = slow_predict
+        old.infer = slow_infer
         new = copy.copy(old)
-        new.version, new.labels, new.predict = "v9999", [f"renamed_{label}" for label in old.labels], real_predict
+        new.version, new.labels, new.infer = "v9999", [f"renamed_{label}" for label in old.labels], real_infer
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.post, "/predict", json={"text": "refund please"})
             assert computing.wait(10)
@@ -325,3 +325,17 @@ def test_connections_beyond_the_limit_get_503_and_the_server_recovers(strict_ser
     time.sleep(1.5)
     with strict_server.client() as client:
         assert client.post("/predict", json={"text": "refund please"}).status_code == 200
+
+
+# --- a slim installation -----------------------------------------------------------------------------------------
+def test_explain_without_the_explain_extra_is_501_naming_what_to_install(demo_registry_dir, monkeypatch):
+    "A serve-only install (no torch, captum, pandas) answers /explain with 501 and the extra to install, not a 500."
+    import ainative.serving as serving
+    monkeypatch.setattr(serving, "EXPLAIN_MODULES", ("numpy", "ainative_no_such_module"))
+    with app_client(demo_registry_dir) as client:
+        wait_ready(client)
+        answer = client.post("/explain", json={"text": "refund please", "n_steps": 2})
+        assert answer.status_code == 501, answer.text
+        assert "ainative_no_such_module" in answer.json()["message"] and "ainative[explain]" in answer.json()["message"]
+        assert "numpy" not in answer.json()["message"].split(":")[0]  # only what is missing is named
+        assert client.post("/predict", json={"text": "refund please"}).status_code == 200  # the rest serves

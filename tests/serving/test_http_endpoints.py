@@ -152,12 +152,16 @@ def test_model_describes_what_is_served(client, production_version):
 def test_metrics_in_prometheus_format(client, production_version):
     assert client.post("/predict", json={"text": "refund please"}).status_code == 200
     assert client.post("/predict", json={"text": ""}).status_code == 422
+    assert client.post("/explain", json={"text": ""}).status_code == 422
     families = scrape(client)
-    requests = {(s.labels["endpoint"], s.labels["status"]): s.value for s in families["ainative_requests"] if s.name.endswith("_total")}
+    requests = {(s.labels["handler"], s.labels["code"]): s.value for s in families["ainative_http_requests"] if s.name.endswith("_total")}
     assert requests[("/predict", "200")] >= 1 and requests[("/predict", "422")] >= 1
-    latency = families["ainative_request_latency_seconds"]
-    assert any(s.name.endswith("_bucket") and s.labels["endpoint"] == "/predict" for s in latency)
-    assert any(s.name.endswith("_count") and s.labels["endpoint"] == "/predict" and s.value >= 2 for s in latency)
+    assert requests[("/explain", "422")] >= 1  # /explain is its own handler, not folded into another
+    methods = {s.labels["method"] for s in families["ainative_http_requests"] if s.labels["handler"] == "/predict"}
+    assert "POST" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    latency = families["ainative_http_request_duration_seconds"]
+    assert any(s.name.endswith("_bucket") and s.labels["handler"] == "/predict" for s in latency)
+    assert any(s.name.endswith("_count") and s.labels["handler"] == "/predict" and s.value >= 2 for s in latency)
     assert any(s.name == "ainative_batch_size_count" and s.value >= 1 for s in families["ainative_batch_size"])
     assert [s.value for s in families["ainative_queue_depth"]] == [0]
     info = [s for s in families["ainative_model_info"]]
@@ -171,8 +175,11 @@ def test_unknown_paths_are_counted_under_one_label(client):
     "A scanner probing random paths must not create one time series per path."
     for path in ("/wp-admin", "/a/b/c", "/.env"):
         assert client.get(path).status_code == 404
-    endpoints = {s.labels["endpoint"] for s in scrape(client)["ainative_requests"]}
+    assert client.request("PROPFIND", "/predict").status_code == 405  # WebDAV: the parser knows it, the app does not
+    samples = scrape(client)["ainative_http_requests"]
+    endpoints = {s.labels["handler"] for s in samples}
     assert "other" in endpoints and not {"/wp-admin", "/a/b/c", "/.env"} & endpoints
+    assert "PROPFIND" not in {s.labels["method"] for s in samples} and "other" in {s.labels["method"] for s in samples}
 
 
 def test_openapi_lists_the_prediction_endpoints_with_their_schemas(client):

@@ -50,7 +50,7 @@ def test_the_server_answers_normally_after_the_burst(server):
             assert answer.status_code == 200 and answer.json()["intent"]
         assert client.get("/ready").status_code == 200
         families = scrape(client)
-    requests = {(s.labels["endpoint"], s.labels["status"]): s.value for s in families["ainative_requests"] if s.name.endswith("_total")}
+    requests = {(s.labels["handler"], s.labels["code"]): s.value for s in families["ainative_http_requests"] if s.name.endswith("_total")}
     assert requests.get(("/predict", "503"), 0) >= 1 and requests[("/predict", "200")] >= 5
     assert not [key for key in requests if key[1].startswith("5") and key[1] != "503"], requests
     assert [s.value for s in families["ainative_queue_depth"]] == [0]  # nothing left behind in the queue

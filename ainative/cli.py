@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import ainative
-from .core import AinativeError, ConfigError, parse_key_values
-from .pipeline import PROFILES, pipeline_summary, run_pipeline
+from .core import AinativeError, ConfigError, RegistryError, parse_key_values
+from .pipeline import PROFILES, pipeline_outcome, pipeline_summary, run_pipeline
 from .registry import Registry, RegistryConfig, register_run
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand', 'build_parser', 'main', 'read_params_file',
-           'pipeline_command', 'add_pipeline_command', 'data_command', 'add_data_command', 'train_command',
-           'add_train_command', 'registry_list', 'registry_show', 'registry_verify', 'registry_register',
-           'registry_promote', 'registry_rollback', 'add_registry_command', 'serve_command', 'add_serve_command',
+__all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand',
+           'build_parser', 'exit_status', 'missing_dependency', 'main', 'read_params_file', 'pipeline_command',
+           'add_pipeline_command', 'data_command', 'add_data_command', 'train_command', 'add_train_command',
+           'open_registry', 'registry_list', 'registry_show', 'registry_verify', 'registry_register',
+           'registry_promote', 'registry_rollback', 'registry_delete_alias', 'registry_history', 'registry_gc',
+           'registry_tag', 'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command',
+           'add_optimize_command', 'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command',
            'monitor_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #876b5276
@@ -71,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     for add in SUBCOMMANDS.values(): add(commands)
     return parser
 
+# %% ../nbs/11_cli.ipynb #48ae20cd
+EXIT_FAILURE, EXIT_USAGE = 1, 2  # a failure at run time; a usage error (argparse exits with 2 too)
+MODULE_EXTRAS = {"torch": "train", "transformers": "train", "pandas": "train", "datasets": "train", "matplotlib": "train",
+                 "onnx": "train", "captum": "explain", "optuna": "sweep", "wandb": "track", "papermill": "notebooks",
+                 "nbformat": "notebooks", "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve",
+                 "psycopg": "postgres"}  # a module the base install lacks -> the extra that brings it
+
+def exit_status(error: AinativeError) -> int:
+    "The exit status of `error`: a usage error (`ConfigError`: a parameter unknown or invalid) or a run-time failure."
+    return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILURE
+
+def missing_dependency(error: ModuleNotFoundError) -> str:
+    "What to install when a command needs a module this installation lacks (a slim `pip install ainative[serve]`)."
+    module = (error.name or "").split(".")[0]
+    extra = MODULE_EXTRAS.get(module, "all")
+    return f"this command needs the Python package '{module}', which is not installed: pip install 'ainative[{extra}]'"
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ainative` command."
     args = build_parser().parse_args(argv)
@@ -78,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except AinativeError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_status(e)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "ainative": raise  # our own code is broken: a traceback helps
+        print(f"error: {missing_dependency(e)}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -103,7 +127,7 @@ def pipeline_command(args: argparse.Namespace) -> int:
     "Run the pipeline's stages and print its summary."
     overrides = {**read_params_file(args.params), **parse_key_values(args.param)}
     run = run_pipeline(args.profile, overrides, args.run_dir, args.from_stage, args.to_stage, args.cell_timeout)
-    print(pipeline_summary(run))
+    print(json.dumps(pipeline_outcome(run), indent=2) if args.json else pipeline_summary(run))
     return 0
 
 @subcommand
@@ -122,6 +146,7 @@ def add_pipeline_command(commands: Any) -> None:
     pipeline.add_argument("--to", dest="to_stage", metavar="STAGE", help="last stage to run")
     pipeline.add_argument("--cell-timeout", type=int, default=defaults["cell_timeout"].default,
                           help="seconds one notebook cell may run (default: %(default)s)")
+    pipeline.add_argument("--json", action="store_true", help="print the outcome as JSON instead of the summary")
     pipeline.set_defaults(handler=pipeline_command)
 
 # %% ../nbs/11_cli.ipynb #7a645b06
@@ -169,21 +194,38 @@ def add_train_command(commands: Any) -> None:
     train.set_defaults(handler=train_command)
 
 # %% ../nbs/11_cli.ipynb #d55e520c
+def open_registry(args: argparse.Namespace, model: bool = True) -> Registry:
+    "The registry of `--registry-dir` (or the default); RegistryError when it (or, with `model`, `--model` in it) is missing."
+    registry = Registry(args.registry_dir)
+    if not registry.root.is_dir():
+        raise RegistryError(f"There is no registry at {registry.root}.", where=str(registry.root),
+                            fix="Register a model first (ainative pipeline), or point --registry-dir / AINATIVE_REGISTRY_DIR at one.")
+    if model and args.model not in registry.names():
+        raise RegistryError(f"No model named {args.model!r} in the registry.", where=str(registry.root),
+                            fix=f"Pick one with --model; registered models: {registry.names()}.")
+    return registry
+
 def registry_list(args: argparse.Namespace) -> int:
-    "Print one line per version: aliases, test metrics, data version, creation time."
-    for row in Registry(args.registry_dir).list_versions(args.model):
+    "Print one line per version: aliases, test metrics, data version, creation time (`--json`: the rows)."
+    rows = open_registry(args).list_versions(args.model)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
         print(f"{row['version']}  {','.join(row['aliases']) or '-':<20} acc={row.get('test_accuracy')}  "
               f"f1={row.get('test_macro_f1')}  data={row.get('data_version')}  created={row.get('created')}")
     return 0
 
 def registry_show(args: argparse.Namespace) -> int:
-    "Print a version's manifest."
-    print(json.dumps(Registry(args.registry_dir).show(args.model, args.target), indent=2))
+    "Print a version's manifest, with its tags and description."
+    registry = open_registry(args)
+    manifest = registry.show(args.model, args.target)
+    print(json.dumps({**manifest, **registry.notes(args.model).get(manifest["version"], {})}, indent=2))
     return 0
 
 def registry_verify(args: argparse.Namespace) -> int:
     "Print every integrity problem of a version (or all); exit status 1 when there is any."
-    problems = Registry(args.registry_dir).verify(args.model, args.target)
+    problems = open_registry(args).verify(args.model, args.target)
     print("\n".join(problems) if problems else "ok: every file matches its sha256")
     return 1 if problems else 0
 
@@ -198,13 +240,50 @@ def registry_register(args: argparse.Namespace) -> int:
 
 def registry_promote(args: argparse.Namespace) -> int:
     "Point an alias at a version, through the production gate."
-    entry = Registry(args.registry_dir).promote(args.model, args.target, args.alias, force=args.force)
+    entry = open_registry(args).promote(args.model, args.target, args.alias, force=args.force)
     print(json.dumps(entry))
     return 0
 
 def registry_rollback(args: argparse.Namespace) -> int:
     "Point an alias back where its latest change took it from."
-    print(json.dumps(Registry(args.registry_dir).rollback(args.model, args.alias)))
+    print(json.dumps(open_registry(args).rollback(args.model, args.alias)))
+    return 0
+
+def registry_delete_alias(args: argparse.Namespace) -> int:
+    "Delete an alias (recorded in the history, so `rollback` restores it)."
+    print(json.dumps(open_registry(args).delete_alias(args.model, args.target)))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #ad678339
+def registry_history(args: argparse.Namespace) -> int:
+    "Print every alias change, oldest first: when, which alias, from and to, and why (`--json`: the entries)."
+    entries = open_registry(args).history(args.model)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for entry in entries:
+        forced = ", forced" if entry.get("forced") else ""
+        print(f"{entry.get('time')}  {entry.get('alias'):<12} {entry.get('from') or '-'} -> {entry.get('to') or '(deleted)'}  "
+              f"({entry.get('action')}{forced}) {entry.get('reason', '')}")
+    return 0
+
+def registry_gc(args: argparse.Namespace) -> int:
+    "Remove what crashed registrations left behind and finish interrupted alias changes; print what was removed."
+    removed = open_registry(args, model=False).gc(args.model if args.model_given else None)
+    print(json.dumps([str(path) for path in removed]) if args.json else
+          "\n".join(f"removed {path}" for path in removed) or "nothing to collect")
+    return 0
+
+def registry_tag(args: argparse.Namespace) -> int:
+    "Set (`key=value`) or delete (`--delete key`) tags of a version; print its notes."
+    tags = {**parse_key_values(args.tags), **{key: None for key in args.delete or []}}
+    if not tags: raise ConfigError("No tag given.", fix="Write tags as key=value, or --delete key.")
+    print(json.dumps(open_registry(args).annotate(args.model, args.target, tags=tags)))
+    return 0
+
+def registry_describe(args: argparse.Namespace) -> int:
+    "Set the description of a version; print its notes."
+    print(json.dumps(open_registry(args).annotate(args.model, args.target, description=args.description)))
     return 0
 
 # %% ../nbs/11_cli.ipynb #5154b458
@@ -216,18 +295,28 @@ def _registry_action(actions: Any, name: str, handler: Callable, summary: str, o
     action.set_defaults(handler=handler)
     return action
 
+class _ModelOption(argparse.Action):
+    "`--model NAME`, remembering that it was given (gc collects every model when it was not)."
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.model, namespace.model_given = values, True
+
 @subcommand
 def add_registry_command(commands: Any) -> None:
-    "`ainative registry list|show|verify|register|promote|rollback`."
-    registry = commands.add_parser("registry", help="list, show, verify, register, promote or roll back model versions",
-                                   description="Manage the model registry's versions and aliases.")
+    "`ainative registry list|show|history|verify|register|promote|rollback|delete-alias|tag|describe|gc`."
+    registry = commands.add_parser("registry", help="model versions: list, history, verify, register, promote, roll back, tag, gc",
+                                   description="Manage the model registry's versions, aliases, tags and descriptions.")
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--model", default=RegistryConfig.model_name, help="registered model name (default: %(default)s)")
+    options.add_argument("--model", default=RegistryConfig.model_name, action=_ModelOption,
+                         help="registered model name (default: %(default)s)")
     options.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    options.set_defaults(model_given=False)
     alias = inspect.signature(Registry.promote).parameters["alias"].default
+    version = {"help": "version or alias"}
     actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _registry_action(actions, "list", registry_list, "list the versions, their aliases and test metrics", options)
-    _registry_action(actions, "show", registry_show, "print a version's manifest", options,
+    for name, handler, summary in (("list", registry_list, "list the versions, their aliases and test metrics"),
+                                   ("history", registry_history, "list every alias change, oldest first")):
+        _registry_action(actions, name, handler, summary, options).add_argument("--json", action="store_true", help="print JSON")
+    _registry_action(actions, "show", registry_show, "print a version's manifest, tags and description", options,
                      {"nargs": "?", "default": alias, "help": "version or alias (default: %(default)s)"})
     _registry_action(actions, "verify", registry_verify, "check every file of a version (or all) against its sha256", options,
                      {"nargs": "?", "help": "version or alias (default: every version)"})
@@ -241,6 +330,61 @@ def add_registry_command(commands: Any) -> None:
         action.add_argument("--alias", default=alias, help="the alias to move (default: %(default)s)")
     for action in (register, promote):
         action.add_argument("--force", action="store_true", help="promote past the production gate (recorded)")
+    _registry_action(actions, "delete-alias", registry_delete_alias, "delete an alias (rollback restores it)", options,
+                     {"help": "the alias to delete"})
+    tag = _registry_action(actions, "tag", registry_tag, "set or delete tags of a version", options, version)
+    tag.add_argument("tags", nargs="*", metavar="KEY=VALUE", help="tags to set")
+    tag.add_argument("--delete", action="append", metavar="KEY", help="a tag to delete (repeatable)")
+    _registry_action(actions, "describe", registry_describe, "set the description of a version", options,
+                     version).add_argument("description", help="the new description")
+    _registry_action(actions, "gc", registry_gc, "remove what crashed registrations left; finish interrupted changes",
+                     options).add_argument("--json", action="store_true", help="print JSON")
+
+# %% ../nbs/11_cli.ipynb #340210a2
+def stage_run_params(args: argparse.Namespace) -> dict[str, Any]:
+    "`--run-dir` and `-p` as a stage's parameters, with the model name the run registered under unless `-p` names one."
+    params_file = Path(args.run_dir) / "params.json"
+    recorded = json.loads(params_file.read_text(encoding="utf-8")).get("registry", {}) if params_file.is_file() else {}
+    return {"run_dir": args.run_dir, **{k: recorded[k] for k in ("model_name",) if recorded.get(k)}, **parse_key_values(args.param)}
+
+def optimize_command(args: argparse.Namespace) -> int:
+    "Optimise the model of a run and print the variants, the serving default, the speed-ups and the promotion."
+    from ainative.optimize import OptimizationConfig, optimize
+    report = optimize(OptimizationConfig.from_params(stage_run_params(args))).report
+    print(json.dumps({"run_dir": str(Path(args.run_dir).resolve()), "serving_default": report.get("serving_default"),
+                      "test_accuracy": report.get("test_accuracy"), "speedup_at_32": report.get("speedup_at_32"),
+                      "promotion": report.get("promotion")}, indent=2, default=str))
+    return 0
+
+@subcommand
+def add_optimize_command(commands: Any) -> None:
+    "`ainative optimize`: the optimisation stage."
+    optimize = commands.add_parser("optimize", help="export a run's model to ONNX, quantise, check and benchmark it",
+                                   description="Run the optimisation stage directly (no notebook) on a trained run.")
+    optimize.add_argument("--run-dir", required=True, help="run directory with a trained model/")
+    optimize.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                          help="any OptimizationConfig parameter (repeatable)")
+    optimize.set_defaults(handler=optimize_command)
+
+# %% ../nbs/11_cli.ipynb #bd79a6f8
+def explain_command(args: argparse.Namespace) -> int:
+    "Explain the model of a run and print its calibration, faithfulness and behavioural-test pass rate."
+    from ainative.explain import ExplainConfig, explain_stage
+    result = explain_stage(ExplainConfig.from_params(stage_run_params(args)))
+    print(json.dumps({"run_dir": str(result.run.path), "calibration": result.report.get("calibration"),
+                      "faithfulness": result.report.get("faithfulness"),
+                      "behaviour_pass_rate": float(result.behaviour.passed.mean()) if len(result.behaviour) else None,
+                      "figures": {name: str(path) for name, path in result.figures.items()}}, indent=2, default=str))
+    return 0
+
+@subcommand
+def add_explain_command(commands: Any) -> None:
+    "`ainative explain`: the explainability stage."
+    explain = commands.add_parser("explain", help="explain, calibrate and test the behaviour of a run's model",
+                                  description="Run the explainability stage directly (no notebook) on a trained run.")
+    explain.add_argument("--run-dir", required=True, help="run directory with data/ and a trained model/")
+    explain.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any ExplainConfig parameter (repeatable)")
+    explain.set_defaults(handler=explain_command)
 
 # %% ../nbs/11_cli.ipynb #62dee841
 def serve_command(args: argparse.Namespace) -> int:
@@ -280,12 +424,13 @@ def add_serve_command(commands: Any) -> None:
 def monitor_command(args: argparse.Namespace) -> int:
     "Judge drift and feedback accuracy of the logged traffic; write the report and its plots."
     from ainative.core import ModelNotFoundError, RunDir
-    from ainative.monitor import MonitorConfig, RequestStore, monitor_report
+    from ainative.monitor import MonitorConfig, RequestStore, load_reference, monitor_report
     registry = Registry(args.registry_dir)
-    model = args.model or "intent-classifier"
+    model = args.model or RegistryConfig.model_name
     folder = registry.resolve(model, args.version)
     reference_path = folder / "monitoring" / "reference.json"
-    if not reference_path.is_file():
+    reference = load_reference(folder)  # with the embeddings and unknown-token rate of the variant served on CPU
+    if reference is None:
         raise ModelNotFoundError(f"{model} {folder.name} has no reference profile to compare the traffic with.",
                                  where=str(reference_path), fix="Run the explainability stage for this version "
                                  "(ainative pipeline --from explainability), which attaches it.")
@@ -293,10 +438,12 @@ def monitor_command(args: argparse.Namespace) -> int:
                                     window_hours=args.window_hours)
     run = RunDir.create(args.run_dir)
     report = monitor_report(RequestStore.from_config(config, registry.root, model),
-                            json.loads(reference_path.read_text(encoding="utf-8")), config, run.reports)
-    print(f"{model} {folder.name}: drift {report['status']} over {report['window']['requests']} requests; "
-          f"report in {run.reports / 'monitor.json'}")
-    for alert in report["alerts"]: print(f"alert: {alert}")
+                            reference, config, run.reports)
+    if args.json: print(json.dumps(report, indent=2, default=str))
+    else:
+        print(f"{model} {folder.name}: drift {report['status']} over {report['window']['requests']} requests; "
+              f"report in {run.reports / 'monitor.json'}")
+        for alert in report["alerts"]: print(f"alert: {alert}")
     return 1 if args.fail_on_alert and report["alerts"] else 0
 
 # %% ../nbs/11_cli.ipynb #c02c84af
@@ -309,7 +456,7 @@ def add_monitor_command(commands: Any) -> None:
                                               "profile and feedback accuracy, write reports/monitor.json and plots.")
     config = "ainative.monitor:MonitorConfig"
     monitor.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
-    monitor.add_argument("--model", help="registered model name (default: intent-classifier)")
+    monitor.add_argument("--model", help=f"registered model name (default: {RegistryConfig.model_name})")
     monitor.add_argument("--version", default="production", help="version or alias whose reference profile to use (default: %(default)s)")
     add_option(monitor, "--database-url", help="the request log's database; None: <registry>/<model>/monitor.sqlite",
                default_from=f"{config}.database_url")
@@ -317,4 +464,11 @@ def add_monitor_command(commands: Any) -> None:
     add_option(monitor, "--window-hours", type=float, help="... of the last hours only", default_from=f"{config}.window_hours")
     monitor.add_argument("--run-dir", help="run directory for reports/ (default: a new run under runs/)")
     monitor.add_argument("--fail-on-alert", action="store_true", help="exit with status 1 when an alert fires")
+    monitor.add_argument("--json", action="store_true", help="print the report as JSON")
     monitor.set_defaults(handler=monitor_command)
+
+# %% ../nbs/11_cli.ipynb #ba78fa53
+from .flywheel import add_flywheel_command, add_retrain_command
+
+subcommand(add_retrain_command)
+subcommand(add_flywheel_command);

@@ -219,7 +219,9 @@ def documented_members(cls: type) -> list[str]:
 # %% ../nbs/10_docs.ipynb #92011930
 def api_html(obj: Any, name: str, level: int = 3) -> str:
     "HTML of the API block of `obj`: heading, module, signature and docstring as `show_doc` renders them, then members."
-    markdown = MarkdownRenderer(obj, name=name)._repr_markdown_()
+    try: markdown = MarkdownRenderer(obj, name=name)._repr_markdown_()
+    except NameError:  # an annotation names a type imported only for type checkers or inside the function
+        markdown = f"```python\n{'class' if inspect.isclass(obj) else 'def'} {name}{inspect.signature(obj)}\n```\n\n{inspect.getdoc(obj) or ''}"
     if inspect.isclass(obj):  # fastcore writes `def C(...)->None:` for a class; nbdev's pages say `class C(...)`
         markdown = re.sub(r"^```python\ndef ", "```python\nclass ", markdown).replace(")->None:\n```", "):\n```")
     parts = [f'<h{level} class="api-name" id="{html.escape(name.lower())}"><code>{html.escape(name)}</code></h{level}>']

@@ -19,7 +19,7 @@ from typing import Any
 import ainative
 from .core import AinativeError, ConfigError, RegistryError, parse_key_values
 from .pipeline import PROFILES, pipeline_outcome, pipeline_summary, run_pipeline
-from .registry import Registry, RegistryConfig, register_run
+from .registry import Registry, RegistryConfig, register_model
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand',
@@ -42,6 +42,7 @@ def default_of(source: str  # "module:Class.field" of a dataclass field, or "mod
         return next(f.default for f in dataclasses.fields(owner) if f.name == name)
     return inspect.signature(owner).parameters[name].default
 
+# %% ../nbs/11_cli.ipynb #fd47b996
 class DefaultsHelp(argparse.HelpFormatter):
     "Help that appends `(default: …)` to options added with `default_from`, reading the default only when shown."
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -49,6 +50,7 @@ class DefaultsHelp(argparse.HelpFormatter):
         if source is None: return action.help
         return f"{action.help} (default: {str(default_of(source)).replace('%', '%%')})"
 
+# %% ../nbs/11_cli.ipynb #f278f047
 def add_option(parser: argparse.ArgumentParser, *flags: str,
                default_from: str | None = None,  # where the default lives, for `default_of`
                **kwargs: Any) -> argparse.Action:
@@ -65,6 +67,7 @@ def subcommand(add: Callable[[Any], None]) -> Callable[[Any], None]:
     SUBCOMMANDS[add.__name__] = add
     return add
 
+# %% ../nbs/11_cli.ipynb #07c49a6b
 def build_parser() -> argparse.ArgumentParser:
     "The `ainative` argument parser with its sub-commands."
     parser = argparse.ArgumentParser(prog="ainative", description="Notebook-first lifecycle of an intent classifier: "
@@ -85,12 +88,14 @@ def exit_status(error: AinativeError) -> int:
     "The exit status of `error`: a usage error (`ConfigError`: a parameter unknown or invalid) or a run-time failure."
     return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILURE
 
+# %% ../nbs/11_cli.ipynb #5f2ac646
 def missing_dependency(error: ModuleNotFoundError) -> str:
     "What to install when a command needs a module this installation lacks (a slim `pip install ainative[serve]`)."
     module = (error.name or "").split(".")[0]
     extra = MODULE_EXTRAS.get(module, "all")
     return f"this command needs the Python package '{module}', which is not installed: pip install 'ainative[{extra}]'"
 
+# %% ../nbs/11_cli.ipynb #a8bc5e24
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ainative` command."
     args = build_parser().parse_args(argv)
@@ -130,6 +135,7 @@ def pipeline_command(args: argparse.Namespace) -> int:
     print(json.dumps(pipeline_outcome(run), indent=2) if args.json else pipeline_summary(run))
     return 0
 
+# %% ../nbs/11_cli.ipynb #2ed8ab54
 @subcommand
 def add_pipeline_command(commands: Any) -> None:
     "`ainative pipeline`: run the stage notebooks."
@@ -160,6 +166,7 @@ def data_command(args: argparse.Namespace) -> int:
                       "num_labels": manifest["num_labels"], "dropped": manifest["dropped"]}, indent=2))
     return 0
 
+# %% ../nbs/11_cli.ipynb #7ced3d1a
 @subcommand
 def add_data_command(commands: Any) -> None:
     "`ainative data`: the data stage."
@@ -174,9 +181,9 @@ def add_data_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #2b2eedbc
 def train_command(args: argparse.Namespace) -> int:
     "Train the model of a run and (on the main process) print its test metrics."
-    from ainative.training import TrainingConfig, train
+    from ainative.training import TrainingConfig, train_model
     params = {"run_dir": args.run_dir, **parse_key_values(args.param)}
-    result = train(TrainingConfig.from_params({k: v for k, v in params.items() if v is not None}))
+    result = train_model(TrainingConfig.from_params({k: v for k, v in params.items() if v is not None}))
     if int(os.environ.get("RANK", "0")) == 0:
         metrics = result.metrics
         print(json.dumps({"run_dir": str(result.run.path), "test_accuracy": metrics["test"]["accuracy"],
@@ -184,6 +191,7 @@ def train_command(args: argparse.Namespace) -> int:
                           "world_size": metrics["world_size"]}, indent=2))
     return 0
 
+# %% ../nbs/11_cli.ipynb #e4f41c7a
 @subcommand
 def add_train_command(commands: Any) -> None:
     "`ainative train`: the training stage (torchrun-ready)."
@@ -205,6 +213,7 @@ def open_registry(args: argparse.Namespace, model: bool = True) -> Registry:
                             fix=f"Pick one with --model; registered models: {registry.names()}.")
     return registry
 
+# %% ../nbs/11_cli.ipynb #96a468c1
 def registry_list(args: argparse.Namespace) -> int:
     "Print one line per version: aliases, test metrics, data version, creation time (`--json`: the rows)."
     rows = open_registry(args).list_versions(args.model)
@@ -216,6 +225,7 @@ def registry_list(args: argparse.Namespace) -> int:
               f"f1={row.get('test_macro_f1')}  data={row.get('data_version')}  created={row.get('created')}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #685ab18b
 def registry_show(args: argparse.Namespace) -> int:
     "Print a version's manifest, with its tags and description."
     registry = open_registry(args)
@@ -223,6 +233,7 @@ def registry_show(args: argparse.Namespace) -> int:
     print(json.dumps({**manifest, **registry.notes(args.model).get(manifest["version"], {})}, indent=2))
     return 0
 
+# %% ../nbs/11_cli.ipynb #52315d91
 def registry_verify(args: argparse.Namespace) -> int:
     "Print every integrity problem of a version (or all); exit status 1 when there is any."
     problems = open_registry(args).verify(args.model, args.target)
@@ -232,23 +243,26 @@ def registry_verify(args: argparse.Namespace) -> int:
 # %% ../nbs/11_cli.ipynb #263f3ae8
 def registry_register(args: argparse.Namespace) -> int:
     "Register a run's model as a new version, promoting it only when `--alias` is given."
-    registered = register_run(RegistryConfig.from_params({"run_dir": args.target, "registry_dir": args.registry_dir,
+    registered = register_model(RegistryConfig.from_params({"run_dir": args.target, "registry_dir": args.registry_dir,
                                                           "model_name": args.model, "promote_to": args.alias or "none",
                                                           "force": args.force}))
     print(json.dumps({"version": registered.version, "promoted_to": args.alias}))
     return 0
 
+# %% ../nbs/11_cli.ipynb #0437b7a5
 def registry_promote(args: argparse.Namespace) -> int:
     "Point an alias at a version, through the production gate."
     entry = open_registry(args).promote(args.model, args.target, args.alias, force=args.force)
     print(json.dumps(entry))
     return 0
 
+# %% ../nbs/11_cli.ipynb #06e25ed8
 def registry_rollback(args: argparse.Namespace) -> int:
     "Point an alias back where its latest change took it from."
     print(json.dumps(open_registry(args).rollback(args.model, args.alias)))
     return 0
 
+# %% ../nbs/11_cli.ipynb #f00e2414
 def registry_delete_alias(args: argparse.Namespace) -> int:
     "Delete an alias (recorded in the history, so `rollback` restores it)."
     print(json.dumps(open_registry(args).delete_alias(args.model, args.target)))
@@ -267,6 +281,7 @@ def registry_history(args: argparse.Namespace) -> int:
               f"({entry.get('action')}{forced}) {entry.get('reason', '')}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #05088ff4
 def registry_gc(args: argparse.Namespace) -> int:
     "Remove what crashed registrations left behind and finish interrupted alias changes; print what was removed."
     removed = open_registry(args, model=False).gc(args.model if args.model_given else None)
@@ -274,6 +289,7 @@ def registry_gc(args: argparse.Namespace) -> int:
           "\n".join(f"removed {path}" for path in removed) or "nothing to collect")
     return 0
 
+# %% ../nbs/11_cli.ipynb #80fad7b2
 def registry_tag(args: argparse.Namespace) -> int:
     "Set (`key=value`) or delete (`--delete key`) tags of a version; print its notes."
     tags = {**parse_key_values(args.tags), **{key: None for key in args.delete or []}}
@@ -281,6 +297,7 @@ def registry_tag(args: argparse.Namespace) -> int:
     print(json.dumps(open_registry(args).annotate(args.model, args.target, tags=tags)))
     return 0
 
+# %% ../nbs/11_cli.ipynb #f7dad2e7
 def registry_describe(args: argparse.Namespace) -> int:
     "Set the description of a version; print its notes."
     print(json.dumps(open_registry(args).annotate(args.model, args.target, description=args.description)))
@@ -295,11 +312,13 @@ def _registry_action(actions: Any, name: str, handler: Callable, summary: str, o
     action.set_defaults(handler=handler)
     return action
 
+# %% ../nbs/11_cli.ipynb #61511887
 class _ModelOption(argparse.Action):
     "`--model NAME`, remembering that it was given (gc collects every model when it was not)."
     def __call__(self, parser, namespace, values, option_string=None):
         namespace.model, namespace.model_given = values, True
 
+# %% ../nbs/11_cli.ipynb #5af37907
 @subcommand
 def add_registry_command(commands: Any) -> None:
     "`ainative registry list|show|history|verify|register|promote|rollback|delete-alias|tag|describe|gc`."
@@ -347,15 +366,17 @@ def stage_run_params(args: argparse.Namespace) -> dict[str, Any]:
     recorded = json.loads(params_file.read_text(encoding="utf-8")).get("registry", {}) if params_file.is_file() else {}
     return {"run_dir": args.run_dir, **{k: recorded[k] for k in ("model_name",) if recorded.get(k)}, **parse_key_values(args.param)}
 
+# %% ../nbs/11_cli.ipynb #9b32fbe8
 def optimize_command(args: argparse.Namespace) -> int:
     "Optimise the model of a run and print the variants, the serving default, the speed-ups and the promotion."
-    from ainative.optimize import OptimizationConfig, optimize
-    report = optimize(OptimizationConfig.from_params(stage_run_params(args))).report
+    from ainative.optimize import OptimizationConfig, optimize_model
+    report = optimize_model(OptimizationConfig.from_params(stage_run_params(args))).report
     print(json.dumps({"run_dir": str(Path(args.run_dir).resolve()), "serving_default": report.get("serving_default"),
                       "test_accuracy": report.get("test_accuracy"), "speedup_at_32": report.get("speedup_at_32"),
                       "promotion": report.get("promotion")}, indent=2, default=str))
     return 0
 
+# %% ../nbs/11_cli.ipynb #0544358e
 @subcommand
 def add_optimize_command(commands: Any) -> None:
     "`ainative optimize`: the optimisation stage."
@@ -369,14 +390,15 @@ def add_optimize_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #bd79a6f8
 def explain_command(args: argparse.Namespace) -> int:
     "Explain the model of a run and print its calibration, faithfulness and behavioural-test pass rate."
-    from ainative.explain import ExplainConfig, explain_stage
-    result = explain_stage(ExplainConfig.from_params(stage_run_params(args)))
+    from ainative.explain import ExplainConfig, explain_model
+    result = explain_model(ExplainConfig.from_params(stage_run_params(args)))
     print(json.dumps({"run_dir": str(result.run.path), "calibration": result.report.get("calibration"),
                       "faithfulness": result.report.get("faithfulness"),
                       "behaviour_pass_rate": float(result.behaviour.passed.mean()) if len(result.behaviour) else None,
                       "figures": {name: str(path) for name, path in result.figures.items()}}, indent=2, default=str))
     return 0
 
+# %% ../nbs/11_cli.ipynb #c1c2fcd3
 @subcommand
 def add_explain_command(commands: Any) -> None:
     "`ainative explain`: the explainability stage."
@@ -469,6 +491,8 @@ def add_monitor_command(commands: Any) -> None:
 
 # %% ../nbs/11_cli.ipynb #ba78fa53
 from .flywheel import add_flywheel_command, add_retrain_command
+from .sweep import add_sweep_command
 
 subcommand(add_retrain_command)
-subcommand(add_flywheel_command);
+subcommand(add_flywheel_command)
+subcommand(add_sweep_command);

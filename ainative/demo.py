@@ -77,11 +77,11 @@ def make_demo_run(run_dir: Path | str,          # folder to create (or fill)
 # %% ../nbs/90_demo.ipynb #9c47516c
 def demo_registry(folder: Path | str) -> Path:
     "A registry at `folder` with one quickly trained, optimised `intent-classifier` promoted to production."
-    from ainative.optimize import OptimizationConfig, optimize
-    from ainative.registry import RegistryConfig, register_run
-    from ainative.training import TrainingConfig, train
+    from ainative.optimize import OptimizationConfig, optimize_model
+    from ainative.registry import RegistryConfig, register_model
+    from ainative.training import TrainingConfig, train_model
     folder = Path(folder)
-    run = train(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
-    register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
-    optimize(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0))
+    run = train_model(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
+    register_model(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
+    optimize_model(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0))
     return folder / "registry"

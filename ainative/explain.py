@@ -44,7 +44,7 @@ __all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding
            'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'reliability_bins',
            'expected_calibration_error', 'negative_log_likelihood', 'fit_temperature', 'calibration_report',
            'plot_reliability', 'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests',
-           'behaviour_summary', 'ExplainResult', 'explain_stage']
+           'behaviour_summary', 'ExplainResult', 'explain_model']
 
 # %% ../nbs/07_explainability.ipynb #72f02dc5
 @dataclass
@@ -819,7 +819,7 @@ def _stage_report(config: ExplainConfig, run: RunDir, version: str | None, devic
     }
 
 # %% ../nbs/07_explainability.ipynb #36f47e00
-def explain_stage(config: ExplainConfig | None = None) -> ExplainResult:
+def explain_model(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
     # the server imports this module for explain_text: what only the stage needs (ONNX, the trainer) loads here
     from ainative.data import load_splits, read_manifest

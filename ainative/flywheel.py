@@ -98,6 +98,7 @@ def feedback_mark(feedback: pd.DataFrame,           # rows from `read_feedback`
     if previous: at, row_id = max(at, float(previous["at"])), max(row_id, int(previous["id"]))
     return {"at": at, "id": row_id}
 
+# %% ../nbs/12_flywheel.ipynb #228718ef
 def new_since(feedback: pd.DataFrame, mark: Mapping[str, Any] | None) -> pd.DataFrame:
     "The rows of `feedback` that a dataset with `mark` has not considered (all of them for no mark)."
     if not mark: return feedback
@@ -273,6 +274,7 @@ def original_base_model(manifest: Mapping[str, Any]) -> str | None:
     params = manifest.get("params") or {}
     return (params.get("flywheel") or {}).get("base_model") or (params.get("training") or {}).get("base_model")
 
+# %% ../nbs/12_flywheel.ipynb #8e857f7f
 def challenger_training_config(champion_manifest: Mapping[str, Any],  # the champion's registry manifest
                                run_dir: Path | str,                   # the turn's run directory (with data/)
                                warm_start_from: Path | str | None,    # the champion's model folder, or None
@@ -301,6 +303,7 @@ class RetrainResult:
     challenger: str | None = None       # the challenger's version id
     metrics: dict[str, Any] | None = None  # the challenger's training metrics
 
+# %% ../nbs/12_flywheel.ipynb #94b36b4d
 def _store(config: FlywheelConfig, registry: Registry):
     "The request log of `config` (its URL, else the monitoring default beside the registry)."
     from ainative.monitor import MonitorConfig, RequestStore
@@ -312,9 +315,9 @@ def retrain(config: FlywheelConfig | None = None,
             optimization: Mapping[str, Any] | None = None  # OptimizationConfig fields (run, registry and version are set here)
            ) -> RetrainResult:
     "Make a challenger: a dataset from the new feedback, trained, registered with its lineage, optimised, on the challenger alias."
-    from ainative.optimize import OptimizationConfig, optimize
-    from ainative.registry import register_run
-    from ainative.training import train
+    from ainative.optimize import OptimizationConfig, optimize_model
+    from ainative.registry import register_model
+    from ainative.training import train_model
     config = config or FlywheelConfig()
     registry = Registry(config.registry_dir)
     champion = registry.resolve(config.model_name, config.champion).name
@@ -327,17 +330,17 @@ def retrain(config: FlywheelConfig | None = None,
     run = dataset.run
     champion_manifest = registry.show(config.model_name, champion)
     warm = registry.resolve(config.model_name, champion) / "model" if config.warm_start else None
-    result = train(challenger_training_config(champion_manifest, run.path, warm, training))
+    result = train_model(challenger_training_config(champion_manifest, run.path, warm, training))
     run.record_params("flywheel", {**config.to_dict(), "champion": champion, "base_model": original_base_model(champion_manifest),
                                    "parent_data_version": dataset.parent["version"], "data_version": dataset.manifest["version"],
                                    "feedback": dataset.manifest["feedback"]})
-    registered = register_run(RegistryConfig(run_dir=str(run.path), registry_dir=str(registry.root), model_name=config.model_name,
+    registered = register_model(RegistryConfig(run_dir=str(run.path), registry_dir=str(registry.root), model_name=config.model_name,
                                              promote_to=None, parent=champion))
     with tempfile.TemporaryDirectory() as folder:  # data/dataset/: an attachment's own manifest.json sits at data/
         shutil.copytree(run.data, Path(folder) / "dataset")
         registry.attach(config.model_name, registered.version, "data", folder,
                         info={"version": dataset.manifest["version"], "parent": dataset.parent["version"]})
-    optimize(OptimizationConfig.from_params({**(optimization or {}), "run_dir": str(run.path), "registry_dir": str(registry.root),
+    optimize_model(OptimizationConfig.from_params({**(optimization or {}), "run_dir": str(run.path), "registry_dir": str(registry.root),
                                              "model_name": config.model_name, "version": registered.version,
                                              "promote_to": config.challenger_alias}))
     return RetrainResult("trained", run, dataset, champion, registered.version, result.metrics)

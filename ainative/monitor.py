@@ -129,6 +129,7 @@ class MonitorStoreError(AinativeError):
         super().__init__(what, where, fix)
         self.kind = kind
 
+# %% ../nbs/08_monitoring.ipynb #f996b28a
 class FeedbackError(AinativeError, ValueError):
     "A feedback item is invalid: an unknown label or request id, or neither a request id nor a text."
     def __init__(self, what: str, where: str | None = None, fix: str | None = None,
@@ -327,6 +328,7 @@ def request_row(request_id: str,                 # the response's request id
             "unknown_rate": None if unknown_rate is None else float(unknown_rate),
             "embedding": None if embedding is None or text_privacy == "none" else np.asarray(embedding, np.float16).tobytes()}
 
+# %% ../nbs/08_monitoring.ipynb #9929db0a
 def window_embeddings(rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
     "The embeddings logged with `rows`, one float32 row each (rows without one are skipped); None when no row has one."
     vectors = [np.frombuffer(row["embedding"], dtype=np.float16) for row in rows if row.get("embedding")]
@@ -343,16 +345,19 @@ def _request_values(row: Mapping[str, Any]) -> dict[str, Any]:
     values["truncated"] = bool(values["truncated"])
     return values
 
+# %% ../nbs/08_monitoring.ipynb #edcfb130
 def _check_count(value: int | None, name: str):
     "A `ConfigError` unless `value` is None or a whole number of at least 1."
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(f"{name}={value!r} must be a whole number of at least 1.", where=name, fix="For example last_n=2000.")
 
+# %% ../nbs/08_monitoring.ipynb #3b84bf89
 def _check_time(value: float | None, name: str):
     "A `ConfigError` unless `value` is None or a finite time in seconds since the epoch."
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
         raise ConfigError(f"{name}={value!r} must be a time in seconds since the epoch (UTC).", where=name)
 
+# %% ../nbs/08_monitoring.ipynb #358e278f
 @patch
 def write_requests(self: RequestStore, rows: list[Mapping[str, Any]]) -> int:
     "Append `rows` (from `request_row`) to the request log in one transaction; the number written."
@@ -382,6 +387,7 @@ def recent(self: RequestStore,
     for row in rows: row["top_k"] = json.loads(row["top_k"]) if row["top_k"] else []
     return rows[::-1]
 
+# %% ../nbs/08_monitoring.ipynb #b6e340b6
 @patch
 def window(self: RequestStore, config: MonitorConfig, now: float | None = None) -> list[dict[str, Any]]:
     "The drift window `config` describes: the last `window_requests` rows, of the last `window_hours` if set."
@@ -519,6 +525,7 @@ def _period(at: float, group_by: str) -> str:
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
 
+# %% ../nbs/08_monitoring.ipynb #8f7b9985
 @patch
 def feedback_accuracy(self: RequestStore,
                       group_by: Literal["version", "day", "week"] = "version",
@@ -562,6 +569,7 @@ def psi(expected_counts: Sequence[float],  # reference counts (or proportions) p
     a = np.clip(actual / actual.sum(), epsilon, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
+# %% ../nbs/08_monitoring.ipynb #6c090056
 def bucket_counts(values: Sequence[float],  # numbers to bucket
                   edges: Sequence[float]    # increasing bucket edges; values beyond either end go to the end buckets
                  ) -> list[int]:
@@ -580,6 +588,7 @@ def _sample(values: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarr
     "At most `size` rows of `values`, drawn without replacement (all of them, in order, if there are few)."
     return values if len(values) <= size else values[np.sort(rng.choice(len(values), size, replace=False))]
 
+# %% ../nbs/08_monitoring.ipynb #846dd1d8
 def reference_profile(labels: Sequence[str],         # class names, in the order of the probability columns
                       probabilities: np.ndarray,     # (texts, classes) calibrated probabilities on the validation split
                       text_lengths: Sequence[int],   # characters of each text
@@ -613,6 +622,7 @@ def reference_profile(labels: Sequence[str],         # class names, in the order
     profile["unknown_token_rate"] = None if unknown_rates is None else unknown_rate_summary(unknown_rates)
     return profile
 
+# %% ../nbs/08_monitoring.ipynb #959f041a
 def unknown_rate_summary(rates: Sequence[float]) -> dict[str, float]:
     "Mean per-text unknown-token rate of the reference texts, and the share of texts with any unknown token."
     rates = np.asarray(rates, dtype=float)
@@ -629,11 +639,13 @@ def _aligned(reference_counts: Mapping[str, int], window_counts: Mapping[str, in
     names = sorted(set(reference_counts) | set(window_counts))
     return names, np.array([reference_counts.get(n, 0) for n in names], float), np.array([window_counts.get(n, 0) for n in names], float)
 
+# %% ../nbs/08_monitoring.ipynb #b3e24b00
 def label_psi(reference_counts: Mapping[str, int], window_counts: Mapping[str, int]) -> float:
     "PSI of the predicted-intent counts of the window against the reference's."
     _, expected, actual = _aligned(reference_counts, window_counts)
     return psi(expected, actual)
 
+# %% ../nbs/08_monitoring.ipynb #e7a19e2a
 def label_chi2(reference_counts: Mapping[str, int], window_counts: Mapping[str, int]) -> dict[str, float]:
     "Chi-square test that reference and window predict intents in the same proportions (2 x intents contingency table)."
     from scipy.stats import chi2_contingency
@@ -644,6 +656,7 @@ def label_chi2(reference_counts: Mapping[str, int], window_counts: Mapping[str, 
     result = chi2_contingency(table)
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "dof": int(result.dof)}
 
+# %% ../nbs/08_monitoring.ipynb #07d31196
 def ks_test(reference_values: Sequence[float], window_values: Sequence[float]) -> dict[str, float]:
     "Two-sample Kolmogorov-Smirnov test: the largest gap between the two empirical CDFs and its p-value."
     from scipy.stats import ks_2samp
@@ -652,6 +665,7 @@ def ks_test(reference_values: Sequence[float], window_values: Sequence[float]) -
     result = ks_2samp(np.asarray(reference_values, float), np.asarray(window_values, float))
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue)}
 
+# %% ../nbs/08_monitoring.ipynb #2a7999f8
 def low_confidence_share(confidences: Sequence[float], threshold: float = MonitorConfig.low_confidence) -> float:
     "The share of answers whose confidence is below `threshold`."
     values = np.asarray(confidences, dtype=float)
@@ -690,6 +704,7 @@ def _graded(value: float, warn: float, alert: float) -> str:
     "ok, warn or alert for a score where higher is worse."
     return "alert" if value >= alert else "warn" if value >= warn else "ok"
 
+# %% ../nbs/08_monitoring.ipynb #12e45f50
 def _ks_score(reference_values: Sequence[float], window_values: Sequence[float], config: MonitorConfig) -> dict[str, Any]:
     "A KS test graded: significant warns, significant and large alerts."
     test = ks_test(reference_values, window_values)
@@ -698,6 +713,7 @@ def _ks_score(reference_values: Sequence[float], window_values: Sequence[float],
     return {"value": test["statistic"], "p_value": test["p_value"], "alpha": config.ks_alpha, "alert": config.ks_statistic_alert,
             "status": status}
 
+# %% ../nbs/08_monitoring.ipynb #f96f4e15
 def _unknown_rate_score(reference: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], config: MonitorConfig) -> dict[str, Any]:
     "The window's mean unknown-token rate graded by how far it exceeds the reference's."
     rates = [row["unknown_rate"] for row in rows if row.get("unknown_rate") is not None]
@@ -709,6 +725,7 @@ def _unknown_rate_score(reference: Mapping[str, Any], rows: Sequence[Mapping[str
             "alert": expected + config.unknown_rate_alert,
             "status": _graded(value - expected, config.unknown_rate_warn, config.unknown_rate_alert)}
 
+# %% ../nbs/08_monitoring.ipynb #4d4978cc
 def _embedding_score(reference: Mapping[str, Any], embeddings: np.ndarray | None, config: MonitorConfig) -> dict[str, Any]:
     "The domain classifier's AUC graded, or skipped with the reason (no vectors on one side, or too few)."
     if embeddings is None:
@@ -718,6 +735,7 @@ def _embedding_score(reference: Mapping[str, Any], embeddings: np.ndarray | None
     except DriftInputError as error: return {"status": "skipped", "reason": error.what}  # too few vectors: judge the rest
     return {"value": auc, "warn": config.auc_warn, "alert": config.auc_alert, "status": _graded(auc, config.auc_warn, config.auc_alert)}
 
+# %% ../nbs/08_monitoring.ipynb #50ce99fa
 def check_profile(reference: Mapping[str, Any]) -> Mapping[str, Any]:
     "`reference` if it has every key of a reference profile, else a `DriftInputError` naming the missing ones."
     missing = [key for key in PROFILE_KEYS if key not in reference] if isinstance(reference, Mapping) else list(PROFILE_KEYS)
@@ -808,6 +826,7 @@ def drift_report(reference: Mapping[str, Any],          # from `reference_profil
     return {"status": status, "window": window, "scores": scores,
             "alerts": messages["alert"], "warnings": messages["warn"]}
 
+# %% ../nbs/08_monitoring.ipynb #f68978b4
 def _describe_score(name: str, score: Mapping[str, Any]) -> str:
     "One line saying which score crossed which threshold."
     level = score["status"]
@@ -902,6 +921,7 @@ def _save(fig, path: Path) -> Path:
     plt.close(fig)
     return saved
 
+# %% ../nbs/08_monitoring.ipynb #694b7e20
 def monitor_report(store: RequestStore,
                    reference: Mapping[str, Any],           # the served version's reference profile
                    config: MonitorConfig | None = None,

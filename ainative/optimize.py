@@ -23,7 +23,7 @@ from .core import (AinativeError, ConfigError, DeviceInfo, IntegrityError, Parit
 __all__ = ['ONNX_INPUTS', 'ONNX_OUTPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
            'torch_predictor', 'unknown_token_rates', 'monitoring_reference', 'parity_report', 'require_parity',
            'optimize_graph', 'quantize_int8', 'convert_fp16', 'accuracy_gate', 'sample_batches', 'measure', 'benchmark',
-           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'optimize']
+           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 @dataclass
@@ -53,6 +53,7 @@ def load_for_export(model_dir: Path | str):
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager")
     return model.eval(), AutoTokenizer.from_pretrained(model_dir)
 
+# %% ../nbs/05_optimization.ipynb #0c13da26
 def export_onnx(model, tokenizer, path: Path | str, opset: int = 17) -> Path:
     "Export `model` to ONNX at `path`: named inputs, dynamic batch and sequence axes, logits and sentence embedding out."
     import torch
@@ -118,6 +119,7 @@ def batched_logits(predict: Callable[[list[str]], np.ndarray], texts: list[str],
     logits[order] = np.concatenate(pieces)
     return logits
 
+# %% ../nbs/05_optimization.ipynb #15a410cc
 def torch_predictor(model, tokenizer, max_length: int = 128) -> Callable[[list[str]], np.ndarray]:
     "A `predict(texts) -> logits` function running the torch `model` (eager, no grad)."
     import torch
@@ -137,6 +139,7 @@ def unknown_token_rates(tokenizer, texts: list[str], max_length: int = 128) -> n
         rates.append(sum(token == tokenizer.unk_token_id for token in real) / max(len(real), 1))
     return np.asarray(rates, dtype=np.float32)
 
+# %% ../nbs/05_optimization.ipynb #d56b06c1
 def monitoring_reference(runners: dict[str, OnnxRunner],  # variant file -> its runner
                          tokenizer, texts: list[str],     # the validation texts
                          folder: Path,                    # the onnx/ folder being built
@@ -159,6 +162,7 @@ def parity_report(reference: np.ndarray, candidate: np.ndarray) -> dict[str, flo
             "agreement": float((reference.argmax(-1) == candidate.argmax(-1)).mean()),
             "examples": int(len(reference))}
 
+# %% ../nbs/05_optimization.ipynb #634ec788
 def require_parity(report: dict[str, float], variant: str, min_agreement: float = 0.999) -> dict[str, float]:
     "Raise `ParityError` unless `report`'s label agreement reaches `min_agreement`."
     if report["agreement"] < min_agreement:
@@ -175,6 +179,7 @@ def optimize_graph(source: Path | str, target: Path | str, num_heads: int, hidde
     optimized.save_model_to_file(str(target))
     return {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}
 
+# %% ../nbs/05_optimization.ipynb #652e01fc
 def quantize_int8(source: Path | str, target: Path | str, per_channel: bool = True,
                   exclude_nodes: list[str] | None = None) -> Path:
     "Dynamic INT8 quantisation of `source`'s weights into `target` (`exclude_nodes` stay fp32)."
@@ -214,6 +219,7 @@ def sample_batches(texts: list[str], batch_size: int, count: int = 64, group_by_
     batches = [pool[start:start + batch_size] for start in range(0, len(pool), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
+# %% ../nbs/05_optimization.ipynb #63da758f
 def measure(predict: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int,
             seconds: float = 1.0, warmup: int = 3, group_by_length: bool = False, seed: int = 0) -> dict[str, float]:
     "Latency percentiles (ms per batch) and throughput (texts/s) of `predict` on random batches of `texts`."
@@ -231,6 +237,7 @@ def measure(predict: Callable[[list[str]], np.ndarray], texts: list[str], batch_
             "p95_ms": float(np.percentile(latencies, 95)), "p99_ms": float(np.percentile(latencies, 99)),
             "throughput": float(batch_size * len(latencies) / (latencies.sum() / 1000))}
 
+# %% ../nbs/05_optimization.ipynb #710bd7d1
 def benchmark(predictors: dict[str, Callable[[list[str]], np.ndarray]],  # variant name -> predict(texts)
               texts: list[str], batch_sizes: tuple[int, ...] = (1, 8, 32, 64), seconds: float = 1.0) -> pd.DataFrame:
     "`measure` every variant at every batch size, with random and length-grouped batches; one row each."
@@ -270,6 +277,7 @@ class OptimizationResult:
     report: dict[str, Any]
     bench: pd.DataFrame
 
+# %% ../nbs/05_optimization.ipynb #bda95fbc
 def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, str | None]:
     "The model folder to optimise, the registry (or None) and the version id (or None)."
     from ainative.registry import Registry
@@ -350,6 +358,7 @@ def _publish(run: RunDir, staging: Path, report: dict[str, Any], bench: pd.DataF
     run.reports.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.reports / "bench.json", {"report": report, "results": bench.to_dict("records")})
 
+# %% ../nbs/05_optimization.ipynb #85e8564e
 def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, Any], config: OptimizationConfig) -> None:
     "Attach `<run>/onnx/` to `version` unless it has one, then promote it to `config.promote_to` (recorded in `report`)."
     log = get_logger("optimize")
@@ -363,7 +372,7 @@ def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, A
         atomic_write_json(run.onnx / "promotion.json", report["promotion"])
 
 # %% ../nbs/05_optimization.ipynb #1c76b08a
-def optimize(config: OptimizationConfig | None = None) -> OptimizationResult:
+def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResult:
     "Export, optimise, quantise, gate and benchmark the run's model; write `onnx/` and attach it to the version."
     import torch
     from ainative.data import load_splits, read_manifest

@@ -74,6 +74,7 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
     import papermill
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook)).items()}
 
+# %% ../nbs/09_pipeline.ipynb #4db056ff
 def stage_parameters(profile: str = "smoke",               # smoke or full
                      overrides: dict[str, Any] | None = None, # key=value from the user, for any stage that has `key`
                      stages: list[str] | None = None          # stages to run (default: all)

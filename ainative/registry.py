@@ -34,7 +34,7 @@ __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUF
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
            'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
-           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'register_run']
+           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'register_model']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -47,6 +47,7 @@ def check_model_name(name: str) -> str:
                           fix="Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.")
     return name
 
+# %% ../nbs/04_registry.ipynb #878e341b
 def check_alias(alias: str) -> str:
     "Return `alias` if it matches `[a-z0-9_-]+` (e.g. production, staging), else raise ConfigError."
     if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias):
@@ -101,6 +102,7 @@ def _starts_like_pickle(path: Path) -> bool:
     is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # protocol 2-5 opcode
     return is_pickle or head == b"PK\x03\x04"  # torch.save's zip container holds a pickle
 
+# %% ../nbs/04_registry.ipynb #c859a2aa
 def find_pickle_files(folder: Path | str) -> list[str]:
     "Relative paths of the files in `folder` that are, or are named like, pickle-based weights."
     folder = Path(folder)
@@ -181,6 +183,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise RegistryError(f"The run's {what} is not valid JSON ({e}).", where=str(path),
                             fix="Re-run the stage that writes it.") from None
 
+# %% ../nbs/04_registry.ipynb #fe161d44
 def _agreed(name: str, values: dict[str, Any], run: RunDir) -> Any:
     "The one value the sources in `values` agree on (None when none has one)."
     present = {source: value for source, value in values.items() if value}
@@ -189,6 +192,7 @@ def _agreed(name: str, values: dict[str, Any], run: RunDir) -> Any:
                             fix="The model was evaluated on other data than the run's data folder; re-run training.")
     return next(iter(present.values()), None)
 
+# %% ../nbs/04_registry.ipynb #7ce22c02
 def read_run_record(run_dir: Path | str) -> dict[str, Any]:
     "Metrics, data version, test-set hash, parameters and label map of the run at `run_dir`, checked for registration."
     run = RunDir(Path(run_dir).expanduser().resolve())
@@ -243,6 +247,7 @@ def file_inventory(folder: Path | str) -> dict[str, dict[str, Any]]:
         inventory[relative] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     return inventory
 
+# %% ../nbs/04_registry.ipynb #b2b59a0e
 ATTACHMENT_FILES = ("attachment.json", "attachment.sha256")  # the record of files attached after registration
 
 def attachment_problems(folder: Path | str) -> list[tuple[str, str]]:
@@ -259,6 +264,7 @@ def attachment_problems(folder: Path | str) -> list[tuple[str, str]]:
         if relative not in ATTACHMENT_FILES: problems.append((relative, problem))
     return problems
 
+# %% ../nbs/04_registry.ipynb #626075d6
 def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory` recorded earlier
                        folder: Path | str) -> list[str]:
     "Every difference between `folder` and the `expected` inventory, one line per file."
@@ -299,6 +305,7 @@ def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
         if isinstance(entry, dict): entries.append(entry)
     return entries
 
+# %% ../nbs/04_registry.ipynb #70238288
 def attachment_record(entries: list[dict[str, Any]]  # the lines of a version's attachments.jsonl
                      ) -> dict[str, dict[str, Any]]:
     "Fold a version's attachment record into kind -> the sha256 of its attachment.json and whether its attach finished."
@@ -374,6 +381,7 @@ def last_json_line(path: Path | str,        # a JSON-lines file
     entries = read_json_lines(path) if size > tail_bytes else []  # no whole line in the tail: read it all
     return entries[-1] if entries else None
 
+# %% ../nbs/04_registry.ipynb #fc9feb36
 def current_aliases(on_disk: dict[str, str],       # what aliases.json holds
                     latest: dict[str, Any] | None  # the last whole line of alias_history.jsonl
                    ) -> dict[str, str]:
@@ -408,18 +416,21 @@ def _append_json_line(path: Path, entry: dict[str, Any], read_only: bool = False
     if read_only: path.chmod(0o444)
     if created: fsync_path(path.parent)  # the new file's name survives a crash too
 
+# %% ../nbs/04_registry.ipynb #6ae60191
 def _seal(folder: Path) -> None:
     "Make every file under `folder` read-only (readable by serving's user) and flush it all to disk."
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o444 if path.is_file() else 0o755)
         fsync_path(path)
 
+# %% ../nbs/04_registry.ipynb #66946917
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
 
+# %% ../nbs/04_registry.ipynb #ee5179f6
 def _pid_alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -471,6 +482,7 @@ def names(self: Registry) -> list[str]:
     if not self.root.is_dir(): return []
     return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME_PATTERN.fullmatch(p.name) and p.name.strip(".") == p.name)
 
+# %% ../nbs/04_registry.ipynb #fc8c3136
 @patch
 def versions(self: Registry, name: str) -> list[str]:
     "The version ids of `name`, oldest first (temp folders of unfinished registrations are never listed)."
@@ -479,11 +491,13 @@ def versions(self: Registry, name: str) -> list[str]:
     numbers = [version_number(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.fullmatch(p.name)]
     return [version_id(n) for n in sorted(n for n in numbers if n) if (folder / version_id(n)).is_dir()]
 
+# %% ../nbs/04_registry.ipynb #3195879b
 @patch
 def aliases(self: Registry, name: str) -> dict[str, str]:
     "The aliases of `name`, e.g. `{'production': 'v0003', 'staging': 'v0004'}` (aliases.json + the latest history line)."
     return current_aliases(self._aliases_file(name), last_json_line(self.model_root(name) / "alias_history.jsonl"))
 
+# %% ../nbs/04_registry.ipynb #c12c1906
 @patch
 def _aliases_file(self: Registry, name: str) -> dict[str, str]:
     "What `name`'s aliases.json holds (it lags the history after a kill between their writes)."
@@ -495,6 +509,7 @@ def _aliases_file(self: Registry, name: str) -> dict[str, str]:
         raise IntegrityError(f"aliases.json of {name} is not valid JSON ({e}).", where=str(path),
                              fix="Restore it from alias_history.jsonl (the last 'to' of each alias).") from None
 
+# %% ../nbs/04_registry.ipynb #846a0f6c
 @patch
 def history(self: Registry, name: str) -> list[dict[str, Any]]:
     "Every alias change of `name`, oldest first."
@@ -510,6 +525,7 @@ def _existing_model_root(self: Registry, name: str) -> Path:
                             fix=f"Register one first; registered models: {self.names()}.")
     return folder
 
+# %% ../nbs/04_registry.ipynb #01110203
 @patch
 def resolve(self: Registry, name: str, version_or_alias: str | int) -> Path:
     "The folder of a version of `name`, given its id (`v0003`) or an alias (`production`)."
@@ -538,11 +554,13 @@ def _read_manifest(self: Registry, name: str, version: str) -> dict[str, Any]:
         raise IntegrityError(f"The manifest of {name} {version} cannot be read ({e}).", where=str(path),
                              fix="Run registry.verify(...) to see what is damaged; register the run again.") from None
 
+# %% ../nbs/04_registry.ipynb #ab77662c
 @patch
 def show(self: Registry, name: str, version_or_alias: str | int) -> dict[str, Any]:
     "The manifest of a version of `name` (metrics, data, code, parameters, files)."
     return self._read_manifest(name, self.resolve(name, version_or_alias).name)
 
+# %% ../nbs/04_registry.ipynb #d65b77d7
 @patch
 def list_versions(self: Registry, name: str) -> list[dict[str, Any]]:
     "One row per version of `name`, oldest first: its aliases, creation time, parent, data and key test metrics."
@@ -606,6 +624,7 @@ def _next_number(self: Registry, name: str) -> int:
     last = json.loads(sequence.read_text(encoding="utf-8"))["last_version"] if sequence.exists() else 0
     return max([last, *map(version_number, self.versions(name))]) + 1
 
+# %% ../nbs/04_registry.ipynb #03491a1d
 @patch
 def _fill_staging(self: Registry, run: RunDir, staging: Path) -> dict[str, Any]:
     "Copy `run`'s model (and ONNX files) into `staging`, check and sync them; return what the manifest needs."
@@ -716,6 +735,7 @@ def _attachment_manifests(self: Registry, folder: Path) -> dict[str, dict[str, A
         except (json.JSONDecodeError, UnicodeDecodeError): found[marker.parent.name] = {}
     return found
 
+# %% ../nbs/04_registry.ipynb #5c859501
 @patch
 def attachments(self: Registry, name: str, version_or_alias: str | int) -> dict[str, dict[str, Any]]:
     "What was attached to a version after registration (ONNX exports, calibration…): kind -> its record."
@@ -739,6 +759,7 @@ def verify(self: Registry, name: str, version: str | None = None) -> list[str]:
                      for alias, target in sorted(in_force.items()) if in_file.get(alias) != target]
     return problems
 
+# %% ../nbs/04_registry.ipynb #7abf4c43
 @patch
 def _require_intact(self: Registry, name: str, version: str, doing: str) -> None:
     "Raise IntegrityError, naming the damaged files, when `version` fails verification."
@@ -991,6 +1012,7 @@ def latest_trained_run(root: Path | str | None = None) -> Path | None:
                if (run / "reports" / "metrics.json").is_file() and any((run / "model").glob("*.safetensors"))]
     return max(trained, key=lambda run: (run / "reports" / "metrics.json").stat().st_mtime, default=None)
 
+# %% ../nbs/04_registry.ipynb #b6e6eeee
 @dataclass
 class RegisteredVersion:
     "What the registry stage did: the registry, the new version and the alias change (if any)."
@@ -1000,7 +1022,8 @@ class RegisteredVersion:
     run: RunDir
     promotion: dict[str, Any] | None
 
-def register_run(config: RegistryConfig | None = None) -> RegisteredVersion:
+# %% ../nbs/04_registry.ipynb #b3083e4b
+def register_model(config: RegistryConfig | None = None) -> RegisteredVersion:
     "Register the model of `config.run_dir` (default: the newest trained run) and point `config.promote_to` at it."
     config = config or RegistryConfig()
     run_dir = config.run_dir or latest_trained_run()

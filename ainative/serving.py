@@ -95,6 +95,7 @@ def prepare_text(text: str, max_chars: int) -> tuple[str, bool]:
     normalised = normalize_text(text[: max_chars * 2] if cut else text)
     return normalised[:max_chars], cut or len(normalised) > max_chars
 
+# %% ../nbs/06_serving.ipynb #b2a77623
 def read_temperature(path: Path) -> float:
     "The calibration temperature stored at `path`: finite and positive, else an `IntegrityError`."
     try: temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
@@ -144,6 +145,7 @@ class ModelRuntime:
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.input_names = [i.name for i in self.session.get_inputs()]
 
+# %% ../nbs/06_serving.ipynb #2fc47d43
 def _onnx_report(name: str, folder: Path) -> dict[str, Any]:
     "The version's optimisation report, which lists its ONNX files."
     report_path = folder / "onnx" / "report.json"
@@ -152,6 +154,7 @@ def _onnx_report(name: str, folder: Path) -> dict[str, Any]:
                                  fix="Run the optimisation stage for this version (ainative pipeline --from optimization).")
     return json.loads(report_path.read_text(encoding="utf-8"))
 
+# %% ../nbs/06_serving.ipynb #1a95877f
 def _check_variant(variant: str, report: dict[str, Any], folder: Path):
     "Refuse a variant the version's report does not list (a typo, or a path out of the version)."
     listed = sorted(report.get("files", {}).values())
@@ -167,6 +170,7 @@ class Inference(NamedTuple):
     embeddings: np.ndarray | None      # (texts, dim) sentence embeddings; None when the graph has no such output
     unknown_rates: list[float | None]  # per text, the share of its tokens that are the unknown token
 
+# %% ../nbs/06_serving.ipynb #b0698dfa
 @patch
 def infer(self: ModelRuntime, texts: list[str]) -> Inference:
     "Calibrated probabilities, truncation, sentence embeddings and unknown-token rates of `texts`."
@@ -188,12 +192,14 @@ def infer(self: ModelRuntime, texts: list[str]) -> Inference:
         rates = [float(n) / max(len(e.ids) - sum(e.special_tokens_mask), 1) for n, e in zip(unknown, encodings)]
     return Inference(softmax(outputs[0], self.temperature), truncated, outputs[1] if self.embeds else None, rates)
 
+# %% ../nbs/06_serving.ipynb #9c89c6e0
 @patch
 def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
     "Probabilities (one row per text) and whether each text was truncated (characters or tokens)."
     inference = self.infer(texts)
     return inference.probabilities, inference.truncated
 
+# %% ../nbs/06_serving.ipynb #20ac6e0a
 @patch
 def describe(self: ModelRuntime) -> dict[str, Any]:
     "What is being served: name, version, variant, provider, metrics, data version, calibration."
@@ -230,12 +236,14 @@ class BatchResult:
     embedding: np.ndarray | None = None  # the text's sentence embedding, for the request log
     unknown_rate: float | None = None    # the share of its tokens the tokenizer did not know
 
+# %% ../nbs/06_serving.ipynb #52571875
 def batch_result(inference: Inference, row: int, runtime) -> BatchResult:
     "Text `row`'s result from a group's `Inference` on `runtime`."
     embedding = None if inference.embeddings is None else inference.embeddings[row]
     return BatchResult(inference.probabilities[row], inference.truncated[row], runtime.version, runtime.labels,
                        embedding, inference.unknown_rates[row])
 
+# %% ../nbs/06_serving.ipynb #4fefa101
 def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> bool:
     "Resolve `future` with `result` (or `error`) unless its caller gave up already; True if it was resolved."
     if future.done(): return False
@@ -295,6 +303,7 @@ class _Pending:
     text: str
     future: asyncio.Future
 
+# %% ../nbs/06_serving.ipynb #32d3d2aa
 class MicroBatcher:
     "Queue texts, run them on the current runtime in length-grouped batches in a worker thread."
     def __init__(self, get_runtime, max_batch_size: int = 32, max_wait_ms: float = 2.0, max_queue: int = 512,
@@ -331,6 +340,7 @@ async def submit(self: MicroBatcher, texts: list[str]) -> list[BatchResult]:
         for item in pending: item.future.cancel()  # the worker skips cancelled texts
         raise
 
+# %% ../nbs/06_serving.ipynb #9bcb6a07
 @patch
 async def _gather_batch(self: MicroBatcher, first: _Pending) -> tuple[list[_Pending], bool]:
     "The first text plus whatever arrives within `max_wait` (up to a full batch); True if stop was asked."
@@ -362,6 +372,7 @@ async def _work(self: MicroBatcher):
             self.log_error(error)
             for item in batch: settle(item.future, error=error)
 
+# %% ../nbs/06_serving.ipynb #d797d628
 @patch
 async def _run_batch(self: MicroBatcher, batch: list[_Pending]):
     "Run `batch` on one runtime (a reload never splits a batch), group by group."
@@ -391,11 +402,13 @@ async def _one_by_one(self: MicroBatcher, runtime, items: list[_Pending]):
         except Exception as error:
             settle(item.future, error=error)
 
+# %% ../nbs/06_serving.ipynb #e190de08
 @patch
 def log_error(self: MicroBatcher, error: Exception):
     "Log a batch that failed outside the model call."
     get_logger("serving").error(f"a batch failed: {type(error).__name__}: {error}")
 
+# %% ../nbs/06_serving.ipynb #a41e2e33
 @patch
 async def stop(self: MicroBatcher):
     "Finish every queued text, then stop the worker (graceful shutdown)."
@@ -477,6 +490,7 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
         if self.on_reload: self.on_reload(result)
         return result
 
+# %% ../nbs/06_serving.ipynb #c0699fc8
 @patch
 def _open(self: ModelManager, version: str) -> ModelRuntime:
     "A runtime of `version`, warmed up; an `IntegrityError` if it does not give finite probabilities."
@@ -503,6 +517,7 @@ def _record_failure(self: ModelManager, version: str | None, error: Exception) -
     return {"ok": False, "version": version, "error": message, "transient": not sticky, "attempts": attempts,
             "still_serving": self.runtime.version if self.runtime else None}
 
+# %% ../nbs/06_serving.ipynb #ed6540fd
 @patch
 def check(self: ModelManager) -> dict[str, Any] | None:
     "Reload if the alias moved, the served version gained files, or a failed target is due for a retry."
@@ -521,6 +536,7 @@ def _whole_number(value: Any) -> int:
         raise ValueError("Input should be a valid integer (a whole number)")
     return int(value)
 
+# %% ../nbs/06_serving.ipynb #3aaab2c3
 # the bounds first, then the check: so the schema states them as JSON Schema's minimum and maximum
 TopK = Annotated[int, Field(ge=1, le=50), BeforeValidator(_whole_number)]
 Steps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_whole_number)]  # le: ExplainConfig.max_steps (a test checks)
@@ -549,6 +565,7 @@ class TextRequest(BaseModel):
         _check_encodable(text)
         return text
 
+# %% ../nbs/06_serving.ipynb #3bb6a30c
 class PredictRequest(TextRequest):
     "One utterance to classify."
     top_k: TopK | None = Field(default=None, description="how many alternatives to return")
@@ -573,6 +590,7 @@ class Alternative(BaseModel):
     intent: str
     confidence: float
 
+# %% ../nbs/06_serving.ipynb #f7ae0a3f
 class Prediction(BaseModel):
     "The predicted intent with its calibrated confidence and the next most likely intents."
     intent: str
@@ -583,23 +601,27 @@ class Prediction(BaseModel):
     model_version: str
     request_id: str
 
+# %% ../nbs/06_serving.ipynb #c4f98ff3
 class ExplainRequest(TextRequest):
     "One utterance whose prediction should be explained word by word."
     target: StrictStr | LabelId | None = Field(default=None, description="class to explain (label or id); default: the predicted one")
     n_steps: Steps = Field(default=32, description="integration steps: 32 keeps the attribution error near 1.5%")
 
+# %% ../nbs/06_serving.ipynb #205b02a5
 class BatchPrediction(BaseModel):
     "The predictions of a batch request, in the order of its texts."
     predictions: list[Prediction]
     model_version: str
     request_id: str
 
+# %% ../nbs/06_serving.ipynb #55ce5ed1
 class ErrorBody(BaseModel):
     "Every error's body: a code, what was wrong and what to do, and (for invalid input) the problems field by field."
     error: str
     message: str
     problems: list[dict[str, str]] | None = None
 
+# %% ../nbs/06_serving.ipynb #c9b69faf
 class ProbeBody(BaseModel):
     "What /health and /ready say: a status, the served version, each background part, and why not (when not)."
     model_config = ConfigDict(extra="allow")
@@ -662,6 +684,7 @@ def observe_batch(self: ServingMetrics, size: int, seconds: float):
     self.batch_size.observe(size)
     self.batch_latency.observe(seconds)
 
+# %% ../nbs/06_serving.ipynb #0c3473c2
 @patch
 def observe_reload(self: ServingMetrics, result: dict[str, Any], runtime: ModelRuntime | None):
     "Record a reload attempt and, on success, the new model's info."
@@ -670,6 +693,7 @@ def observe_reload(self: ServingMetrics, result: dict[str, Any], runtime: ModelR
         self.model_info.clear()
         self.model_info.labels(runtime.name, runtime.version, runtime.variant, runtime.provider).set(1)
 
+# %% ../nbs/06_serving.ipynb #750af434
 @patch
 def observe_answers(self: ServingMetrics, predictions: list[Prediction]):
     "Count the answers by intent and observe their confidence."
@@ -677,6 +701,7 @@ def observe_answers(self: ServingMetrics, predictions: list[Prediction]):
         self.answers.labels(prediction.intent).inc()
         self.confidence.observe(prediction.confidence)
 
+# %% ../nbs/06_serving.ipynb #fda5a1a4
 @patch
 def observe_monitoring(self: ServingMetrics, drift: dict[str, Any], accuracy: list[dict[str, Any]]):
     "Set the drift and feedback-accuracy gauges from a monitoring evaluation."
@@ -686,6 +711,7 @@ def observe_monitoring(self: ServingMetrics, drift: dict[str, Any], accuracy: li
     for row in accuracy:
         if row.get("accuracy") is not None: self.feedback_accuracy.labels(row["group"]).set(row["accuracy"])
 
+# %% ../nbs/06_serving.ipynb #405c623d
 @patch
 def observe_components(self: ServingMetrics, components: dict[str, dict[str, Any]]):
     "Record the state of each background part (at scrape time)."
@@ -746,6 +772,7 @@ def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes,
              "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]},
             {"type": "http.response.body", "body": payload})
 
+# %% ../nbs/06_serving.ipynb #939a7c0b
 class BodyLimitMiddleware:
     "Read each request body up front: 413 beyond `max_bytes` (declared or counted), 408 if not all there within `timeout_s`."
     def __init__(self, app, max_bytes: int, timeout_s: float = 15.0):
@@ -809,6 +836,7 @@ def choose_request_id(incoming: bytes | None) -> str:
     text = incoming.decode("latin-1") if incoming else ""
     return text if _USABLE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
 
+# %% ../nbs/06_serving.ipynb #707b1ba3
 class RequestIdMiddleware:
     "Give each request an id (`request.state.request_id`) and echo it in the `X-Request-ID` response header."
     def __init__(self, app):
@@ -866,6 +894,7 @@ async def explain(self: Explainer, manager: ModelManager, runtime: ModelRuntime,
         raise ExplainTimeout(f"The explanation took longer than {self.config.explain_timeout_s} s.",
                              fix="Ask with fewer n_steps or a shorter text.") from None
 
+# %% ../nbs/06_serving.ipynb #96f44b7d
 @patch
 def _release(self: Explainer, work: asyncio.Future):
     "Free the slot of a finished explanation (and retrieve the error of one nobody waits for any more)."
@@ -917,6 +946,7 @@ async def flush(self: RequestLog) -> int:
             self.last_error = None
     return written
 
+# %% ../nbs/06_serving.ipynb #8ec0b0ef
 @patch
 async def run(self: RequestLog):
     "The writer loop: flush every `flush_interval_s` (supervised by the app)."
@@ -1024,6 +1054,7 @@ async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
     except TimeoutError:
         raise _HTTPError(504, "timeout", f"No answer within {state.config.request_timeout_s} s.") from None
 
+# %% ../nbs/06_serving.ipynb #81973b17
 def log_answers(state: ServerState, texts: list[str], results: list[BatchResult], predictions: list[Prediction], latency_s: float):
     "Count the answers and put them on the request log (never waits; rows are built and stored by the log's writer)."
     state.metrics.observe_answers(predictions)
@@ -1031,6 +1062,7 @@ def log_answers(state: ServerState, texts: list[str], results: list[BatchResult]
     state.request_log.record([(position, text, p, latency_s, r.embedding, r.unknown_rate)
                               for position, (text, r, p) in enumerate(zip(texts, results, predictions))])
 
+# %% ../nbs/06_serving.ipynb #8b55d630
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES)
 async def predict(request: PredictRequest, http: Request, state: ServerState = Depends(server_state),
                   runtime: ModelRuntime = Depends(loaded_runtime)) -> Prediction:
@@ -1040,6 +1072,7 @@ async def predict(request: PredictRequest, http: Request, state: ServerState = D
     log_answers(state, [request.text], results, [prediction], time.perf_counter() - started)
     return prediction
 
+# %% ../nbs/06_serving.ipynb #3c61feac
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages", responses=ERROR_RESPONSES)
 async def predict_batch(request: BatchRequest, http: Request, state: ServerState = Depends(server_state),
                         runtime: ModelRuntime = Depends(loaded_runtime)) -> BatchPrediction:
@@ -1066,6 +1099,7 @@ async def health(state: ServerState = Depends(server_state)) -> JSONResponse:
         body.update(error="failed", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if failed else 200)
 
+# %% ../nbs/06_serving.ipynb #39257ca0
 @probe_router.get("/ready", summary="Readiness: a verified model is loaded and the batch worker runs",
                   responses={200: {"model": ProbeBody}, 503: {"model": ProbeBody, "description": "not ready (the reasons say why)"}})
 async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
@@ -1083,6 +1117,7 @@ async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     described = manager.runtime.describe() if manager.runtime else {"name": config.model, "version": None}
     return {**described, "alias": config.alias, "last_reload": manager.last_reload, "failed_version": manager.failed_version}
 
+# %% ../nbs/06_serving.ipynb #c5a1ea70
 @probe_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
                   responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the text exposition format"}})
 async def prometheus(state: ServerState = Depends(server_state)) -> Response:
@@ -1101,6 +1136,7 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
     import importlib.util
     return [name for name in names if importlib.util.find_spec(name) is None]
 
+# %% ../nbs/06_serving.ipynb #26c35545
 @explain_router.post("/explain", summary="Explain one prediction: word attributions (integrated gradients)",
                      responses={**ERROR_RESPONSES, **_errors(e501="this installation has no explainability (the explain extra)")})
 async def explain(request: ExplainRequest, state: ServerState = Depends(server_state),
@@ -1131,6 +1167,7 @@ def admin_token(authorization: str | None = Header(default=None)):
     if not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
         raise _HTTPError(401, "unauthorized", "A valid bearer token is required.")
 
+# %% ../nbs/06_serving.ipynb #94c7ffb2
 @admin_router.post("/admin/reload", summary="Reload the alias now (bearer token)", dependencies=[Depends(admin_token)],
                    responses=_errors(e401="no valid bearer token", e404="admin is off (no AINATIVE_ADMIN_TOKEN)",
                                      e409="the version failed to load (the old one keeps serving)", e422="invalid header"))
@@ -1148,16 +1185,19 @@ class FeedbackItem(BaseModel):
     position: Annotated[int, Field(ge=0, le=10_000), BeforeValidator(_whole_number)] = Field(default=0, description="the text's index in a batch request")
     text: StrictStr | None = Field(default=None, description="a text with no logged answer", json_schema_extra=_TEXT_SCHEMA)
 
+# %% ../nbs/06_serving.ipynb #1bb5ee52
 class FeedbackBatch(BaseModel):
     "Several feedback items, stored all or none."
     model_config = ConfigDict(extra="forbid")
     items: list[FeedbackItem] = Field(min_length=1, max_length=1000)
 
+# %% ../nbs/06_serving.ipynb #b16fae89
 def _store_call(state: ServerState, method: str, *args) -> Any:
     "Call `method` of the monitoring store, opening it first if needed (in the request log's thread)."
     if state.store is None: state.store = RequestStore.from_config(state.monitor, state.manager.registry.root, state.config.model)
     return getattr(state.store, method)(*args)
 
+# %% ../nbs/06_serving.ipynb #0adc38ef
 async def in_log_thread(state: ServerState, method: str, *args) -> Any:
     "Run a store call in the request log's own thread (one writer at a time); 503 when the store fails."
     if state.request_log is None: raise _HTTPError(404, "monitoring_disabled", "The request log is off (request_log=false).")
@@ -1183,12 +1223,14 @@ async def feedback(body: FeedbackItem | FeedbackBatch, state: ServerState = Depe
         raise _HTTPError(422, "invalid_feedback", f"{bad.what} ({bad.where}). {bad.fix or ''}".strip()) from None
     return {"stored": len(stored), "items": stored}
 
+# %% ../nbs/06_serving.ipynb #96cb8dd0
 @monitor_router.get("/monitor", summary="Drift, feedback accuracy and the request log of the current window",
                     responses=_errors(e404="the request log is off", e503="the monitoring store is unavailable"))
 async def monitor(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     if state.request_log is not None: await state.request_log.flush()
     return await evaluate_monitoring(state)
 
+# %% ../nbs/06_serving.ipynb #3613953b
 async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
     "Drift of the current window and feedback accuracy per version; sets their gauges too."
     rows = await in_log_thread(state, "window", state.monitor)
@@ -1206,6 +1248,7 @@ async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
     return {"model_version": runtime.version if runtime else None, "window_requests": len(rows), "drift": drift,
             "feedback_accuracy": accuracy, "request_log": state.request_log.describe()}
 
+# %% ../nbs/06_serving.ipynb #3ce9d32f
 async def evaluate_periodically(state: ServerState, retention_every_s: float = 3600.0):
     "Keep the drift and accuracy gauges current for Prometheus' alert rules, and apply the log's retention hourly."
     retained_at = time.monotonic()
@@ -1232,11 +1275,13 @@ async def _plain_http_error(request: Request, error) -> JSONResponse:
                 "message": str(error.detail)}
     return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
 
+# %% ../nbs/06_serving.ipynb #ea820923
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
     get_logger("serving").error(f"{request.url.path} failed: {type(error).__name__}: {error}")
     return JSONResponse({"error": "internal_error", "message": f"The server failed to answer ({type(error).__name__}); see its log."},
                         status_code=500)
 
+# %% ../nbs/06_serving.ipynb #88ff530b
 async def _invalid_request(request: Request, error) -> JSONResponse:
     problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]} for e in error.errors()]
     if any(e["type"] == "json_invalid" for e in error.errors()):
@@ -1265,6 +1310,7 @@ async def _lifespan(app: FastAPI):
     first_load.cancel()
     state.reloader.shutdown(wait=False)
 
+# %% ../nbs/06_serving.ipynb #c892547a
 def _start_request_log(state: ServerState):
     "The request log and its supervised writer; the store opens in the writer's thread on first use."
     state.monitor = monitor = MonitorConfig.from_env()
@@ -1279,6 +1325,7 @@ def _start_request_log(state: ServerState):
     if state.config.drift_interval_s > 0:
         state.drift_evaluator = Supervised("drift evaluator", lambda: evaluate_periodically(state)).start()
 
+# %% ../nbs/06_serving.ipynb #24e5f483
 async def _drain_request_log(state: ServerState, timeout_s: float = 10.0):
     "Write what the log still holds (a clean stop loses nothing), then close the store."
     state.log_writer.task.cancel()

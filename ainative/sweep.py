@@ -24,10 +24,10 @@ if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['PARAMETER_TYPES', 'NOT_SEARCHABLE', 'SWEEP_KEYS', 'ParameterSpec', 'parse_parameter', 'SweepSpec', 'parse_sweep_spec',
-           'read_sweep_spec', 'validation_score', 'epoch_scores', 'PruningCallback', 'report_epochs', 'default_storage',
-           'create_study', 'prepare_shared_data', 'trial_run', 'suggest', 'run_trial', 'trial_line', 'SweepProgress',
-           'study_table', 'plot_history', 'plot_importance', 'best_params', 'write_best_yaml', 'write_sweep_reports',
-           'SweepConfig', 'SweepResult', 'sweep', 'sweep_command', 'add_sweep_command']
+           'read_sweep_spec', 'validation_score', 'epoch_scores', 'PruningCallback', 'default_storage', 'create_study',
+           'prepare_shared_data', 'trial_run', 'suggest', 'run_trial', 'trial_line', 'SweepProgress', 'study_table',
+           'plot_history', 'plot_importance', 'best_params', 'write_best_yaml', 'write_sweep_reports', 'SweepConfig',
+           'SweepResult', 'sweep', 'sweep_command', 'add_sweep_command']
 
 # %% ../nbs/14_sweep.ipynb #8f13853c
 PARAMETER_TYPES = ("float", "int", "categorical")
@@ -181,19 +181,6 @@ class PruningCallback:
             self.pruned = True
             control.should_training_stop = True
 
-# %% ../nbs/14_sweep.ipynb #b53a08c0
-def _train_accepts_callbacks() -> bool:
-    import inspect
-    from ainative.training import train
-    return "callbacks" in inspect.signature(train).parameters
-
-def report_epochs(trial, log_history: list[dict[str, Any]], metric: str = "accuracy") -> bool:
-    "Report the per-epoch validation `metric` of a finished training to `trial`; whether the pruner would have stopped it."
-    for epoch, score in epoch_scores(log_history, metric):
-        trial.report(score, step=epoch)
-        if trial.should_prune(): return True
-    return False
-
 # %% ../nbs/14_sweep.ipynb #9ace30a2
 def default_storage(run: RunDir) -> str:
     "The study's database when none is given: `study.sqlite` in the sweep's run directory."
@@ -242,17 +229,14 @@ def suggest(trial, parameter: ParameterSpec) -> Any:
 def run_trial(trial, spec: SweepSpec, sweep_run: RunDir) -> float:
     "Train with `trial`'s parameters in its own run directory; its objective: the validation score."
     import optuna
-    from ainative.training import TrainingConfig, train
+    from ainative.training import TrainingConfig, train_model
     params = {name: suggest(trial, parameter) for name, parameter in spec.parameters.items()}
     run = trial_run(sweep_run, trial.number)
     trial.set_user_attr("run_dir", str(run.path))
     config = TrainingConfig.from_params({**spec.fixed, **params}, run_dir=str(run.path))
     live = PruningCallback(trial, spec.metric)
-    result = train(config, callbacks=[live]) if _train_accepts_callbacks() else train(config)
+    result = train_model(config, callbacks=[live])
     if live.pruned: raise optuna.TrialPruned(f"stopped after epoch {result.metrics.get('epochs_run')}")
-    if not _train_accepts_callbacks() and report_epochs(trial, result.log_history, spec.metric):
-        trial.set_user_attr("pruned_after_training", True)
-        raise optuna.TrialPruned("below the median of the earlier complete trials at the same epoch")
     return validation_score(result.metrics, spec.metric)
 
 # %% ../nbs/14_sweep.ipynb #9ad4b68a

@@ -27,7 +27,7 @@ from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_
 # %% auto #0
 __all__ = ['TrainingConfig', 'classification_metrics', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines',
            'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
-           'build_optimizer', 'TrainingResult', 'train', 'plot_training_curves']
+           'build_optimizer', 'TrainingResult', 'train_model', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -78,6 +78,7 @@ def classification_metrics(labels: np.ndarray,        # true label ids
         "confusion_matrix": confusion_matrix(labels, predictions, labels=ids).tolist(),
     }
 
+# %% ../nbs/03_training.ipynb #60bafba9
 def trainer_metrics(eval_prediction) -> dict[str, float]:
     "The Trainer's `compute_metrics`: accuracy and macro-F1 of an `EvalPrediction`."
     from sklearn.metrics import accuracy_score, f1_score
@@ -172,6 +173,7 @@ def resolve_precision(precision: str, device: DeviceInfo) -> str:
         raise ConfigError(f"precision={precision} needs a CUDA GPU; this run is on the CPU.", fix="Use precision=auto.")
     return precision
 
+# %% ../nbs/03_training.ipynb #cf2c5697
 def training_arguments(config: TrainingConfig, output_dir: Path, train_examples: int, device: DeviceInfo):
     "The `TrainingArguments` for `config`: epochs, AdamW, warm-up, length grouping, early stopping, precision."
     from transformers import TrainingArguments
@@ -216,11 +218,13 @@ class TrainingResult:
     metrics: dict[str, Any]
     log_history: list[dict[str, Any]]
 
+# %% ../nbs/03_training.ipynb #47b2c03e
 def _parameters_checksum(model) -> float:
     import torch
     with torch.no_grad():
         return float(sum(p.detach().double().sum().item() * (i + 1) for i, p in enumerate(model.parameters())))
 
+# %% ../nbs/03_training.ipynb #70edad32
 def _ddp_consistency(model) -> dict[str, Any] | None:
     "Under DDP, gather every process's weight checksum and say whether they agree."
     import torch.distributed as dist
@@ -230,6 +234,7 @@ def _ddp_consistency(model) -> dict[str, Any] | None:
     return {"world_size": dist.get_world_size(), "backend": dist.get_backend(), "checksums": checksums,
             "consistent": len(set(checksums)) == 1}
 
+# %% ../nbs/03_training.ipynb #a58aa687
 def _check_not_diverged(log_history: list[dict[str, Any]]):
     "Stop with a clear error when a logged loss is NaN or infinite: the weights are useless."
     bad = [entry for entry in log_history for key in ("loss", "eval_loss")
@@ -239,6 +244,7 @@ def _check_not_diverged(log_history: list[dict[str, Any]]):
                             f"at epoch {bad[0].get('epoch')}.", where="Trainer log history",
                             fix="Lower learning_rate, use precision=fp32, or check the base model's weights.")
 
+# %% ../nbs/03_training.ipynb #cd9d8371
 def _save_model_atomically(trainer, tokenizer, target: Path):
     "Save the model (safetensors) and tokenizer to a temp folder, then swap it in as `target`."
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
@@ -258,11 +264,13 @@ def _ensure_data(run: RunDir, world_size: int) -> None:
     get_logger("training").info("no data in the run yet: preparing the bundled dataset")
     prepare_data(DataConfig(run_dir=str(run.path)))
 
+# %% ../nbs/03_training.ipynb #6dddbb6e
 def _evaluate(trainer, dataset, label_names: list[str]) -> dict[str, Any]:
     "`classification_metrics` of the trainer's predictions on `dataset`."
     output = trainer.predict(dataset)
     return classification_metrics(output.label_ids, output.predictions.argmax(-1), label_names)
 
+# %% ../nbs/03_training.ipynb #cd072820
 def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], config: TrainingConfig) -> None:
     "Save the model (atomically) and the metrics, loss log and parameters; drop the checkpoints."
     _save_model_atomically(trainer, tokenizer, run.model)
@@ -273,7 +281,9 @@ def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], con
     run.record_params("training", config.to_dict())
 
 # %% ../nbs/03_training.ipynb #f52892db
-def train(config: TrainingConfig | None = None) -> TrainingResult:
+def train_model(config: TrainingConfig | None = None,  # the stage's parameters
+          callbacks: list | None = None          # extra transformers TrainerCallbacks, e.g. a sweep's pruning
+         ) -> TrainingResult:
     "Fine-tune `config.base_model` on the run's data; write model, metrics, logs and plots into the run."
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     config = config or TrainingConfig()
@@ -302,7 +312,7 @@ def train(config: TrainingConfig | None = None) -> TrainingResult:
                       compute_metrics=trainer_metrics,
                       callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
                                  JsonlLogCallback(run.reports / "train_log.jsonl"),
-                                 *([ProgressLinesCallback()] if progress_lines() else [])])
+                                 *([ProgressLinesCallback()] if progress_lines() else []), *(callbacks or [])])
     if progress_lines(): trainer.remove_callback(PrinterCallback)  # the Trainer's raw dicts, in place of the bar; ours say it
     started = time.perf_counter()
     trainer.train()
@@ -338,6 +348,7 @@ def _start_wandb(config: TrainingConfig, run: RunDir, manifest: dict[str, Any]):
     wandb.init(project=config.wandb_project, name=run.id, dir=str(run.path), reinit="finish_previous",
                config={**config.to_dict(), "data_version": manifest["version"], "dataset": manifest["source"]["name"]})
 
+# %% ../nbs/03_training.ipynb #a75a1b8b
 def _finish_wandb(metrics: dict[str, Any]):
     "Send the final metrics to the open wandb run and close it."
     import wandb

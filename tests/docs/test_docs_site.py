@@ -247,7 +247,7 @@ def test_directives_are_applied(dom):
 @pytest.mark.parametrize("module, name, page", [("ainative.data", "prepare_data", "data.html"),
                                                 ("ainative.data", "stratified_split", "data.html"),
                                                 ("ainative.core", "RunDir", "core.html"),
-                                                ("ainative.training", "train", "training.html")])
+                                                ("ainative.training", "train_model", "training.html")])
 def test_api_reference_shows_signature_and_docstring(dom, module, name, page):
     "The API block of a key symbol has its import path, its signature with every parameter, and its docstring."
     import importlib

@@ -6,7 +6,7 @@ import pytest
 
 from ainative.core import ConfigError, ModelNotFoundError, RunDir, atomic_write_json
 from ainative.data import DataConfig, prepare_data, read_manifest
-from ainative.explain import ExplainConfig, explain_stage
+from ainative.explain import ExplainConfig, explain_model
 from ainative.registry import Registry
 from ainative.demo import tiny_model
 
@@ -35,7 +35,7 @@ def small(run_dir, **overrides):
 def test_stage_writes_reports_for_the_runs_own_model(tiny_run, tmp_path):
     run_dir = tmp_path / "own"
     shutil.copytree(tiny_run, run_dir)
-    result = explain_stage(small(run_dir))
+    result = explain_model(small(run_dir))
     reports = run_dir / "reports"
     assert set(result.figures) == FIGURES and all((reports / f"{name}.png").stat().st_size > 1000 for name in FIGURES)
     report = json.loads((reports / "explain.json").read_text())
@@ -56,7 +56,7 @@ def test_stage_attaches_calibration_to_the_registered_version_once(tiny_run, tmp
     version = registry.register(run_dir)
     RunDir(run_dir).record_params("registry", {"version": version, "registry_dir": str(registry.root)})
 
-    first = explain_stage(small(run_dir))
+    first = explain_model(small(run_dir))
     stored = registry.resolve("intent-classifier", version) / "calibration" / "calibration.json"
     calibration = json.loads(stored.read_text())
     assert first.report["calibration_attachment"] == f"attached to intent-classifier {version}"
@@ -65,14 +65,14 @@ def test_stage_attaches_calibration_to_the_registered_version_once(tiny_run, tmp
     assert registry.attachments("intent-classifier", version)["calibration"]["info"]["fitted_on"] == "validation"
     assert registry.verify("intent-classifier", version) == []
 
-    again = explain_stage(small(run_dir, n_bins=5))  # another fit must not replace what the version holds
+    again = explain_model(small(run_dir, n_bins=5))  # another fit must not replace what the version holds
     assert f"already has a calibration (temperature {calibration['temperature']})" in again.report["calibration_attachment"]
     assert json.loads(stored.read_text()) == calibration
 
 
 def test_a_run_without_a_model_gets_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no trained model") as caught:
-        explain_stage(ExplainConfig(run_dir=str(tmp_path / "empty")))
+        explain_model(ExplainConfig(run_dir=str(tmp_path / "empty")))
     assert "training stage" in caught.value.fix
 
 

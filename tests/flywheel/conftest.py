@@ -14,14 +14,14 @@ def trained_champion(isolated_environment, tmp_path_factory) -> dict:
     """A registry whose production version A was trained (tiny BERT, keyword dataset, the data stage's default split) and
     registered; built once and copied by `champion` for each test that changes it."""
     from ainative.data import DataConfig, prepare_data
-    from ainative.registry import RegistryConfig, register_run
-    from ainative.training import TrainingConfig, train
+    from ainative.registry import RegistryConfig, register_model
+    from ainative.training import TrainingConfig, train_model
     folder = tmp_path_factory.mktemp("flywheel-champion")
     base = tiny_base_model(folder / "base")
     run = folder / "run-a"
     prepare_data(DataConfig(dataset=str(write_keyword_dataset(folder / "keywords.csv")), run_dir=str(run)))
-    train(TrainingConfig(run_dir=str(run), base_model=str(base), **TINY_TRAINING))
-    registered = register_run(RegistryConfig(run_dir=str(run), registry_dir=str(folder / "registry"), promote_to="production"))
+    train_model(TrainingConfig(run_dir=str(run), base_model=str(base), **TINY_TRAINING))
+    registered = register_model(RegistryConfig(run_dir=str(run), registry_dir=str(folder / "registry"), promote_to="production"))
     return {"folder": folder, "version": registered.version}
 
 

@@ -3,10 +3,10 @@ import json
 
 
 def test_wandb_offline_records_parameters_data_version_and_metrics(tmp_path, monkeypatch):
-    from ainative.training import TrainingConfig, train
+    from ainative.training import TrainingConfig, train_model
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    result = train(TrainingConfig(run_dir=str(tmp_path / "run"), epochs=1, baseline=False, tracking="wandb"))
+    result = train_model(TrainingConfig(run_dir=str(tmp_path / "run"), epochs=1, baseline=False, tracking="wandb"))
     offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline_runs) == 1
     recorded = offline_runs[0].read_bytes()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ainative.core import ConfigError, ModelNotFoundError, RegistryError, sha256_file
-from ainative.registry import Registry, RegistryConfig, latest_trained_run, register_run
+from ainative.registry import Registry, RegistryConfig, latest_trained_run, register_model
 
 MODEL = "intent-classifier"
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,14 +138,14 @@ def test_the_stage_registers_the_newest_trained_run_and_promotes_it(registry, ma
     runs.mkdir()
     monkeypatch.setenv("AINATIVE_RUNS_DIR", str(runs))
     with pytest.raises(ModelNotFoundError):
-        register_run(RegistryConfig())
+        register_model(RegistryConfig())
     older, newer = make_run(), make_run()
     older.rename(runs / "older")
     newer.rename(runs / "newer")
     os.utime(runs / "newer" / "reports" / "metrics.json", (1_000_000_000, 1_000_000_000))
     os.utime(runs / "older" / "reports" / "metrics.json", (1_000_000_100, 1_000_000_100))  # trained last
     assert latest_trained_run() == runs / "older"
-    registered = register_run(RegistryConfig.from_params({"promote_to": "staging"}))
+    registered = register_model(RegistryConfig.from_params({"promote_to": "staging"}))
     assert registered.version == "v0001" and registered.run.path == runs / "older"
     assert registry.aliases(MODEL) == {"staging": "v0001"}
     assert registry.show(MODEL, "staging")["params"]["registry"]["promote_to"] == "staging"

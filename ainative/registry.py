@@ -237,13 +237,15 @@ def git_state(folder: Path | str | None = None) -> dict[str, Any] | None:
 # %% ../nbs/04_registry.ipynb #e7240b92
 MANIFEST_FILES = ("manifest.json", "manifest.sha256")  # the manifest cannot list its own hash
 
-def file_inventory(folder: Path | str) -> dict[str, dict[str, Any]]:
-    "sha256 and size of every file under `folder`, keyed by its POSIX path relative to `folder`."
+def file_inventory(folder: Path | str,
+                   skip: tuple[str, ...] = MANIFEST_FILES  # top-level files that describe the folder rather than belong to it
+                  ) -> dict[str, dict[str, Any]]:
+    "sha256 and size of every file under `folder` but `skip`, keyed by its POSIX path relative to `folder`."
     folder = Path(folder)
     inventory = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
-        if relative in MANIFEST_FILES: continue
+        if relative in skip: continue
         inventory[relative] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     return inventory
 
@@ -259,14 +261,16 @@ def attachment_problems(folder: Path | str) -> list[tuple[str, str]]:
         return [(ATTACHMENT_FILES[0], "modified (sha256 differs from attachment.sha256)")]
     files = json.loads(record_path.read_text(encoding="utf-8")).get("files", {})
     problems = []
-    for line in inventory_problems(files, folder):
+    for line in inventory_problems(files, folder, skip=ATTACHMENT_FILES):
         relative, _, problem = line.partition(": ")
-        if relative not in ATTACHMENT_FILES: problems.append((relative, problem))
+        problems.append((relative, problem))
     return problems
 
 # %% ../nbs/04_registry.ipynb #626075d6
 def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory` recorded earlier
-                       folder: Path | str) -> list[str]:
+                       folder: Path | str,
+                       skip: tuple[str, ...] = MANIFEST_FILES      # as `file_inventory` skipped them
+                      ) -> list[str]:
     "Every difference between `folder` and the `expected` inventory, one line per file."
     folder = Path(folder).resolve()
     problems = []
@@ -287,7 +291,7 @@ def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory
             problems.append(f"{relative}: modified (sha256 differs from the recorded {recorded['sha256'][:12]}…)")
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        if (path.is_file() or path.is_symlink()) and relative not in expected and relative not in MANIFEST_FILES:
+        if (path.is_file() or path.is_symlink()) and relative not in expected and relative not in skip:
             problems.append(f"{relative}: unexpected file (not in the manifest)")
     return problems
 
@@ -934,7 +938,7 @@ def attach(self: Registry,
     shutil.copytree(source, staging)
     try:
         record = {"kind": kind, "version": folder.name, "created": _utc_now(), "info": info or {},
-                  "files": file_inventory(staging)}
+                  "files": file_inventory(staging, skip=ATTACHMENT_FILES)}  # an attached manifest.json is data like any file
         atomic_write_json(staging / ATTACHMENT_FILES[0], record)
         atomic_write_text(staging / ATTACHMENT_FILES[1], sha256_file(staging / ATTACHMENT_FILES[0]) + "\n")
         _seal(staging)

@@ -136,3 +136,20 @@ def test_an_attach_killed_midway_leaves_a_version_that_verifies(when, registry, 
         assert registry.verify(MODEL) == []
     shutil.rmtree(folder / "onnx")
     assert [p.split(": ")[0] for p in registry.verify(MODEL)] == [f"{MODEL}/v0001/onnx/"]
+
+
+def test_an_attachment_may_hold_its_own_manifest_json_and_it_is_guarded_like_any_file(registry, make_run, tmp_path):
+    "A dataset attached as it was written (splits + manifest.json) verifies; changing its manifest.json is reported."
+    assert registry.register(make_run()) == "v0001"
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "manifest.json").write_text(json.dumps({"version": "data-1"}))
+    (dataset / "train.parquet").write_bytes(b"rows")
+    registry.attach(MODEL, "v0001", "dataset", dataset)
+    assert registry.verify(MODEL) == []
+    stored = registry.resolve(MODEL, "v0001") / "dataset" / "manifest.json"
+    stored.chmod(0o644)
+    stored.write_text(json.dumps({"version": "data-2"}))
+    problems = registry.verify(MODEL)
+    assert any("dataset/manifest.json" in problem and ("size changed" in problem or "modified" in problem)
+               for problem in problems), problems

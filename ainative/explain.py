@@ -30,7 +30,7 @@ from scipy.special import log_softmax
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .monitor import attach_reference, reference_profile
-from .registry import Registry
+from .registry import Registry, RegistryConfig
 
 from .core import (AinativeError, ConfigError, EmptyTextError, IntegrityError, ModelNotFoundError, NonStringTextError,
                            RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text,
@@ -52,7 +52,7 @@ class ExplainConfig(StageConfig):
     "Parameters of the explainability stage."
     run_dir: str | None = None              # run with data/ and model/ (None: a new run is created, which then has no model)
     registry_dir: str | None = None         # registry of the version; None: where the run registered, else the default
-    model_name: str = "intent-classifier"
+    model_name: str = RegistryConfig.model_name
     version: str | None = None              # version or alias; None: the version this run registered, else the run's model
     sample_size: int = 20                   # test texts explained (faithfulness and invariance checks use the same sample)
     n_steps: int = 20                       # integration steps of integrated gradients

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .core import (AinativeError, ConfigError, DeviceInfo, IntegrityError, ParityError, RunDir, StageConfig,
                            atomic_write_json, detect_device, get_logger, select_onnx_providers, session_options)
+from .registry import Registry, RegistryConfig
 
 # %% auto #0
 __all__ = ['ONNX_INPUTS', 'ONNX_OUTPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
@@ -31,7 +32,7 @@ class OptimizationConfig(StageConfig):
     "Parameters of the optimisation stage."
     run_dir: str | None = None              # run with model/ and data/ (None: a new smoke run is trained first)
     registry_dir: str | None = None         # registry of the version; None: where the run registered, else the default
-    model_name: str = "intent-classifier"
+    model_name: str = RegistryConfig.model_name
     version: str | None = None              # version or alias; None: the version this run registered, else run's model
     opset: int = 17                         # ONNX opset of the export
     per_channel: bool = True                # per-channel INT8 weight scales
@@ -280,7 +281,6 @@ class OptimizationResult:
 # %% ../nbs/05_optimization.ipynb #bda95fbc
 def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, str | None]:
     "The model folder to optimise, the registry (or None) and the version id (or None)."
-    from ainative.registry import Registry
     registered = run.read_params().get("registry", {})
     version = config.version or registered.get("version")
     if version is None:

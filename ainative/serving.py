@@ -30,6 +30,7 @@ from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundErro
                            normalize_text, softmax)
 from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, drift_report, load_reference,
                               request_row)
+from .registry import Registry, RegistryConfig, version_number
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.responses import JSONResponse, Response
 
@@ -51,7 +52,7 @@ __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_MET
 class ServingConfig(StageConfig):
     "Settings of the inference server."
     registry_dir: str | None = None      # registry root; None: $AINATIVE_REGISTRY_DIR, else <project>/registry
-    model: str = "intent-classifier"     # registered model name
+    model: str = RegistryConfig.model_name  # registered model name
     alias: str = "production"            # alias (or version) to serve and watch
     variant: str | None = None           # ONNX file of the version; None: the report's measured default for the device
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -440,7 +441,6 @@ def retry_delay(attempts: int, longest: float) -> float:
 class ModelManager:
     "Holds the served runtime; loads, verifies, warms up and swaps in new versions of the alias."
     def __init__(self, config: ServingConfig, on_reload=None):
-        from ainative.registry import Registry
         self.config, self.registry, self.on_reload = config, Registry(config.registry_dir), on_reload
         self.runtime: ModelRuntime | None = None
         self.last_reload: dict[str, Any] | None = None
@@ -454,7 +454,6 @@ class ModelManager:
 
     def target(self) -> str:
         "The version the alias points at now (or the configured version itself)."
-        from ainative.registry import version_number
         if version_number(self.config.alias) is not None: return self.config.alias
         aliases = self.registry.aliases(self.config.model)
         if self.config.alias not in aliases:

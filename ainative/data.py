@@ -38,8 +38,8 @@ __all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW
            'fetch_named_dataset', 'RawDataset', 'from_hf_dataset', 'load_source', 'validate_rows', 'CleaningReport',
            'clean_splits', 'check_split_sizes', 'min_class_size', 'check_class_sizes', 'stratified_split',
            'carve_validation', 'assemble_splits', 'check_unseen_labels', 'split_sha256', 'data_version', 'label_map',
-           'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData', 'prepare_data', 'plot_label_distribution',
-           'plot_text_lengths', 'save_figure', 'normalize_text']
+           'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData', 'split_statistics', 'prepare_data',
+           'plot_label_distribution', 'plot_text_lengths', 'save_figure', 'normalize_text']
 
 # %% ../nbs/01_data.ipynb #1ed3547d
 SPLITS = ("train", "validation", "test")
@@ -639,6 +639,14 @@ def _validate_splits(raw: RawDataset, config: DataConfig, report: CleaningReport
         for reason, n in dropped.items(): report.count(split, reason, n)
     return validated
 
+# %% ../nbs/01_data.ipynb #90ba72a5
+def split_statistics(splits: dict[str, pd.DataFrame], label2id: dict[str, int]) -> dict[str, Any]:
+    "The manifest's description of `splits`: sizes, content hashes, label counts and the label maps."
+    return {"counts": {split: len(splits[split]) for split in SPLITS},
+            "split_sha256": {split: split_sha256(splits[split]) for split in SPLITS},  # lets later stages compare test sets
+            "label_counts": {split: splits[split].label.value_counts().sort_index().to_dict() for split in SPLITS},
+            "num_labels": len(label2id), "label2id": label2id, "id2label": {str(i): label for label, i in label2id.items()}}
+
 # %% ../nbs/01_data.ipynb #51f83b98
 def prepare_data(config: DataConfig | None = None,  # the stage's parameters
                  dataset_object: Any = None          # optional 🤗 Dataset/DatasetDict instead of `config.dataset`
@@ -663,12 +671,7 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": raw.source,
         "params": {k: v for k, v in params.items() if k not in ("run_dir",)},
-        "counts": {split: len(splits[split]) for split in SPLITS},
-        "split_sha256": {split: split_sha256(splits[split]) for split in SPLITS},  # lets later stages compare test sets
-        "label_counts": {split: splits[split].label.value_counts().sort_index().to_dict() for split in SPLITS},
-        "num_labels": len(label2id),
-        "label2id": label2id,
-        "id2label": {str(i): label for label, i in label2id.items()},
+        **split_statistics(splits, label2id),
         "dropped": {split: dict(sorted(counts.items())) for split, counts in report.dropped.items()},
         "conflicts": {"count": len(report.conflicts), "examples": report.conflicts[:20]},
         "long_texts": {"max_chars": config.max_chars,

@@ -208,7 +208,7 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
                            mark: Mapping[str, Any] | None    # from `feedback_mark`
                           ) -> dict[str, Any]:
     "Write `merge` as a new dataset version into `target` (splits, hold-out, manifest with its lineage); the manifest."
-    from ainative.data import SPLITS, data_version, split_sha256, write_data_dir
+    from ainative.data import data_version, split_statistics, write_data_dir
     target = Path(target)
     splits, label2id = merge.splits, dict(parent["label2id"])
     record = {"parent": parent["version"], "added": merge.added, "held_out": merge.held_out,
@@ -222,11 +222,7 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
         manifest = {
             "version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent": parent["version"],
             "source": {"kind": "feedback", "name": (parent.get("source") or {}).get("name"), "parent": parent["version"]},
-            "params": parent.get("params", {}), "counts": {split: len(splits[split]) for split in SPLITS},
-            "split_sha256": {split: split_sha256(splits[split]) for split in SPLITS},
-            "label_counts": {split: splits[split].label.value_counts().sort_index().to_dict() for split in SPLITS},
-            "num_labels": len(label2id), "label2id": label2id, "id2label": {str(i): label for label, i in label2id.items()},
-            "feedback": record}
+            "params": parent.get("params", {}), **split_statistics(splits, label2id), "feedback": record}
         manifest = write_data_dir(target, splits, manifest)
         holdout_path.replace(target / HOLDOUT_FILE)
     return manifest

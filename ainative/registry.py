@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fastcore.basics import patch
 from filelock import FileLock, Timeout
@@ -642,13 +642,39 @@ def _fill_staging(self: Registry, run: RunDir, staging: Path) -> dict[str, Any]:
     return {"labels": labels, "left_out": left_out, "files": files}
 
 # %% ../nbs/04_registry.ipynb #4654812f
-def _write_card(staging: Path, manifest: dict[str, Any], run: RunDir) -> None:
-    "Write the model card of `manifest` into the (sealed) `staging` folder, read-only, and list it in `manifest['files']`."
-    data = json.loads((run.data / "manifest.json").read_text(encoding="utf-8")) if (run.data / "manifest.json").is_file() else {}
-    card = staging / "README.md"
-    atomic_write_text(card, model_card(manifest, data))
-    card.chmod(0o444)
-    manifest["files"] = {**manifest["files"], "README.md": {"sha256": sha256_file(card), "size": card.stat().st_size}}
+@patch
+def _staging_path(self: Registry, name: str) -> Path:
+    "A hidden temporary folder in `name`'s root, tagged with host and process so that `gc` knows when its owner died."
+    return self.model_root(name) / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+
+# %% ../nbs/04_registry.ipynb #3fd35a02
+@patch
+def _publish(self: Registry, name: str,
+             staging: Path,                               # a filled, synced staging folder
+             manifest_of: Callable[[str], dict[str, Any]], # version id -> the new version's manifest
+             card_of: Callable[[dict[str, Any]], str]      # manifest -> its model card (README.md)
+            ) -> str:
+    "Number the staged version, write its card and sealed manifest, and make it visible whole with one rename; its id."
+    folder = self.model_root(name)
+    with self._locked(name):
+        number = self._next_number(name)
+        version = version_id(number)
+        manifest = manifest_of(version)
+        card = staging / "README.md"  # hashed: listed in the manifest's files before the manifest is written
+        atomic_write_text(card, card_of(manifest))
+        card.chmod(0o444)
+        manifest["files"] = {**manifest["files"], "README.md": {"sha256": sha256_file(card), "size": card.stat().st_size}}
+        atomic_write_json(staging / "manifest.json", manifest)
+        atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
+        for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
+        fsync_path(staging)
+        atomic_write_json(folder / "sequence.json", {"last_version": number})  # first: never reused
+        if (folder / version).exists():
+            raise RegistryError(f"{folder / version} exists although the sequence is at {number - 1}.",
+                                where=str(folder / "sequence.json"), fix="Check the registry folder for manual edits.")
+        os.rename(staging, folder / version)  # the one step that makes the version visible, whole
+        fsync_path(folder)
+    return version
 
 # %% ../nbs/04_registry.ipynb #e15ec5f2
 @patch
@@ -662,32 +688,20 @@ def register(self: Registry,
     run = RunDir(Path(record["run"]["path"]))
     parent = self.resolve(name, parent).name if parent is not None else None
     code = git_state()
-    folder = self.model_root(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"  # hidden: never listed
+    data = json.loads((run.data / "manifest.json").read_text(encoding="utf-8")) if (run.data / "manifest.json").is_file() else {}
+    self.model_root(name).mkdir(parents=True, exist_ok=True)
+    staging = self._staging_path(name)
     staging.mkdir()
     try:
         stored = self._fill_staging(run, staging)
-        with self._locked(name):
-            number = self._next_number(name)
-            version = version_id(number)
-            manifest = {"format": 2, "name": name, "version": version, "created": _utc_now(),
-                        "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
-                        "parent": parent or self.aliases(name).get("production"), "run": record["run"],
-                        "data_version": record["data_version"], "test_sha256": record["test_sha256"],
-                        "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
-                        "code": code, "left_out": stored["left_out"], "files": stored["files"]}
-            _write_card(staging, manifest, run)  # hashed: listed in the manifest's files before the manifest is written
-            atomic_write_json(staging / "manifest.json", manifest)
-            atomic_write_text(staging / "manifest.sha256", sha256_file(staging / "manifest.json") + "\n")
-            for manifest_file in MANIFEST_FILES: (staging / manifest_file).chmod(0o444)
-            fsync_path(staging)
-            atomic_write_json(folder / "sequence.json", {"last_version": number})  # first: never reused
-            if (folder / version).exists():
-                raise RegistryError(f"{folder / version} exists although the sequence is at {number - 1}.",
-                                    where=str(folder / "sequence.json"), fix="Check the registry folder for manual edits.")
-            os.rename(staging, folder / version)  # the one step that makes the version visible, whole
-            fsync_path(folder)
+        manifest_of = lambda version: {
+            "format": 2, "name": name, "version": version, "created": _utc_now(),
+            "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
+            "parent": parent or self.aliases(name).get("production"), "run": record["run"],
+            "data_version": record["data_version"], "test_sha256": record["test_sha256"],
+            "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
+            "code": code, "left_out": stored["left_out"], "files": stored["files"]}
+        version = self._publish(name, staging, manifest_of, lambda manifest: model_card(manifest, data))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -934,7 +948,7 @@ def attach(self: Registry,
     pickles = find_pickle_files(source)
     if pickles:
         raise RegistryError(f"Refusing to attach pickle files {pickles}.", where=str(source), fix="Attach safe formats only.")
-    staging = self.model_root(name) / f".tmp-{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+    staging = self._staging_path(name)
     shutil.copytree(source, staging)
     try:
         record = {"kind": kind, "version": folder.name, "created": _utc_now(), "info": info or {},

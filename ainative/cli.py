@@ -29,7 +29,7 @@ __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'defaul
            'registry_promote', 'registry_rollback', 'registry_delete_alias', 'registry_history', 'registry_gc',
            'registry_tag', 'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command',
            'add_optimize_command', 'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command',
-           'monitor_command', 'add_monitor_command']
+           'describe_comparison', 'monitor_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #876b5276
 def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
@@ -414,7 +414,8 @@ def serve_command(args: argparse.Namespace) -> int:
     from ainative.serving import ServingConfig, serve
     config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
                                     device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                                    max_queue=args.max_queue, threads=args.threads)
+                                    max_queue=args.max_queue, threads=args.threads, challenger=args.challenger,
+                                    challenger_mode=args.challenger_mode, shadow_share=args.shadow_share, split_share=args.split_share)
     listen = {"host": args.host, "port": args.port, "log_level": args.log_level}
     serve(config, **{name: value for name, value in listen.items() if value is not None})
     return 0
@@ -438,13 +439,33 @@ def add_serve_command(commands: Any) -> None:
     add_option(serve, "--max-wait-ms", type=float, help="how long a batch waits to fill", default_from=f"{config}.max_wait_ms")
     add_option(serve, "--max-queue", type=int, help="texts waiting at most before 503", default_from=f"{config}.max_queue")
     add_option(serve, "--threads", type=int, help="ONNX Runtime threads; None: all cores", default_from=f"{config}.threads")
+    add_option(serve, "--challenger", metavar="ALIAS", help="alias (or version) served beside the champion",
+               default_from=f"{config}.challenger")
+    add_option(serve, "--challenger-mode", choices=["shadow", "split"], help="shadow: scores a sample, never answers; "
+               "split: answers a sticky share of client keys", default_from=f"{config}.challenger_mode")
+    add_option(serve, "--shadow-share", type=float, help="share of requests the shadow scores", default_from=f"{config}.shadow_share")
+    add_option(serve, "--split-share", type=float, help="share of client keys (X-Client-Key) the challenger answers",
+               default_from=f"{config}.split_share")
     add_option(serve, "--log-level", choices=["debug", "info", "warning", "error"], help="uvicorn's log level",
                default_from=f"{server}.log_level")
     serve.set_defaults(handler=serve_command)
 
+# %% ../nbs/11_cli.ipynb #931f0ccd
+def describe_comparison(comparison: dict[str, Any]  # `compare_models`' result (in the monitoring report)
+                       ) -> str:
+    "One line about champion vs challenger: agreement, feedback accuracy of each, and the two-proportion test's verdict."
+    if comparison.get("status") != "compared": return f"champion vs challenger: skipped ({comparison.get('reason')})"
+    champion, challenger, agreement, test = (comparison[key] for key in ("champion", "challenger", "agreement", "accuracy_test"))
+    def accuracy(side): return "n/a" if side["accuracy"] is None else f"{side['accuracy']:.1%} of {side['feedback']}"
+    rate = "n/a" if agreement["rate"] is None else f"{agreement['rate']:.1%} of {agreement['pairs']} shadow pairs"
+    verdict = (test["reason"] if test["status"] == "too_few" else
+               f"p={test['p_value']:.3g}: " + (f"{test['better']} better" if test["better"] else "no significant difference"))
+    return (f"champion {champion['version']} vs challenger {challenger['version']}: agreement {rate}; feedback accuracy "
+            f"{accuracy(champion)} vs {accuracy(challenger)} ({verdict})")
+
 # %% ../nbs/11_cli.ipynb #295ae018
 def monitor_command(args: argparse.Namespace) -> int:
-    "Judge drift and feedback accuracy of the logged traffic; write the report and its plots."
+    "Judge drift, feedback accuracy and champion vs challenger of the logged traffic; write the report and its plots."
     from ainative.core import ModelNotFoundError, RunDir
     from ainative.monitor import MonitorConfig, RequestStore, load_reference, monitor_report
     registry = Registry(args.registry_dir)
@@ -466,6 +487,7 @@ def monitor_command(args: argparse.Namespace) -> int:
         print(f"{model} {folder.name}: drift {report['status']} over {report['window']['requests']} requests; "
               f"report in {run.reports / 'monitor.json'}")
         for alert in report["alerts"]: print(f"alert: {alert}")
+        print(describe_comparison(report["comparison"]))
     return 1 if args.fail_on_alert and report["alerts"] else 0
 
 # %% ../nbs/11_cli.ipynb #c02c84af

@@ -30,8 +30,8 @@ __all__ = ['WORKSPACE_VARIABLES', 'AinativeError', 'ConfigError', 'DataError', '
            'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError', 'ParityError',
            'IntegrityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json', 'sha256_file', 'normalize_text',
            'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace', 'coerce_value',
-           'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cuda_device_count',
-           'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
+           'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cpu_model_name',
+           'cuda_device_count', 'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class AinativeError(Exception):
@@ -399,6 +399,17 @@ def detect_device(prefer: str = "auto" # "auto", "cuda" or "cpu"
                           torch.cuda.is_bf16_supported(), "torch sees a CUDA GPU")
     reason = "asked for the CPU" if prefer == "cpu" else "torch sees no CUDA GPU"
     return DeviceInfo("cpu", f"{torch.get_num_threads()} threads", 1, False, reason)
+
+# %% ../nbs/00_core.ipynb #c9e89188
+def cpu_model_name() -> str:
+    "The CPU's model name as the kernel reports it (`/proc/cpuinfo`), else the platform's, else 'unknown'."
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 # %% ../nbs/00_core.ipynb #17718f1a
 def cuda_device_count() -> int:

@@ -33,13 +33,14 @@ from .core import (AinativeError, ChecksumError, ClassTooSmallError, ConfigError
                            sha256_file)
 
 # %% auto #0
-__all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW_RULES', 'VERSION_PARAMS', 'DataConfig',
-           'read_table', 'DatasetSpec', 'shipped_dataset_path', 'default_cache_dir', 'download_file',
+__all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW_RULES', 'VERSION_PARAMS', 'OUTSIDE_LABEL_MAP',
+           'DataConfig', 'read_table', 'DatasetSpec', 'shipped_dataset_path', 'default_cache_dir', 'download_file',
            'fetch_named_dataset', 'RawDataset', 'from_hf_dataset', 'load_source', 'validate_rows', 'CleaningReport',
            'clean_splits', 'check_split_sizes', 'min_class_size', 'check_class_sizes', 'stratified_split',
-           'carve_validation', 'assemble_splits', 'check_unseen_labels', 'split_sha256', 'data_version', 'label_map',
-           'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData', 'split_statistics', 'prepare_data',
-           'plot_label_distribution', 'plot_text_lengths', 'save_figure', 'normalize_text']
+           'carve_validation', 'assemble_splits', 'check_unseen_labels', 'hold_out_of_scope', 'split_sha256',
+           'data_version', 'label_map', 'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData',
+           'split_statistics', 'prepare_data', 'plot_label_distribution', 'plot_text_lengths', 'save_figure',
+           'normalize_text']
 
 # %% ../nbs/01_data.ipynb #1ed3547d
 SPLITS = ("train", "validation", "test")
@@ -61,6 +62,8 @@ class DataConfig(StageConfig):
     max_chars: int = 512                # texts longer than this are counted and warned about
     on_bad_rows: Literal["error", "drop"] = "error"  # what to do with empty text, missing labels, non-string text
     encoding: str = "utf-8"             # encoding of CSV/JSONL files
+    out_of_scope: Literal["class", "holdout"] = "class"  # rows labelled `out_of_scope_label`: a class of their own, or held out of train and the label map (kept in validation/test to choose and test an abstention threshold)
+    out_of_scope_label: str = "oos"     # the label of out-of-scope rows (CLINC150's); used by `out_of_scope="holdout"`
 
     def __post_init__(self):
         if len(self.fractions) != 3 or min(self.fractions) <= 0 or abs(sum(self.fractions) - 1) > 1e-6:
@@ -69,6 +72,9 @@ class DataConfig(StageConfig):
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} must be between 0 and 1.")
         if self.max_chars < 1: raise ConfigError(f"max_chars={self.max_chars} must be positive.")
+        if self.out_of_scope not in ("class", "holdout"):
+            raise ConfigError(f"out_of_scope={self.out_of_scope!r} is not a way of handling out-of-scope rows.",
+                              where="DataConfig.out_of_scope", fix="Use 'class' (a class of their own) or 'holdout'.")
         if self.text_column == self.label_column:
             raise ConfigError(f"text_column and label_column are both {self.text_column!r}: every text would be its own label.",
                               fix="Pass label_column=... naming the column that holds the intent.")
@@ -525,9 +531,11 @@ def assemble_splits(splits: dict[str, pd.DataFrame], config: DataConfig) -> dict
     return {name: splits[name] for name in SPLITS}
 
 # %% ../nbs/01_data.ipynb #604fa0fd
-def check_unseen_labels(splits: dict[str, pd.DataFrame]):
-    "Raise `UnseenLabelError` if validation or test has labels that train never shows."
-    train_labels = set(splits["train"].label)
+def check_unseen_labels(splits: dict[str, pd.DataFrame],
+                        held_out: tuple[str, ...] = ()  # labels kept out of train on purpose (out-of-scope rows)
+                       ):
+    "Raise `UnseenLabelError` if validation or test has labels that train never shows (other than `held_out`)."
+    train_labels = set(splits["train"].label) | set(held_out)
     for split in ("validation", "test"):
         unseen = splits[split][~splits[split].label.isin(train_labels)]
         if len(unseen):
@@ -535,6 +543,19 @@ def check_unseen_labels(splits: dict[str, pd.DataFrame]):
             raise UnseenLabelError(f"The {split} split has {len(unseen)} rows with labels never seen in train: {counts}.",
                                    where=f"{split} split, rows {_first_rows(unseen.row)}",
                                    fix="Add train examples of those labels, or remove those rows from the evaluation data.")
+
+# %% ../nbs/01_data.ipynb #52670c60
+def hold_out_of_scope(splits: dict[str, pd.DataFrame],  # train/validation/test
+                      label: str = "oos"                  # the label of out-of-scope rows
+                     ) -> dict[str, pd.DataFrame]:
+    "Remove the rows labelled `label` from train; validation and test keep them. Refuses data without any."
+    if not any((splits[split].label == label).any() for split in SPLITS):
+        seen = sorted(set().union(*(set(splits[split].label) for split in SPLITS)))
+        raise ConfigError(f"out_of_scope='holdout' holds out the label {label!r}, but no row has it.",
+                          where="DataConfig.out_of_scope_label",
+                          fix=f"Name the label of the out-of-scope rows (out_of_scope_label=...; labels: {seen[:8]}...), "
+                              "or use out_of_scope='class'.")
+    return {**splits, "train": splits["train"][splits["train"].label != label]}
 
 # %% ../nbs/01_data.ipynb #75faa90b
 VERSION_PARAMS = ("text_column", "label_column", "fractions", "validation_fraction", "seed", "on_bad_rows")
@@ -572,6 +593,8 @@ def _swap_in(staging: Path, target: Path):
     if previous: shutil.rmtree(previous, ignore_errors=True)
 
 # %% ../nbs/01_data.ipynb #5b665287
+OUTSIDE_LABEL_MAP = -1  # the label_id of rows whose label the model does not learn (held-out out-of-scope rows)
+
 def write_data_dir(target: Path,                          # the run's data/ folder
                    splits: dict[str, pd.DataFrame],
                    manifest: dict[str, Any]) -> dict[str, Any]:
@@ -582,7 +605,8 @@ def write_data_dir(target: Path,                          # the run's data/ fold
         label2id = manifest["label2id"]
         files = {}
         for split in SPLITS:
-            frame = splits[split][["text", "label"]].assign(label_id=splits[split].label.map(label2id).astype("int64"))
+            label_ids = splits[split].label.map(label2id).fillna(OUTSIDE_LABEL_MAP).astype("int64")  # held-out rows: -1
+            frame = splits[split][["text", "label"]].assign(label_id=label_ids)
             path = staging / f"{split}.parquet"
             frame.to_parquet(path, index=False)
             files[path.name] = sha256_file(path)
@@ -604,8 +628,11 @@ def read_manifest(data_dir: Path | str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 # %% ../nbs/01_data.ipynb #b84d22ea
-def load_splits(data_dir: Path | str, verify: bool = True) -> dict[str, pd.DataFrame]:
-    "Read the parquet splits of a data folder, verifying their sha256 against the manifest."
+def load_splits(data_dir: Path | str,
+                verify: bool = True,         # check each file's sha256 against the manifest
+                out_of_scope: bool = False   # also return held-out rows (labels outside the label map)
+               ) -> dict[str, pd.DataFrame]:
+    "Read the parquet splits of a data folder, verifying their sha256; rows outside the label map only if `out_of_scope`."
     manifest = read_manifest(data_dir)
     splits = {}
     for split in SPLITS:
@@ -613,7 +640,9 @@ def load_splits(data_dir: Path | str, verify: bool = True) -> dict[str, pd.DataF
         if verify and (not path.is_file() or sha256_file(path) != manifest["files"][path.name]):
             raise IntegrityError(f"{path.name} is missing or does not match its sha256 in the manifest.", where=str(path),
                                  fix="Re-run the data stage for this run directory.")
-        splits[split] = pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+        if not out_of_scope: frame = frame[frame.label.isin(manifest["label2id"])].reset_index(drop=True)
+        splits[split] = frame
     return splits
 
 # %% ../nbs/01_data.ipynb #888d12ef
@@ -662,7 +691,9 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
     check_split_sizes(cleaned, report, sources)
     splits = assemble_splits(cleaned, config)
     check_split_sizes(splits, report, sources)
-    check_unseen_labels(splits)
+    held_out = (config.out_of_scope_label,) if config.out_of_scope == "holdout" else ()
+    if held_out: splits = hold_out_of_scope(splits, config.out_of_scope_label)
+    check_unseen_labels(splits, held_out)
     label2id = label_map(splits)
     params = config.to_dict()
     version_params = {k: params[k] for k in VERSION_PARAMS}
@@ -672,6 +703,8 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
         "source": raw.source,
         "params": {k: v for k, v in params.items() if k not in ("run_dir",)},
         **split_statistics(splits, label2id),
+        "out_of_scope": {"handling": config.out_of_scope, "label": config.out_of_scope_label,
+                         "rows": {split: int((splits[split].label == config.out_of_scope_label).sum()) for split in SPLITS}},
         "dropped": {split: dict(sorted(counts.items())) for split, counts in report.dropped.items()},
         "conflicts": {"count": len(report.conflicts), "examples": report.conflicts[:20]},
         "long_texts": {"max_chars": config.max_chars,

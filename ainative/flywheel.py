@@ -74,8 +74,9 @@ def read_feedback(store) -> pd.DataFrame:  # a `ainative.monitor.RequestStore`
     "Every feedback row of `store` with its text (the corrected answer's logged text, or its own), oldest first."
     import pandas as pd
     import sqlalchemy as sa
-    from ainative.monitor import FEEDBACK, REQUESTS, store_error
-    answer = sa.and_(FEEDBACK.c.request_id == REQUESTS.c.request_id, FEEDBACK.c.position == REQUESTS.c.position)
+    from ainative.monitor import ANSWERED, FEEDBACK, REQUESTS, store_error
+    # the answer a client received (a challenger's shadow answer to the same text is not what was corrected)
+    answer = sa.and_(FEEDBACK.c.request_id == REQUESTS.c.request_id, FEEDBACK.c.position == REQUESTS.c.position, ANSWERED)
     query = (sa.select(FEEDBACK.c.id.label("feedback_id"), FEEDBACK.c.at, FEEDBACK.c.label, FEEDBACK.c.source,
                        FEEDBACK.c.request_id, FEEDBACK.c.position, sa.func.coalesce(FEEDBACK.c.text, REQUESTS.c.text).label("text"),
                        REQUESTS.c.label.label("predicted"), REQUESTS.c.model_version)

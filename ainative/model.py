@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .core import ConfigError, ModelNotFoundError, get_logger
+from .core import ConfigError, ModelNotFoundError, UnseenLabelError, get_logger
 
 # %% auto #0
 __all__ = ['DEFAULT_BASE_MODEL', 'WEIGHTS_PACKAGES', 'resolve_base_model', 'load_tokenizer', 'load_classifier', 'TokenizedSplits',
@@ -102,6 +102,11 @@ def tokenize_splits(splits: dict[str, pd.DataFrame],  # split -> frame with text
     if max_length < 8: raise ConfigError(f"max_length={max_length} is too small.", fix="Use 32 to 512.")
     tokenized, truncated = {}, {}
     for split, frame in splits.items():
+        unknown = sorted(set(frame.label) - set(label2id))
+        if unknown:  # e.g. held-out out-of-scope rows, which no class of the model can learn
+            raise UnseenLabelError(f"The {split} split has {int((~frame.label.isin(label2id)).sum())} rows with labels "
+                                   f"outside the label map: {unknown[:5]}.", where=f"{split} split",
+                                   fix="Tokenise the rows of the model's labels only: load_splits(...) without out_of_scope=True.")
         texts = frame.text.tolist()
         full_lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
         truncated[split] = sum(length > max_length for length in full_lengths)

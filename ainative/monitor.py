@@ -29,13 +29,14 @@ from .core import AinativeError, ConfigError, StageConfig, atomic_write_json
 # this module to log requests, and must start fast and small, without them (nor pandas or torch).
 
 # %% auto #0
-__all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'PSI_EPSILON', 'CONFIDENCE_EDGES', 'LENGTH_EDGES',
-           'PROFILE_KEYS', 'MonitorConfig', 'check_salt', 'default_database_url', 'MonitorStoreError', 'FeedbackError',
-           'DriftInputError', 'store_error', 'RequestStore', 'text_hash', 'request_row', 'window_embeddings', 'psi',
-           'bucket_counts', 'reference_profile', 'unknown_rate_summary', 'label_counts', 'label_psi', 'label_chi2',
-           'ks_test', 'low_confidence_share', 'embedding_drift_auc', 'check_profile', 'attach_reference',
-           'load_reference', 'drift_report', 'accuracy_alerts', 'plot_label_shift', 'plot_histograms',
-           'plot_feedback_accuracy', 'monitor_report', 'drift_over_time', 'plot_drift_timeline']
+__all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'ANSWERED', 'ROLES', 'PSI_EPSILON', 'CONFIDENCE_EDGES',
+           'LENGTH_EDGES', 'PROFILE_KEYS', 'MonitorConfig', 'check_salt', 'default_database_url', 'MonitorStoreError',
+           'FeedbackError', 'DriftInputError', 'store_error', 'RequestStore', 'text_hash', 'request_row',
+           'window_embeddings', 'version_summary', 'shadow_pairs', 'accuracy_test', 'paired_accuracy_test',
+           'compare_models', 'psi', 'bucket_counts', 'reference_profile', 'unknown_rate_summary', 'label_counts',
+           'label_psi', 'label_chi2', 'ks_test', 'low_confidence_share', 'embedding_drift_auc', 'check_profile',
+           'attach_reference', 'load_reference', 'drift_report', 'accuracy_alerts', 'plot_label_shift',
+           'plot_histograms', 'plot_feedback_accuracy', 'monitor_report', 'drift_over_time', 'plot_drift_timeline']
 
 # %% ../nbs/08_monitoring.ipynb #af341339
 @dataclass
@@ -64,7 +65,8 @@ class MonitorConfig(StageConfig):
     auc_alert: float = 0.75                # ...and alerts (0.5: production looks like the reference)
     embedding_sample: int = 500            # embedding vectors per side at most in the domain classifier
     accuracy_drop_alert: float = 0.05      # feedback accuracy falling by this much (absolute) from one period to the next
-    min_feedback: int = 20                 # answers with feedback a period needs to take part in that comparison
+    min_feedback: int = 20                 # answers with feedback a period (or a version, champion vs challenger) needs to be compared
+    compare_alpha: float = 0.05            # champion vs challenger: a difference in feedback accuracy is significant below this p-value
 
     def __post_init__(self):
         if not 0 <= self.psi_warn <= self.psi_alert:
@@ -79,7 +81,7 @@ class MonitorConfig(StageConfig):
         if not 0.5 <= self.auc_warn <= self.auc_alert <= 1:
             raise ConfigError(f"auc_warn={self.auc_warn}, auc_alert={self.auc_alert} must satisfy 0.5 <= warn <= alert <= 1.",
                               where="MonitorConfig.auc_alert", fix="0.5 is chance; for example auc_warn=0.6, auc_alert=0.75.")
-        for name in ("low_confidence", "ks_alpha", "chi2_alpha", "ks_statistic_alert", "accuracy_drop_alert"):
+        for name in ("low_confidence", "ks_alpha", "chi2_alpha", "ks_statistic_alert", "accuracy_drop_alert", "compare_alpha"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must lie strictly between 0 and 1.", where=f"MonitorConfig.{name}")
         for name in ("max_rows", "window_requests", "min_requests", "embedding_sample", "min_feedback"):
@@ -178,7 +180,9 @@ REQUESTS = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),       # index of the text within its request
     sa.Column("at", sa.Float, nullable=False),               # UTC seconds since the epoch
     sa.Column("model_version", sa.String(64)),
-    sa.Column("label", sa.String(256)),                      # the predicted intent
+    sa.Column("role", sa.String(16), nullable=True),         # champion | challenger (split) | shadow; NULL: logged before roles
+    sa.Column("label", sa.String(256)),                      # the predicted intent (the best guess, also when abstaining)
+    sa.Column("abstained", sa.Boolean, nullable=True),       # the model declined to answer (out of scope); NULL: logged before
     sa.Column("confidence", sa.Float),                       # its calibrated probability
     sa.Column("top_k", sa.Text),                             # JSON: [{"intent": ..., "confidence": ...}, ...]
     sa.Column("latency_s", sa.Float),
@@ -205,6 +209,9 @@ FEEDBACK = sa.Table(
     sa.Index("ix_feedback_at", "at"))
 
 REQUEST_COLUMNS = tuple(column.name for column in REQUESTS.columns if column.name != "id")
+
+# %% ../nbs/08_monitoring.ipynb #793073b4
+ANSWERED = sa.or_(REQUESTS.c.role.is_(None), REQUESTS.c.role != "shadow")  # rows whose answer a client received
 
 # %% ../nbs/08_monitoring.ipynb #90d22005
 def _sqlite_engine(url: sa.engine.URL, busy_timeout_s: float) -> sa.engine.Engine:
@@ -298,10 +305,18 @@ def close(self: RequestStore):
     "Close the database's connections."
     self.engine.dispose()
 
+# %% ../nbs/08_monitoring.ipynb #18a29744
+def _best_guess(prediction: Mapping[str, Any]) -> str | None:
+    "The intent the model rated highest: the answer's, or when it abstained (no intent, or a fallback) its top alternative."
+    if prediction.get("abstained") and prediction.get("top_k"): return prediction["top_k"][0]["intent"]
+    return prediction["intent"]
+
 # %% ../nbs/08_monitoring.ipynb #c55019db
 def text_hash(text: str, salt: str) -> str:
     "HMAC-SHA256 of `text` keyed by `salt`, as 64 hex digits: stable for one salt, unguessable without it."
     return hmac.new(salt.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+ROLES = ("champion", "challenger", "shadow")
 
 def request_row(request_id: str,                 # the response's request id
                 position: int,                   # index of the text within its request (0 for /predict)
@@ -312,19 +327,21 @@ def request_row(request_id: str,                 # the response's request id
                 hash_salt: str | None = None,    # needed by text_privacy="hash"
                 at: float | None = None,         # UTC seconds since the epoch; None: now
                 embedding: np.ndarray | None = None,  # the text's sentence embedding (kept unless text_privacy="none")
-                unknown_rate: float | None = None     # share of its tokens the tokenizer did not know
+                unknown_rate: float | None = None,    # share of its tokens the tokenizer did not know
+                role: Literal["champion", "challenger", "shadow"] = "champion"  # in which capacity the version answered
                ) -> dict[str, Any]:
     "One request-log row for one answered text, keeping the text, its salted hash, or nothing."
     if hasattr(prediction, "model_dump"): prediction = prediction.model_dump()
     if text_privacy not in ("text", "hash", "none"):
         raise ConfigError(f"text_privacy={text_privacy!r} is not one of ['text', 'hash', 'none'].", where="text_privacy")
+    if role not in ROLES: raise ConfigError(f"role={role!r} is not one of {list(ROLES)}.", where="role")
     top_k = [{"intent": a["intent"], "confidence": round(float(a["confidence"]), 6)} for a in prediction.get("top_k", [])]
     return {"request_id": request_id, "position": int(position), "at": time.time() if at is None else float(at),
-            "model_version": prediction.get("model_version"), "label": prediction["intent"],
+            "model_version": prediction.get("model_version"), "role": role, "label": _best_guess(prediction),
             "confidence": float(prediction["confidence"]), "top_k": json.dumps(top_k), "latency_s": float(latency_s),
             "text_length": len(text), "text": text if text_privacy == "text" else None,
             "text_hash": text_hash(text, check_salt(hash_salt)) if text_privacy == "hash" else None,
-            "truncated": bool(prediction.get("truncated", False)),
+            "truncated": bool(prediction.get("truncated", False)), "abstained": bool(prediction.get("abstained", False)),
             "unknown_rate": None if unknown_rate is None else float(unknown_rate),
             "embedding": None if embedding is None or text_privacy == "none" else np.asarray(embedding, np.float16).tobytes()}
 
@@ -372,7 +389,8 @@ def write_requests(self: RequestStore, rows: list[Mapping[str, Any]]) -> int:
 def recent(self: RequestStore,
            last_n: int | None = None,    # the last N rows at most (None: no limit)
            since: float | None = None,   # only rows at or after this UTC time (seconds since the epoch)
-           until: float | None = None    # only rows before this time
+           until: float | None = None,   # only rows before this time
+           shadow: bool = False          # include the challenger's shadow answers (by default: answered rows only)
           ) -> list[dict[str, Any]]:
     "Logged rows, oldest first: the last `last_n` of those in [`since`, `until`)."
     _check_count(last_n, "last_n")
@@ -381,6 +399,7 @@ def recent(self: RequestStore,
     query = sa.select(REQUESTS).order_by(REQUESTS.c.at.desc(), REQUESTS.c.id.desc())
     if since is not None: query = query.where(REQUESTS.c.at >= since)
     if until is not None: query = query.where(REQUESTS.c.at < until)
+    if not shadow: query = query.where(ANSWERED)
     if last_n is not None: query = query.limit(last_n)
     with self._guard("read the request log"), self.engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
@@ -389,10 +408,12 @@ def recent(self: RequestStore,
 
 # %% ../nbs/08_monitoring.ipynb #b6e340b6
 @patch
-def window(self: RequestStore, config: MonitorConfig, now: float | None = None) -> list[dict[str, Any]]:
+def window(self: RequestStore, config: MonitorConfig, now: float | None = None,
+           shadow: bool = False  # count and include shadow answers too (the champion/challenger comparison)
+          ) -> list[dict[str, Any]]:
     "The drift window `config` describes: the last `window_requests` rows, of the last `window_hours` if set."
     since = None if config.window_hours is None else (time.time() if now is None else now) - config.window_hours * 3600
-    return self.recent(last_n=config.window_requests, since=since)
+    return self.recent(last_n=config.window_requests, since=since, shadow=shadow)
 
 # %% ../nbs/08_monitoring.ipynb #4ee232b6
 @patch
@@ -454,11 +475,11 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
     for start in range(0, len(items), size): yield items[start:start + size]
 
 def _answers(connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    "The predicted label of each logged (request_id, position) in `pairs` (the latest row when an id was reused)."
+    "The predicted label of each answered (request_id, position) in `pairs` (the latest row when an id was reused; never a shadow's)."
     found = {}
     for ids in _chunks(sorted({request_id for request_id, _ in pairs})):
         query = (sa.select(REQUESTS.c.request_id, REQUESTS.c.position, REQUESTS.c.label)
-                 .where(REQUESTS.c.request_id.in_(ids)).order_by(REQUESTS.c.at, REQUESTS.c.id))
+                 .where(REQUESTS.c.request_id.in_(ids), ANSWERED).order_by(REQUESTS.c.at, REQUESTS.c.id))
         for request_id, position, label in connection.execute(query):
             if (request_id, position) in pairs: found[(request_id, position)] = label
     return found
@@ -538,7 +559,7 @@ def feedback_accuracy(self: RequestStore,
     query = (sa.select(REQUESTS.c.request_id, REQUESTS.c.position, REQUESTS.c.at, REQUESTS.c.model_version,
                        REQUESTS.c.label, FEEDBACK.c.label.label("correct_label"))
              .join(FEEDBACK, sa.and_(FEEDBACK.c.request_id == REQUESTS.c.request_id, FEEDBACK.c.position == REQUESTS.c.position))
-             .order_by(REQUESTS.c.at, REQUESTS.c.id))
+             .where(ANSWERED).order_by(REQUESTS.c.at, REQUESTS.c.id))
     if since is not None: query = query.where(REQUESTS.c.at >= since)
     with self._guard("read the feedback"), self.engine.connect() as connection:
         answers = {(r.request_id, r.position): r for r in connection.execute(query)}  # a reused request id: its latest answer
@@ -551,6 +572,108 @@ def feedback_accuracy(self: RequestStore,
         group["first_at"], group["last_at"] = min(group["first_at"], answer.at), max(group["last_at"], answer.at)
     ordered = sorted(groups.values(), key=lambda g: (g["first_at"], g["group"]) if group_by == "version" else g["group"])
     return [{**g, "accuracy": g["correct"] / g["answers"]} for g in ordered]
+
+# %% ../nbs/08_monitoring.ipynb #be15f63e
+@patch
+def comparison_rows(self: RequestStore, config: MonitorConfig, now: float | None = None) -> list[dict[str, Any]]:
+    "The window's rows, shadow answers included, each with `correct_label`: the feedback on its text (None without)."
+    rows = self.window(config, now=now, shadow=True)
+    pairs = {(row["request_id"], row["position"]) for row in rows}
+    corrections: dict[tuple[str, int], str] = {}
+    with self._guard("read the feedback"), self.engine.connect() as connection:
+        for ids in _chunks(sorted({request_id for request_id, _ in pairs})):
+            query = sa.select(FEEDBACK.c.request_id, FEEDBACK.c.position, FEEDBACK.c.label).where(FEEDBACK.c.request_id.in_(ids))
+            corrections.update({(r.request_id, r.position): r.label for r in connection.execute(query)})
+    return [{**row, "correct_label": corrections.get((row["request_id"], row["position"]))} for row in rows]
+
+# %% ../nbs/08_monitoring.ipynb #cec43f12
+def version_summary(rows: Sequence[Mapping[str, Any]],  # from `comparison_rows`
+                    version: str                          # the model version to summarise
+                   ) -> dict[str, Any]:
+    "Answers by role, feedback accuracy, mean confidence and latency percentiles of `version`'s rows."
+    mine = [row for row in rows if row["model_version"] == version]
+    judged = [row for row in mine if row.get("correct_label") is not None]
+    correct = sum(row["label"] == row["correct_label"] for row in judged)
+    latencies = np.array([row["latency_s"] for row in mine if row.get("latency_s") is not None], dtype=float)
+    percentiles = dict(zip(("p50_ms", "p95_ms", "p99_ms"), np.percentile(latencies, [50, 95, 99]) * 1000)) if len(latencies) else {}
+    return {"version": version, "answers": len(mine), "by_role": dict(Counter(row.get("role") or "champion" for row in mine)),
+            "feedback": len(judged), "correct": int(correct), "accuracy": correct / len(judged) if judged else None,
+            "mean_confidence": float(np.mean([row["confidence"] for row in mine])) if mine else None,
+            "latency": {name: round(float(value), 2) for name, value in percentiles.items()}}
+
+# %% ../nbs/08_monitoring.ipynb #fa54eb6c
+def shadow_pairs(rows: Sequence[Mapping[str, Any]],  # from `comparison_rows`
+                 champion: str, challenger: str       # the two versions
+                ) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    "(champion row, challenger shadow row) for each text both scored: same request id and position."
+    answered = {(row["request_id"], row["position"]): row for row in rows
+                if row["model_version"] == champion and (row.get("role") or "champion") != "shadow"}
+    return [(answered[key], row) for row in rows
+            if row["model_version"] == challenger and row.get("role") == "shadow"
+            and (key := (row["request_id"], row["position"])) in answered]
+
+# %% ../nbs/08_monitoring.ipynb #3cb7456a
+def accuracy_test(champion: Mapping[str, Any],    # `version_summary` of the champion
+                  challenger: Mapping[str, Any],  # and of the challenger
+                  min_feedback: int = MonitorConfig.min_feedback,
+                  alpha: float = MonitorConfig.compare_alpha) -> dict[str, Any]:
+    "Two-proportion test of the feedback accuracies (chi-square on the 2x2 table), or why there are too few rows to test."
+    counts = {"champion": champion["feedback"], "challenger": challenger["feedback"]}
+    if min(counts.values()) < min_feedback:
+        return {"test": "two-proportion", "status": "too_few", "p_value": None, "significant": None,
+                "reason": f"needs {min_feedback} answers with feedback per version; has {counts['champion']} (champion) "
+                          f"and {counts['challenger']} (challenger)"}
+    table = np.array([[champion["correct"], champion["feedback"] - champion["correct"]],
+                      [challenger["correct"], challenger["feedback"] - challenger["correct"]]])
+    if (table.sum(axis=0) == 0).any(): p_value = 1.0  # all right (or all wrong) on both sides: no difference to test
+    else:
+        from scipy.stats import chi2_contingency
+        p_value = float(chi2_contingency(table, correction=False).pvalue)
+    difference = challenger["accuracy"] - champion["accuracy"]
+    better = None if p_value >= alpha or difference == 0 else ("challenger" if difference > 0 else "champion")
+    return {"test": "two-proportion", "status": "tested", "p_value": p_value, "significant": p_value < alpha,
+            "difference": difference, "better": better}
+
+# %% ../nbs/08_monitoring.ipynb #f9447c7b
+def paired_accuracy_test(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]  # from `shadow_pairs`
+                        ) -> dict[str, Any] | None:
+    "Exact McNemar test on the shadow pairs with feedback: the pairs where exactly one version was right; None without any."
+    judged = [(a, b) for a, b in pairs if a.get("correct_label") is not None]
+    if not judged: return None
+    only_champion = sum(a["label"] == a["correct_label"] != b["label"] for a, b in judged)
+    only_challenger = sum(b["label"] == b["correct_label"] != a["label"] for a, b in judged)
+    discordant = only_champion + only_challenger
+    from scipy.stats import binomtest
+    p_value = float(binomtest(only_challenger, discordant, 0.5).pvalue) if discordant else 1.0
+    return {"test": "McNemar (exact)", "pairs": len(judged), "only_champion_right": only_champion,
+            "only_challenger_right": only_challenger, "p_value": p_value}
+
+# %% ../nbs/08_monitoring.ipynb #016416bb
+def _latest_version(rows: Sequence[Mapping[str, Any]], roles: set[str], other_than: str | None = None) -> str | None:
+    "The model version of the latest row in one of `roles` (an empty role is the champion's), skipping `other_than`."
+    for row in reversed(rows):
+        if (row.get("role") or "champion") in roles and row["model_version"] != other_than: return row["model_version"]
+    return None
+
+def compare_models(rows: Sequence[Mapping[str, Any]],  # from `comparison_rows`, oldest first
+                   champion: str | None = None,         # the champion's version; None: read off the rows
+                   challenger: str | None = None,       # the challenger's version; None: read off the rows
+                   config: MonitorConfig | None = None) -> dict[str, Any]:
+    "Champion vs challenger over `rows`: agreement on shadow pairs, feedback accuracy with tests, confidence, latency."
+    config = config or MonitorConfig()
+    challenger = challenger or _latest_version(rows, {"shadow", "challenger"})
+    champion = champion or _latest_version(rows, {"champion"}, other_than=challenger)
+    if challenger is None or champion is None or challenger == champion:
+        return {"status": "skipped", "champion": {"version": champion}, "challenger": {"version": challenger},
+                "reason": "no challenger answers in the window" if challenger is None or challenger == champion
+                          else "no champion answers in the window"}
+    sides = {"champion": version_summary(rows, champion), "challenger": version_summary(rows, challenger)}
+    pairs = shadow_pairs(rows, champion, challenger)
+    agree = sum(a["label"] == b["label"] for a, b in pairs)
+    return {"status": "compared", **sides,
+            "agreement": {"pairs": len(pairs), "agree": agree, "rate": agree / len(pairs) if pairs else None},
+            "accuracy_test": accuracy_test(sides["champion"], sides["challenger"], config.min_feedback, config.compare_alpha),
+            "paired_test": paired_accuracy_test(pairs)}
 
 # %% ../nbs/08_monitoring.ipynb #4783b9f5
 PSI_EPSILON = 1e-4  # floor of a bucket's proportion: an empty bucket would make the logarithm infinite
@@ -928,7 +1051,7 @@ def monitor_report(store: RequestStore,
                    reports_dir: Path | str = "reports",    # monitor.json and the figures go here
                    embeddings: np.ndarray | None = None,   # embeddings of (a sample of) the window's texts
                    now: float | None = None) -> dict[str, Any]:
-    "Apply retention, judge drift and feedback accuracy over the window, write `monitor.json` and figures; the report."
+    "Apply retention, judge drift, feedback accuracy and champion vs challenger over the window, write `monitor.json` and figures."
     from ainative.core import atomic_write_json
     config = config or MonitorConfig()
     now = time.time() if now is None else now
@@ -939,6 +1062,7 @@ def monitor_report(store: RequestStore,
     accuracy = accuracy_alerts(weeks, config.accuracy_drop_alert, config.min_feedback)
     report.update(generated_at=datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="seconds"), retention_deleted=deleted,
                   feedback_accuracy={"weekly": weeks, "by_version": store.feedback_accuracy("version")},
+                  comparison=compare_models(store.comparison_rows(config, now=now), config=config),
                   alerts=report["alerts"] + accuracy, config=config.to_dict())
     if accuracy: report["status"] = "alert"
     folder = Path(reports_dir)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -13,10 +14,10 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple
@@ -28,8 +29,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, get_logger,
                            normalize_text, softmax)
-from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, drift_report, load_reference,
-                              request_row)
+from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, compare_models, drift_report,
+                              load_reference, request_row)
+from .abstention import AbstentionPolicy, load_policy  # numpy only at import
+from .baseline import BaselineRuntime, open_runtime  # the baseline family's runtime: numpy and onnxruntime only
 from .registry import Registry, RegistryConfig, version_number
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.responses import JSONResponse, Response
@@ -37,13 +40,14 @@ from fastapi.responses import JSONResponse, Response
 # %% auto #0
 __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_METHODS', 'ERROR_RESPONSES', 'predict_router',
            'probe_router', 'explain_router', 'EXPLAIN_MODULES', 'admin_router', 'monitor_router', 'ServingConfig',
-           'prepare_text', 'read_temperature', 'ModelRuntime', 'Inference', 'QueueFull', 'length_groups', 'BatchResult',
-           'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay', 'ModelManager',
-           'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest',
-           'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
-           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
-           'Explainer', 'RequestLog', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime', 'classify',
-           'log_answers', 'predict', 'predict_batch', 'health', 'ready', 'model', 'prometheus', 'missing_modules',
+           'prepare_text', 'read_temperature', 'checked_policy', 'ModelRuntime', 'Inference', 'QueueFull',
+           'length_groups', 'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure',
+           'retry_delay', 'ModelManager', 'share_bucket', 'Challenger', 'TextRequest', 'PredictRequest', 'BatchRequest',
+           'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction', 'ErrorBody', 'ProbeBody',
+           'build_prediction', 'ServingMetrics', 'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware',
+           'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState',
+           'server_state', 'watch_alias', 'loaded_runtime', 'classify', 'log_answers', 'choose_model', 'offer_shadow',
+           'score_shadow', 'predict', 'predict_batch', 'health', 'ready', 'model', 'prometheus', 'missing_modules',
            'explain', 'admin_token', 'admin_reload', 'FeedbackItem', 'FeedbackBatch', 'in_log_thread', 'feedback',
            'monitor', 'evaluate_monitoring', 'evaluate_periodically', 'create_app', 'serve']
 
@@ -76,6 +80,12 @@ class ServingConfig(StageConfig):
     log_buffer_rows: int = 10_000        # answers waiting to be written at most; beyond it they are dropped and counted
     log_flush_s: float = 0.5             # how often the request log is written
     drift_interval_s: float = 60.0       # how often drift and feedback accuracy are evaluated for the metrics (0: on /monitor only)
+    challenger: str | None = None        # alias (or version) served beside the champion; None: no challenger
+    challenger_mode: Literal["shadow", "split"] = "shadow"  # shadow: scores a sample, never answers; split: answers a share
+    shadow_share: float = 1.0            # shadow: share of requests (by request id) the challenger also scores
+    shadow_queue: int = 256              # shadow: requests waiting to be scored at most; beyond it they are dropped and counted
+    split_share: float = 0.1             # split: share of client keys the challenger answers
+    client_key_header: str = "X-Client-Key"  # split: the header whose value keeps a client on one model (no header: champion)
 
     def __post_init__(self):
         if min(self.max_batch_size, self.max_queue, self.max_batch_texts, self.top_k, self.max_connections,
@@ -85,6 +95,15 @@ class ServingConfig(StageConfig):
         if self.max_batch_texts > self.max_queue:
             raise ConfigError(f"max_batch_texts={self.max_batch_texts} exceeds max_queue={self.max_queue}: such a batch could never be queued.",
                               fix="Raise max_queue or lower max_batch_texts.")
+        if self.challenger_mode not in ("shadow", "split"):
+            raise ConfigError(f"challenger_mode={self.challenger_mode!r} is not one of ['shadow', 'split'].", where="challenger_mode")
+        for name in ("shadow_share", "split_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must lie between 0 and 1.", where=name, fix="For example 0.1: a tenth.")
+        if self.shadow_queue < 1: raise ConfigError("shadow_queue must be at least 1.", where="shadow_queue")
+        if not re.fullmatch(r"[A-Za-z0-9-]+", self.client_key_header):
+            raise ConfigError(f"client_key_header={self.client_key_header!r} is not an HTTP header name.", where="client_key_header",
+                              fix="Use letters, digits and dashes, e.g. X-Client-Key.")
         if self.variant is not None and Path(self.variant).name != self.variant:
             raise ConfigError(f"variant={self.variant!r} is a path; it must name an ONNX file of the version.",
                               where="variant", fix="Use a file name from the version's onnx/report.json, e.g. model.int8.onnx.")
@@ -107,6 +126,27 @@ def read_temperature(path: Path) -> float:
         raise IntegrityError(f"The calibration temperature {temperature} is not a finite positive number.", where=str(path),
                              fix="Run the explainability stage again for this version.")
     return temperature
+
+# %% ../nbs/06_serving.ipynb #2ae7a151
+def checked_policy(policy: AbstentionPolicy | None,  # the version's policy (`load_policy`), None when it has none
+                   labels: list[str],                 # the served model's labels, in id order
+                   temperature: float,                # the served calibration temperature
+                   has_embeddings: bool,              # whether the served graph gives sentence embeddings
+                   folder: Path                       # the version's folder, for the message
+                  ) -> AbstentionPolicy | None:
+    "`policy` if the server can apply exactly what was evaluated; otherwise an `IntegrityError` saying what differs."
+    if policy is None: return None
+    where, fix = str(folder / "abstention"), "Serve the version the policy was chosen for, or run the abstention stage for a new version."
+    if list(policy.labels) != list(labels):
+        raise IntegrityError(f"The abstention policy was chosen for other labels ({len(policy.labels)}) than the model's ({len(labels)}).",
+                             where=where, fix=fix)
+    calibrated = policy.strategy != "oos_class" and policy.score == "max_probability"
+    if calibrated and not math.isclose(policy.temperature, temperature, rel_tol=1e-6):
+        raise IntegrityError(f"The abstention threshold was chosen on probabilities at temperature {policy.temperature:g}, "
+                             f"and the version serves them at {temperature:g}.", where=where, fix=fix)
+    try: policy.check(has_embeddings)
+    except ConfigError as error: raise IntegrityError(error.what, where=where, fix=error.fix) from None
+    return policy
 
 # %% ../nbs/06_serving.ipynb #109dbc37
 class ModelRuntime:
@@ -140,6 +180,7 @@ class ModelRuntime:
         self.temperature = read_temperature(calibration) if calibration.is_file() else 1.0
         self.reference = load_reference(folder, self.variant)  # the drift baseline (explainability and optimisation stages)
         self.embeds = "sentence_embedding" in {output.name for output in self.session.get_outputs()}  # not in older exports
+        self.abstention = checked_policy(load_policy(folder), self.labels, self.temperature, self.embeds, folder)
         unknown_token = getattr(self.tokenizer.model, "unk_token", None)
         self.unknown_id = self.tokenizer.token_to_id(unknown_token) if unknown_token else None
         self.name, self.version, self.folder = name, folder.name, folder
@@ -170,6 +211,7 @@ class Inference(NamedTuple):
     truncated: list[bool]              # whether each text was cut (characters or tokens)
     embeddings: np.ndarray | None      # (texts, dim) sentence embeddings; None when the graph has no such output
     unknown_rates: list[float | None]  # per text, the share of its tokens that are the unknown token
+    abstained: list[bool] | None = None  # per text, whether the version's abstention policy declines to answer; None: no policy
 
 # %% ../nbs/06_serving.ipynb #b0698dfa
 @patch
@@ -191,7 +233,9 @@ def infer(self: ModelRuntime, texts: list[str]) -> Inference:
     else:
         unknown = (arrays["input_ids"] == self.unknown_id).sum(axis=1)  # [CLS], [SEP] and padding are never [UNK]
         rates = [float(n) / max(len(e.ids) - sum(e.special_tokens_mask), 1) for n, e in zip(unknown, encodings)]
-    return Inference(softmax(outputs[0], self.temperature), truncated, outputs[1] if self.embeds else None, rates)
+    probabilities, embeddings = softmax(outputs[0], self.temperature), outputs[1] if self.embeds else None
+    abstained = None if self.abstention is None else self.abstention.abstains(outputs[0], probabilities, embeddings, self.labels).tolist()
+    return Inference(probabilities, truncated, embeddings, rates, abstained)
 
 # %% ../nbs/06_serving.ipynb #9c89c6e0
 @patch
@@ -205,9 +249,9 @@ def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool
 def describe(self: ModelRuntime) -> dict[str, Any]:
     "What is being served: name, version, variant, provider, metrics, data version, calibration."
     test = self.manifest.get("metrics", {}).get("test", {})
-    return {"name": self.name, "version": self.version, "variant": self.variant, "provider": self.provider,
+    return {"name": self.name, "family": "transformer", "version": self.version, "variant": self.variant, "provider": self.provider,
             "labels": len(self.labels), "max_length": self.max_length, "temperature": self.temperature,
-            "sentence_embedding": self.embeds,
+            "sentence_embedding": self.embeds, "abstention": self.abstention.describe() if self.abstention else None,
             "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
@@ -236,13 +280,17 @@ class BatchResult:
     labels: list[str]
     embedding: np.ndarray | None = None  # the text's sentence embedding, for the request log
     unknown_rate: float | None = None    # the share of its tokens the tokenizer did not know
+    abstained: bool = False              # the version's abstention policy declined to answer
+    fallback_label: str | None = None    # what to answer in place of an intent then (None: null)
 
 # %% ../nbs/06_serving.ipynb #52571875
 def batch_result(inference: Inference, row: int, runtime) -> BatchResult:
     "Text `row`'s result from a group's `Inference` on `runtime`."
     embedding = None if inference.embeddings is None else inference.embeddings[row]
+    abstained = bool(inference.abstained[row]) if inference.abstained is not None else False
+    policy = getattr(runtime, "abstention", None)
     return BatchResult(inference.probabilities[row], inference.truncated[row], runtime.version, runtime.labels,
-                       embedding, inference.unknown_rates[row])
+                       embedding, inference.unknown_rates[row], abstained, policy.fallback_label if policy else None)
 
 # %% ../nbs/06_serving.ipynb #4fefa101
 def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> bool:
@@ -491,11 +539,11 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
 
 # %% ../nbs/06_serving.ipynb #c0699fc8
 @patch
-def _open(self: ModelManager, version: str) -> ModelRuntime:
+def _open(self: ModelManager, version: str) -> ModelRuntime | BaselineRuntime:
     "A runtime of `version`, warmed up; an `IntegrityError` if it does not give finite probabilities."
     config = self.config
-    runtime = ModelRuntime(self.registry, config.model, version, config.variant, config.device, config.threads,
-                           config.max_text_chars)
+    arguments = (self.registry, config.model, version, config.variant, config.device, config.threads, config.max_text_chars)
+    runtime = open_runtime(*arguments) or ModelRuntime(*arguments)  # the version's family decides (baseline or transformer)
     probabilities, _ = runtime.predict(["warm up", "a slightly longer text to warm up the session"])
     if not np.isfinite(probabilities).all():
         raise IntegrityError(f"{config.model} {runtime.version} gives non-finite probabilities at warm-up.",
@@ -527,6 +575,68 @@ def check(self: ModelManager) -> dict[str, Any] | None:
     if self.failure and self.failure.version == target and not self.failure.due(self._folder_state(target), time.monotonic()):
         return None
     return self.load(target)
+
+# %% ../nbs/06_serving.ipynb #2cf4e34f
+def share_bucket(key: str) -> float:
+    "Where `key` falls in [0, 1): the first 8 bytes of its SHA-256 as a share of 2^64, the same in every process and replica."
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+# %% ../nbs/06_serving.ipynb #d2d1a91f
+class Challenger:
+    "The challenger beside the champion: its own model manager (hot-reloaded like the champion's), batcher and shadow queue."
+    def __init__(self, config: ServingConfig, champion: ModelManager, on_reload=None):
+        self.config, self.champion, self.mode = config, champion, config.challenger_mode
+        self.manager = ModelManager(replace(config, alias=config.challenger), on_reload=on_reload)
+        self.batcher: MicroBatcher | None = None
+        self.shadow: asyncio.Queue | None = None     # (request id, texts) waiting to be scored (shadow mode)
+        self.scorer: Supervised | None = None
+        self.waiting: str | None = "not checked yet"  # why nothing is loaded although nothing failed (no such alias yet)
+        self.idle: str | None = None                 # the version, when the challenger alias points at the champion's
+        self.counts: Counter = Counter()             # texts: scored, dropped, failed (shadow); split_fallbacks
+
+    @property
+    def runtime(self) -> ModelRuntime | None: return self.manager.runtime
+
+    @property
+    def active(self) -> bool:
+        "Whether it may score or answer now: loaded, not the champion's version, and its batch worker running."
+        runtime, champion = self.manager.runtime, self.champion.runtime
+        return (runtime is not None and (champion is None or runtime.version != champion.version)
+                and self.batcher is not None and self.batcher.alive)
+
+# %% ../nbs/06_serving.ipynb #8764dba9
+@patch
+def check(self: Challenger) -> dict[str, Any] | None:
+    "Follow the challenger's alias like the champion's; when it names the champion's version, unload it (idle)."
+    try: target = self.manager.target()
+    except ModelNotFoundError as missing:
+        self.waiting, self.idle = missing.what, None
+        return None
+    self.waiting = None
+    champion = self.champion.runtime
+    if champion is not None and target == champion.version:  # promoted (or the same alias twice): nothing to compare
+        with self.manager._lock: self.manager.runtime, self.manager._served_state, self.manager.failure = None, None, None
+        self.idle = target
+        return None
+    self.idle = None
+    return self.manager.check()
+
+# %% ../nbs/06_serving.ipynb #173b9eda
+@patch
+def describe(self: Challenger) -> dict[str, Any]:
+    "The challenger's state (waiting, idle, loading, serving, failed), version, mode, share, last reload and counts."
+    runtime, manager = self.manager.runtime, self.manager
+    if self.waiting: state, reason = "waiting", self.waiting
+    elif self.idle: state, reason = "idle", f"the challenger alias points at the champion's version {self.idle}"
+    elif runtime is not None: state, reason = ("serving", None) if self.active else ("stopped", "its batch worker is not running")
+    elif manager.failure is not None: state, reason = "failed", (manager.last_reload or {}).get("error")
+    else: state, reason = "loading", None
+    share = self.config.shadow_share if self.mode == "shadow" else self.config.split_share
+    return {"alias": self.config.challenger, "mode": self.mode, "share": share, "state": state, "reason": reason,
+            "version": runtime.version if runtime else self.idle, "failed_version": manager.failed_version,
+            "last_reload": manager.last_reload, "counts": dict(self.counts),
+            "scorer": self.scorer.describe() if self.scorer is not None else None,
+            "shadow_queue": self.shadow.qsize() if self.shadow is not None else None}
 
 # %% ../nbs/06_serving.ipynb #c6dfdc2e
 def _whole_number(value: Any) -> int:
@@ -592,10 +702,13 @@ class Alternative(BaseModel):
 # %% ../nbs/06_serving.ipynb #f7ae0a3f
 class Prediction(BaseModel):
     "The predicted intent with its calibrated confidence and the next most likely intents."
-    intent: str
-    intent_id: int
-    confidence: float
+    intent: str | None = Field(description="the predicted intent; when the model abstains, the configured fallback label "
+                                           "or null")
+    intent_id: int | None = Field(description="the intent's index in the model's labels; null when the model abstains")
+    confidence: float = Field(description="calibrated probability of the most likely intent (also when abstaining)")
     top_k: list[Alternative]
+    abstained: bool = Field(False, description="true when the version's abstention policy (stored with it, chosen on "
+                                               "validation) judges the text out of scope: no intent is claimed")
     truncated: bool = Field(description="true when the text was cut to the model's token limit")
     model_version: str
     request_id: str
@@ -635,9 +748,11 @@ def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Predic
     labels = result.labels
     order = np.argsort(-result.probabilities)[:top_k]
     best = int(order[0])
-    return Prediction(intent=labels[best], intent_id=best, confidence=float(result.probabilities[best]),
+    intent, intent_id = (result.fallback_label, None) if result.abstained else (labels[best], best)
+    return Prediction(intent=intent, intent_id=intent_id, confidence=float(result.probabilities[best]),
                       top_k=[Alternative(intent=labels[i], confidence=float(result.probabilities[i])) for i in order],
-                      truncated=result.truncated, model_version=result.version, request_id=request_id)
+                      abstained=result.abstained, truncated=result.truncated, model_version=result.version,
+                      request_id=request_id)
 
 # %% ../nbs/06_serving.ipynb #ab090558
 class ServingMetrics:
@@ -665,6 +780,8 @@ class ServingMetrics:
         self.component_restarts = Gauge("ainative_component_restarts", "Restarts of a background part since start",
                                         ["component"], registry=self.registry)
         self.answers = Counter("ainative_answers", "Answered texts by predicted intent", ["intent"], registry=self.registry)
+        self.abstentions = Counter("ainative_abstentions", "Texts on which the model abstained (judged out of scope)",
+                                   registry=self.registry)
         self.confidence = Histogram("ainative_answer_confidence", "Calibrated confidence of the answers", registry=self.registry,
                                     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99))
         self.drift_score = Gauge("ainative_drift_score", "Drift of the current window against the reference, by score",
@@ -673,8 +790,17 @@ class ServingMetrics:
                                   ["score"], registry=self.registry)
         self.feedback_accuracy = Gauge("ainative_feedback_accuracy", "Accuracy of the answers that received feedback",
                                        ["version"], registry=self.registry)
+        self.role_answers = Counter("ainative_role_answers", "Answered (or shadow-scored) texts by role and model version",
+                                    ["role", "version"], registry=self.registry)
+        self.challenger_reloads = Counter("ainative_challenger_reloads", "Challenger (re)loads by result", ["result"], registry=self.registry)
+        self.agreement = Gauge("ainative_challenger_agreement", "Share of shadow pairs in the window on which champion and challenger agree",
+                               registry=self.registry)
+        self.comparison_accuracy = Gauge("ainative_comparison_feedback_accuracy",
+                                         "Feedback accuracy in the window, champion vs challenger", ["role"], registry=self.registry)
         self.request_log_state: Callable[[], dict[str, Any] | None] = lambda: None
+        self.challenger_counts: Callable[[], dict[str, int] | None] = lambda: None
         self.registry.register(_RequestLogCollector(lambda: self.request_log_state()))
+        self.registry.register(_ChallengerCollector(lambda: self.challenger_counts()))
 
 # %% ../nbs/06_serving.ipynb #c26be906
 @patch
@@ -697,18 +823,24 @@ def observe_reload(self: ServingMetrics, result: dict[str, Any], runtime: ModelR
 def observe_answers(self: ServingMetrics, predictions: list[Prediction]):
     "Count the answers by intent and observe their confidence."
     for prediction in predictions:
-        self.answers.labels(prediction.intent).inc()
+        if prediction.abstained: self.abstentions.inc()
+        else: self.answers.labels(prediction.intent).inc()
         self.confidence.observe(prediction.confidence)
 
 # %% ../nbs/06_serving.ipynb #fda5a1a4
 @patch
-def observe_monitoring(self: ServingMetrics, drift: dict[str, Any], accuracy: list[dict[str, Any]]):
-    "Set the drift and feedback-accuracy gauges from a monitoring evaluation."
+def observe_monitoring(self: ServingMetrics, drift: dict[str, Any], accuracy: list[dict[str, Any]],
+                       comparison: dict[str, Any] | None = None):
+    "Set the drift, feedback-accuracy and champion-vs-challenger gauges from a monitoring evaluation."
     for name, score in drift.get("scores", {}).items():
         self.drift_status.labels(name).set({"ok": 0, "warn": 1, "alert": 2}.get(score["status"], -1))
         if score.get("value") is not None: self.drift_score.labels(name).set(score["value"])
     for row in accuracy:
         if row.get("accuracy") is not None: self.feedback_accuracy.labels(row["group"]).set(row["accuracy"])
+    if comparison and comparison.get("status") == "compared":
+        if comparison["agreement"]["rate"] is not None: self.agreement.set(comparison["agreement"]["rate"])
+        for role in ("champion", "challenger"):
+            if comparison[role]["accuracy"] is not None: self.comparison_accuracy.labels(role).set(comparison[role]["accuracy"])
 
 # %% ../nbs/06_serving.ipynb #405c623d
 @patch
@@ -736,6 +868,24 @@ class _RequestLogCollector:
         buffered = GaugeMetricFamily("ainative_request_log_buffered", "Answers waiting to be written")
         buffered.add_metric([], state["buffered"])
         yield from (rows, failures, buffered)
+
+# %% ../nbs/06_serving.ipynb #d37f8931
+class _ChallengerCollector:
+    "The challenger's counts as Prometheus metrics, read when scraped."
+    def __init__(self, read: Callable[[], dict[str, int] | None]):
+        self.read = read
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        counts = self.read()
+        if counts is None: return
+        shadow = CounterMetricFamily("ainative_shadow_texts", "Texts the shadow challenger scored, dropped (queue full) or failed",
+                                     labels=["outcome"])
+        for outcome in ("scored", "dropped", "failed"): shadow.add_metric([outcome], counts.get(outcome, 0))
+        fallbacks = CounterMetricFamily("ainative_split_fallbacks", "Texts of the challenger's split share the champion answered "
+                                        "(the challenger was not ready)")
+        fallbacks.add_metric([], counts.get("split_fallbacks", 0))
+        yield from (shadow, fallbacks)
 
 # %% ../nbs/06_serving.ipynb #25fea61a
 def deadline_protocol(timeout_s: float) -> type:
@@ -969,6 +1119,7 @@ class ServerState:
     request_log: RequestLog | None = None
     log_writer: Supervised | None = None
     drift_evaluator: Supervised | None = None
+    challenger: Challenger | None = None   # the challenger beside the champion (--challenger), if any
     check_errors: int = 0              # consecutive failed checks of the alias (the registry unreadable)
     check_error: str | None = None     # the last one's message
 
@@ -1014,6 +1165,10 @@ async def watch_alias(state: ServerState):
             state.check_error = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             if state.check_errors in (1, 10, 100) or state.check_errors % 1000 == 0:
                 manager.log.warning(f"checking {config.model}:{config.alias} failed ({state.check_errors} in a row): {state.check_error}")
+        if state.challenger is not None:
+            try: await loop.run_in_executor(state.reloader, state.challenger.check)
+            except Exception as error:  # the champion's answers never depend on the challenger
+                state.challenger.waiting = f"checking the challenger failed: {type(error).__name__}: {error}".splitlines()[0][:300]
 
 # %% ../nbs/06_serving.ipynb #449cdfec
 class _HTTPError(Exception):
@@ -1042,45 +1197,102 @@ ERROR_RESPONSES = _errors(e400="the body is not valid JSON", e408="the body arri
 # %% ../nbs/06_serving.ipynb #756da8a6
 predict_router = APIRouter()
 
-async def classify(state: ServerState, texts: list[str]) -> list[BatchResult]:
-    "Results for `texts` through the batcher: 503 when overloaded or the worker is down, 504 when too slow."
-    if not state.batcher.alive:
+async def classify(state: ServerState, texts: list[str], batcher: MicroBatcher | None = None) -> list[BatchResult]:
+    "Results for `texts` through `batcher` (the champion's): 503 when overloaded or the worker is down, 504 when too slow."
+    batcher = batcher or state.batcher
+    if not batcher.alive:
         raise _HTTPError(503, "not_ready", "The batch worker is not running (see /ready).", retry_after=1)
     try:
-        return await asyncio.wait_for(state.batcher.submit(texts), state.config.request_timeout_s)
+        return await asyncio.wait_for(batcher.submit(texts), state.config.request_timeout_s)
     except QueueFull as full:
         raise _HTTPError(503, "overloaded", full.message, retry_after=1) from None
     except TimeoutError:
         raise _HTTPError(504, "timeout", f"No answer within {state.config.request_timeout_s} s.") from None
 
 # %% ../nbs/06_serving.ipynb #81973b17
-def log_answers(state: ServerState, texts: list[str], results: list[BatchResult], predictions: list[Prediction], latency_s: float):
+def log_answers(state: ServerState, texts: list[str], results: list[BatchResult], predictions: list[Prediction], latency_s: float,
+                role: Literal["champion", "challenger", "shadow"] = "champion"):
     "Count the answers and put them on the request log (never waits; rows are built and stored by the log's writer)."
-    state.metrics.observe_answers(predictions)
+    if role != "shadow": state.metrics.observe_answers(predictions)  # the intents clients received
+    if state.challenger is not None:
+        for prediction in predictions: state.metrics.role_answers.labels(role, prediction.model_version).inc()
     if state.request_log is None: return
-    state.request_log.record([(position, text, p, latency_s, r.embedding, r.unknown_rate)
+    state.request_log.record([(position, text, p, latency_s, r.embedding, r.unknown_rate, role)
                               for position, (text, r, p) in enumerate(zip(texts, results, predictions))])
+
+# %% ../nbs/06_serving.ipynb #5e53190c
+def choose_model(state: ServerState, client_key: str | None) -> tuple[str, MicroBatcher]:
+    "The role and batcher that answer a request from `client_key`: the challenger for its split share, else the champion."
+    challenger, config = state.challenger, state.config
+    if challenger is None or challenger.mode != "split" or not client_key or share_bucket(client_key) >= config.split_share:
+        return "champion", state.batcher
+    if challenger.active: return "challenger", challenger.batcher
+    challenger.counts["split_fallbacks"] += 1
+    return "champion", state.batcher
+
+# %% ../nbs/06_serving.ipynb #2a62ff7c
+def offer_shadow(state: ServerState, request_id: str, texts: list[str]) -> bool:
+    "Queue a request's `texts` for the shadow when sampled; never waits (a full queue drops them, counted). Whether queued."
+    challenger = state.challenger
+    if challenger is None or challenger.shadow is None or not challenger.active: return False
+    if share_bucket(request_id) >= state.config.shadow_share: return False
+    try: challenger.shadow.put_nowait((request_id, texts))
+    except asyncio.QueueFull:
+        challenger.counts["dropped"] += len(texts)
+        return False
+    return True
+
+# %% ../nbs/06_serving.ipynb #988533c6
+async def _score_one(state: ServerState, request_id: str, texts: list[str]):
+    "Score one request's texts on the challenger and log them as shadow answers; failures are counted, never raised."
+    challenger, started = state.challenger, time.perf_counter()
+    try:
+        results = await asyncio.wait_for(challenger.batcher.submit(texts), state.config.request_timeout_s)
+    except QueueFull:
+        challenger.counts["dropped"] += len(texts)
+        return
+    except Exception as error:
+        challenger.counts["failed"] += len(texts)
+        challenger.manager.log.warning(f"shadow scoring of {request_id} failed: {type(error).__name__}: {error}".splitlines()[0])
+        return
+    predictions = [build_prediction(result, state.config.top_k, request_id) for result in results]
+    log_answers(state, texts, results, predictions, time.perf_counter() - started, role="shadow")
+    challenger.counts["scored"] += len(texts)
+
+async def score_shadow(state: ServerState):
+    "The shadow scorer: take the queued requests, score them concurrently, repeat (supervised by the app)."
+    queue = state.challenger.shadow
+    while True:
+        waiting = [await queue.get()]
+        while not queue.empty(): waiting.append(queue.get_nowait())
+        await asyncio.gather(*(_score_one(state, request_id, texts) for request_id, texts in waiting))
 
 # %% ../nbs/06_serving.ipynb #8b55d630
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES)
-async def predict(request: PredictRequest, http: Request, state: ServerState = Depends(server_state),
+async def predict(request: PredictRequest, http: Request, response: Response, state: ServerState = Depends(server_state),
                   runtime: ModelRuntime = Depends(loaded_runtime)) -> Prediction:
     started = time.perf_counter()
-    results = await classify(state, [request.text])
+    role, batcher = choose_model(state, http.headers.get(state.config.client_key_header))
+    results = await classify(state, [request.text], batcher)
     prediction = build_prediction(results[0], request.top_k or state.config.top_k, http.state.request_id)
-    log_answers(state, [request.text], results, [prediction], time.perf_counter() - started)
+    log_answers(state, [request.text], results, [prediction], time.perf_counter() - started, role)
+    if role == "champion": offer_shadow(state, prediction.request_id, [request.text])
+    response.headers["X-Model-Role"] = role
     return prediction
 
 # %% ../nbs/06_serving.ipynb #3c61feac
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages", responses=ERROR_RESPONSES)
-async def predict_batch(request: BatchRequest, http: Request, state: ServerState = Depends(server_state),
+async def predict_batch(request: BatchRequest, http: Request, response: Response, state: ServerState = Depends(server_state),
                         runtime: ModelRuntime = Depends(loaded_runtime)) -> BatchPrediction:
     if len(request.texts) > state.config.max_batch_texts:
         raise _HTTPError(413, "batch_too_large", f"{len(request.texts)} texts; at most {state.config.max_batch_texts} per request.")
     request_id, started = http.state.request_id, time.perf_counter()
-    results = await classify(state, request.texts)
+    role, batcher = choose_model(state, http.headers.get(state.config.client_key_header))
+    results = await classify(state, request.texts, batcher)
     predictions = [build_prediction(r, request.top_k or state.config.top_k, request_id) for r in results]
-    log_answers(state, request.texts, results, predictions, time.perf_counter() - started)
+    log_answers(state, request.texts, results, predictions, time.perf_counter() - started, role)
+    if role == "champion": offer_shadow(state, request_id, request.texts)
+    response.headers["X-Model-Role"] = role
     versions = sorted({r.version for r in results})  # one, unless a reload fell between two of its micro-batches
     return BatchPrediction(predictions=predictions, model_version=",".join(versions), request_id=request_id)
 
@@ -1106,6 +1318,7 @@ async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
     runtime = state.manager.runtime if state.manager else None
     body = {"status": "not_ready" if reasons else "ready", "model_version": runtime.version if runtime else None,
             "components": state.components()}
+    if state.challenger is not None: body["challenger"] = state.challenger.describe()  # never a reason: the champion answers
     if reasons: body.update(error="not_ready", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
 
@@ -1114,7 +1327,8 @@ async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
 async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     manager, config = state.manager, state.config
     described = manager.runtime.describe() if manager.runtime else {"name": config.model, "version": None}
-    return {**described, "alias": config.alias, "last_reload": manager.last_reload, "failed_version": manager.failed_version}
+    return {**described, "alias": config.alias, "last_reload": manager.last_reload, "failed_version": manager.failed_version,
+            "challenger": state.challenger.describe() if state.challenger is not None else None}
 
 # %% ../nbs/06_serving.ipynb #c5a1ea70
 @probe_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
@@ -1231,7 +1445,7 @@ async def monitor(state: ServerState = Depends(server_state)) -> dict[str, Any]:
 
 # %% ../nbs/06_serving.ipynb #3613953b
 async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
-    "Drift of the current window and feedback accuracy per version; sets their gauges too."
+    "Drift of the current window, feedback accuracy per version and champion vs challenger; sets their gauges too."
     rows = await in_log_thread(state, "window", state.monitor)
     accuracy = await in_log_thread(state, "feedback_accuracy", "version")
     runtime = state.manager.runtime if state.manager else None
@@ -1243,9 +1457,15 @@ async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
                                                           "(exported before it had one): run the optimisation stage again")
     else:
         drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
-    state.metrics.observe_monitoring(drift, accuracy)
+    comparison = None
+    if state.challenger is not None:  # champion vs challenger over the window, shadow answers included
+        both = await in_log_thread(state, "comparison_rows", state.monitor)
+        challenger = state.challenger.runtime
+        comparison = compare_models(both, runtime.version if runtime else None, challenger.version if challenger else None, state.monitor)
+        comparison["serving"] = state.challenger.describe()
+    state.metrics.observe_monitoring(drift, accuracy, comparison)
     return {"model_version": runtime.version if runtime else None, "window_requests": len(rows), "drift": drift,
-            "feedback_accuracy": accuracy, "request_log": state.request_log.describe()}
+            "feedback_accuracy": accuracy, "comparison": comparison, "request_log": state.request_log.describe()}
 
 # %% ../nbs/06_serving.ipynb #3ce9d32f
 async def evaluate_periodically(state: ServerState, retention_every_s: float = 3600.0):
@@ -1301,9 +1521,11 @@ async def _lifespan(app: FastAPI):
                                  on_batch=state.metrics.observe_batch).start()
     state.watcher = Supervised("reload watcher", lambda: watch_alias(state)).start()
     if config.request_log: _start_request_log(state)
+    if config.challenger: _start_challenger(state)
     manager.log.info(f"serving {config.model}:{config.alias} from {manager.registry.root}")
     yield
     state.watcher.task.cancel()
+    if state.challenger is not None: await state.challenger.stop()
     await state.batcher.stop()  # drain: every queued text is answered before the process exits
     if state.request_log is not None: await _drain_request_log(state)
     first_load.cancel()
@@ -1315,14 +1537,37 @@ def _start_request_log(state: ServerState):
     state.monitor = monitor = MonitorConfig.from_env()
     def write(answers: list[tuple]) -> int:  # in the writer's thread: even building the rows stays off the request path
         rows = [request_row(p.request_id, position, p, text, latency, monitor.text_privacy, monitor.salt(),
-                            embedding=embedding, unknown_rate=unknown_rate)
-                for position, text, p, latency, embedding, unknown_rate in answers]
+                            embedding=embedding, unknown_rate=unknown_rate, role=role)
+                for position, text, p, latency, embedding, unknown_rate, role in answers]
         return _store_call(state, "write_requests", rows)
     state.request_log = RequestLog(write, state.config.log_buffer_rows, state.config.log_flush_s)
     state.metrics.request_log_state = state.request_log.describe
     state.log_writer = Supervised("request log writer", state.request_log.run).start()
     if state.config.drift_interval_s > 0:
         state.drift_evaluator = Supervised("drift evaluator", lambda: evaluate_periodically(state)).start()
+
+# %% ../nbs/06_serving.ipynb #acc85574
+def _start_challenger(state: ServerState):
+    "The challenger's manager (first checked after the champion's first load), its batcher and, in shadow mode, the scorer."
+    config, metrics = state.config, state.metrics
+    state.challenger = challenger = Challenger(config, state.manager,
+                                               on_reload=lambda result: metrics.challenger_reloads.labels("success" if result["ok"] else "failure").inc())
+    asyncio.get_running_loop().run_in_executor(state.reloader, challenger.check)  # the reloader's one thread: after the champion
+    challenger.batcher = MicroBatcher(lambda: challenger.manager.runtime, config.max_batch_size, config.max_wait_ms,
+                                      config.max_queue).start()
+    if challenger.mode == "shadow":
+        challenger.shadow = asyncio.Queue(maxsize=config.shadow_queue)
+        challenger.scorer = Supervised("shadow scorer", lambda: score_shadow(state)).start()
+    metrics.challenger_counts = lambda: challenger.counts
+
+# %% ../nbs/06_serving.ipynb #c0fab747
+@patch
+async def stop(self: Challenger):
+    "Stop the shadow scorer (requests still queued are dropped and counted), then drain the challenger's batcher."
+    if self.scorer is not None and self.scorer.task is not None: self.scorer.task.cancel()
+    if self.shadow is not None:
+        while not self.shadow.empty(): self.counts["dropped"] += len(self.shadow.get_nowait()[1])
+    if self.batcher is not None: await self.batcher.stop()
 
 # %% ../nbs/06_serving.ipynb #24e5f483
 async def _drain_request_log(state: ServerState, timeout_s: float = 10.0):

@@ -331,6 +331,7 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
         "world_size": world_size, "ddp": consistency,
         "epochs_run": round(float(trainer.state.epoch or 0), 2), "best_checkpoint_metric": trainer.state.best_metric,
         "train_seconds": round(train_seconds, 1), "truncated": tokens.truncated, "max_length": config.max_length,
+        "out_of_scope": manifest.get("out_of_scope"),  # held-out rows are not in these metrics; chapter 15 scores them
         **evaluation,
     }
     if config.baseline: metrics["baseline"] = train_baseline(splits, seed=config.seed)

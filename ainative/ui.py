@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query  # module level: FastAPI resolves 
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastcore.basics import patch
 
-from .monitor import REQUESTS, RequestStore
+from .monitor import ANSWERED, REQUESTS, RequestStore
 from .serving import ModelRuntime, ServerState, in_log_thread, loaded_runtime, server_state
 
 # %% auto #0
@@ -92,7 +92,9 @@ def answer_times(self: RequestStore,
                  since: float   # only answers at or after this UTC time (seconds since the epoch)
                 ) -> list[tuple[float, float | None]]:
     "(time, latency in seconds) of every logged answer since `since`, oldest first."
-    query = sa.select(REQUESTS.c.at, REQUESTS.c.latency_s).where(REQUESTS.c.at >= float(since)).order_by(REQUESTS.c.at)
+    query = (sa.select(REQUESTS.c.at, REQUESTS.c.latency_s)
+             .where(REQUESTS.c.at >= float(since), ANSWERED)  # a shadow's answers reached no client
+             .order_by(REQUESTS.c.at))
     with self._guard("read the request log"), self.engine.connect() as connection:
         return [(at, latency) for at, latency in connection.execute(query)]
 

@@ -25,24 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from ainative.core import cpu_model_name
 
 
 def cpu_model() -> str:
-    "The CPU's model name from /proc/cpuinfo (or the platform's), and the number of cores this process may use."
-    name = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name} ({len(os.sched_getaffinity(0))} cores available)"
+    "The CPU's model name and the number of cores this process may use."
+    return f"{cpu_model_name()} ({len(os.sched_getaffinity(0))} cores available)"
 
 
 def data_run(folder: Path, dataset: str):

@@ -7,6 +7,7 @@ and the server share its cores):
     .venv/bin/python benchmarks/bench_serve.py                                   # the full measurement
     .venv/bin/python benchmarks/bench_serve.py --duration 2 --warmup 1 --rates 50 --concurrency 8   # a smoke run
     .venv/bin/python benchmarks/bench_serve.py --skip-baselines --skip-reload                      # request logging on vs off
+    .venv/bin/python benchmarks/bench_serve.py --skip-baselines --skip-reload --skip-logging-compare --shadow-compare  # shadow on vs off
 
 What it does (see benchmarks/README.md for how to read the results):
 
@@ -24,6 +25,10 @@ What it does (see benchmarks/README.md for how to read the results):
    on both, alternating (on, off, off, on, on, off ... `--logging-repeats` rounds), so that drift in the machine's
    load (other processes, thermal limits, caches) falls on both sides alike; the report gives the median on/off
    ratio and its spread over the rounds;
+   With `--shadow-compare`, a third `ainative serve` runs on its own copy holding the version twice, the second copy on
+   the `challenger` alias, with `--challenger challenger --shadow-share S`: the challenger scores a share S of the
+   requests off the request path. It joins the same alternation, and the report gives shadow on / off (the plain
+   log-on server) ratios the same way: what the shadow costs the champion's throughput and latency;
 6. the same closed-loop phases against two baselines (torch per request padded to max_length; a transformers
    pipeline per request), each its own uvicorn app;
 7. prints a table and writes `<out>/bench_serve.json` (and `<out>/bench_serve.png` when matplotlib is there).
@@ -96,6 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                             "the request log off (AINATIVE_REQUEST_LOG=false)")
     parser.add_argument("--logging-repeats", type=int, default=3, help="rounds of the request-log on/off comparison at each "
                                                                        "load, alternating which server goes first (default: %(default)s)")
+    parser.add_argument("--shadow-compare", action="store_true", help="also measure a server with a challenger shadowing "
+                                                                      "--shadow-share of the requests, alternated with the plain one")
+    parser.add_argument("--shadow-share", type=float, default=1.0, help="share of requests the shadow scores (default: %(default)s, "
+                                                                         "the cost at its highest)")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench_serve.png")
     parser.add_argument("--out", default="runs/bench-serve", help="folder for bench_serve.json, the plot and the server logs (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -104,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     reserved = {"--host", "--port", "--registry-dir", "--model", "--alias"}
     if reserved & {flag.split("=", 1)[0] for flag in shlex.split(args.serve_args)}:
         parser.error(f"--serve-args may not set {sorted(reserved)}: the benchmark sets them")
+    if not 0 < args.shadow_share <= 1: parser.error("--shadow-share must lie in (0, 1]")
     if args.max_in_flight < 1 or args.timeout <= 0 or args.reload_rate <= 0 or args.logging_repeats < 1:
         parser.error("--max-in-flight, --timeout, --reload-rate and --logging-repeats must be positive")
     return args
@@ -245,17 +255,22 @@ def ainative_command() -> str:
 
 
 LOG_OFF = "ainative log-off"  # the target name of the server with the request log off
+SHADOW_ON = "ainative shadow"  # the target name of the server with a challenger shadowing the traffic
 
 
 @contextlib.contextmanager
-def ainative_server(registry_dir: Path, args: argparse.Namespace, out: Path, request_log: bool = True) -> Iterator[Target]:
-    "`ainative serve` on a free loopback port with its default settings (reload interval from the flags), ready; request log on or off."
+def ainative_server(registry_dir: Path, args: argparse.Namespace, out: Path, request_log: bool = True,
+                    shadow: bool = False) -> Iterator[Target]:
+    """`ainative serve` on a free loopback port with its default settings (reload interval from the flags), ready; request log
+    on or off; with `shadow`, the `challenger` alias shadows `--shadow-share` of the requests."""
     port = free_port()
     command = [ainative_command(), "serve", "--registry-dir", str(registry_dir), "--model", args.model, "--alias", args.alias,
                "--host", HOST, "--port", str(port), "--log-level", "warning", *shlex.split(args.serve_args)]
+    if shadow: command += ["--challenger", "challenger", "--challenger-mode", "shadow", "--shadow-share", str(args.shadow_share)]
     env = {**os.environ, "AINATIVE_RELOAD_INTERVAL_S": str(args.reload_interval), "HF_HUB_OFFLINE": "1",
            "AINATIVE_REQUEST_LOG": "true" if request_log else "false"}  # explicit both ways: the outer environment never decides
     name, log = ("ainative", out / "server.log") if request_log else (LOG_OFF, out / "server-log-off.log")
+    if shadow: name, log = SHADOW_ON, out / "server-shadow.log"
     started = time.monotonic()
     with running(command, log, env) as process:
         base_url = f"http://{HOST}:{port}"
@@ -791,10 +806,8 @@ def package_version(module: str) -> str | None:
 
 def machine_facts() -> dict[str, Any]:
     "Where the numbers were taken: cores, CPU model, memory, load, Python and library versions, git commit."
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                          if line.startswith("model name")), None)
+    from ainative.core import cpu_model_name
+    cpu_model = cpu_model_name()
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() if shutil.which("wrk") else []
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     return {"cpu_count": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False), "cpu_model": cpu_model,
@@ -849,13 +862,13 @@ def ratios(phases: list[dict[str, Any]], baselines: list[str]) -> list[dict[str,
     return rows
 
 
-def logging_pairs(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    "Request log on / off at each load: per round the on/off RPS and p99 ratios, and their median and spread."
+def logging_pairs(phases: list[dict[str, Any]], on_target: str = "ainative", off_target: str = LOG_OFF) -> list[dict[str, Any]]:
+    "`on_target` / `off_target` at each load (request log on / off by default): per round the RPS and p99 ratios, their median and spread."
     def load(phase): return f"c={phase['connections']}" if phase["kind"] == "closed" else f"{phase['target_rate']:g}/s"
     sides: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}
     for phase in phases:
-        if phase.get("target") in ("ainative", LOG_OFF):
-            side = "on" if phase["target"] == "ainative" else "off"
+        if phase.get("target") in (on_target, off_target):
+            side = "on" if phase["target"] == on_target else "off"
             sides.setdefault((phase["kind"], load(phase)), {"on": {}, "off": {}})[side][phase.get("round", 1)] = phase
     rows = []
     for (kind, name), found in sides.items():
@@ -885,9 +898,9 @@ def _pair_side(phases: list[dict[str, Any]]) -> dict[str, Any]:
             "server_cpu_percent": median([p["server_cpu_percent"] for p in phases if p["server_cpu_percent"] is not None])}
 
 
-def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: float = 0.10) -> list[str]:
-    "Median on/off rows at each load, the median ratios with their spread over the rounds, and the verdict against the goal."
-    header = (f"{'request log (same load)':<26}{'load':>8}{'rounds':>7}{'rps 2xx':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+def _pair_lines(pairs: list[dict[str, Any]], title: str, labels: dict[str, str]) -> list[str]:
+    "A table of on/off pairs: the median on and off rows at each load, and the median ratios with their spread."
+    header = (f"{title:<26}{'load':>8}{'rounds':>7}{'rps 2xx':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
               f"{'srv cpu%':>10}{'on/off rps (min-max)':>24}{'on/off p99 (min-max)':>24}")
     lines = [header, "-" * len(header)]
     def spread(median, bounds): return "-" if median is None else f"x{median:.2f} ({bounds[0]:.2f}-{bounds[1]:.2f})"
@@ -895,11 +908,17 @@ def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: floa
         for side in ("on", "off"):
             phase = pair[side]
             last = side == "off"
-            lines.append(f"{'ainative, log ' + side:<26}{pair['load']:>8}{pair['rounds']:>7}{_ms(phase['achieved_rps']):>9}"
+            lines.append(f"{labels[side]:<26}{pair['load']:>8}{pair['rounds']:>7}{_ms(phase['achieved_rps']):>9}"
                          f"{_ms(phase['latency_ms'].get('p50')):>9}{_ms(phase['latency_ms'].get('p99')):>9}{phase['errors']:>8}"
                          f"{_ms(phase['server_cpu_percent']):>10}"
                          + (f"{spread(pair['rps_ratio'], pair['rps_ratio_range']):>24}"
                             f"{spread(pair['p99_ratio'], pair['p99_ratio_range']):>24}" if last else ""))
+    return lines
+
+
+def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: float = 0.10) -> list[str]:
+    "Median on/off rows at each load, the median ratios with their spread over the rounds, and the verdict against the goal."
+    lines = _pair_lines(pairs, "request log (same load)", {"on": "ainative, log on", "off": "ainative, log off"})
     closed = [p for p in pairs if p["kind"] == "closed" and p["rps_ratio"]]
     if closed:
         worst = min(closed, key=lambda p: p["rps_ratio"])
@@ -915,6 +934,21 @@ def format_logging(pairs: list[dict[str, Any]], rows: dict[str, Any], goal: floa
     lines.append(f"request log rows of the log-on server: {on or 'no counts on /metrics'}"
                  + (" (dropped rows make logging look cheaper than it is)" if on and on.get("dropped") else "")
                  + f"; log-off server: {off or 'no request log'}")
+    return lines
+
+
+def format_shadow(pairs: list[dict[str, Any]], counts: dict[str, Any] | None, share: float) -> list[str]:
+    "Shadow on / off rows at each load, the ratios, what the shadow scored or dropped, and its cost at the worst load."
+    lines = _pair_lines(pairs, f"shadow {share:g} (same load)", {"on": "ainative, shadow on", "off": "ainative, shadow off"})
+    measured = [p for p in pairs if p["rps_ratio"]]
+    saturated = [p for p in measured if p["kind"] == "closed"] or measured
+    if saturated:
+        worst = min(saturated, key=lambda p: p["rps_ratio"])
+        lines.append(f"shadow: /predict throughput on/off x{worst['rps_ratio']:.2f} at worst ({worst['kind']} {worst['load']}; median "
+                     f"of {worst['rounds']} alternated rounds), p99 x{worst['p99_ratio'] or float('nan'):.2f}"
+                     + ("" if worst["kind"] == "closed" else " (open loop: RPS equals the offered rate until the server saturates)"))
+    lines.append(f"shadow texts of the shadow server: {counts or 'no counts on /ready'}"
+                 + (" (dropped texts make the shadow look cheaper than scoring all of them)" if counts and counts.get("dropped") else ""))
     return lines
 
 
@@ -943,6 +977,8 @@ def format_table(report: dict[str, Any]) -> str:
     for row in report["ratios"]:
         lines.append(f"ours/{row['baseline']} at c={row['connections']}: RPS x{row['rps_ratio']}, p99 x{row['p99_ratio']}")
     if report.get("logging"): lines.extend(format_logging(report["logging"], report.get("request_log_rows", {})) + [""])
+    if report.get("shadow"):
+        lines.extend(format_shadow(report["shadow"], report.get("shadow_counts"), report["arguments"]["shadow_share"]) + [""])
     readiness = report["readiness"]
     lines.append(f"readiness: /ready {readiness['ainative']['ready_s']:.2f} s after process start "
                  f"(/health {readiness['ainative']['health_s']:.2f} s; goal <= 5 s)"
@@ -1030,11 +1066,13 @@ def run_load_phases(servers: list[Target], bodies: list[bytes], script: Path, ar
     for server in servers:
         metrics = http_get(server.base_url + "/metrics")[1].decode(errors="replace")
         report.setdefault("request_log_rows", {})[server.name] = request_log_rows(metrics)
+        if server.name == SHADOW_ON:
+            report["shadow_counts"] = (json.loads(http_get(server.base_url + "/ready")[1] or b"{}").get("challenger") or {}).get("counts")
 
 
 def run_ours(registry_copies: list[Path], bodies: list[bytes], script: Path, run_dir: Path, version: str,
-             args: argparse.Namespace, out: Path, report: dict[str, Any]) -> None:
-    "Readiness, the load phases (request log on, and off on the second copy if given) and the hot reload."
+             args: argparse.Namespace, out: Path, report: dict[str, Any], shadow_copy: Path | None = None) -> None:
+    "Readiness, the load phases (request log on; off on the second copy if given; a shadow on `shadow_copy`) and the hot reload."
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(ainative_server(registry_copies[0], args, out))  # alone: its readiness is not shared
         report["readiness"]["ainative"] = server.readiness
@@ -1046,6 +1084,15 @@ def run_ours(registry_copies: list[Path], bodies: list[bytes], script: Path, run
             report["readiness"][LOG_OFF] = log_off.readiness
             print(f"ainative serve (request log off) ready in {log_off.readiness['ready_s']:.2f} s at {log_off.base_url}", flush=True)
             servers.append(log_off)
+        if shadow_copy is not None:
+            shadowed = stack.enter_context(ainative_server(shadow_copy, args, out, shadow=True))
+            deadline = time.monotonic() + args.ready_timeout  # ready means the champion; the shadow loads after it
+            while (json.loads(http_get(shadowed.base_url + "/ready")[1] or b"{}").get("challenger") or {}).get("state") != "serving":
+                if time.monotonic() > deadline: raise SystemExit(f"the challenger of {shadowed.base_url} never loaded; see {out / 'server-shadow.log'}")
+                time.sleep(0.2)
+            report["readiness"][SHADOW_ON] = shadowed.readiness
+            print(f"ainative serve (shadow {args.shadow_share:g}) ready in {shadowed.readiness['ready_s']:.2f} s at {shadowed.base_url}", flush=True)
+            servers.append(shadowed)
         run_load_phases(servers, bodies, script, args, out, report)
         if not args.skip_reload:  # on the log-on server (the other one idles meanwhile)
             report["hot_reload"] = run_reload_phase(server, bodies, registry_copies[0], run_dir, version, args)
@@ -1089,15 +1136,20 @@ def main(argv: list[str] | None = None) -> int:
         if version_number(args.alias) is not None: args.alias = "production"  # the copy numbers its versions afresh
         copies = [copy_registry(registry_dir, args.model, version, args.alias, run_dir, scratch / name)
                   for name in (["registry"] if args.skip_logging_compare else ["registry", "registry-log-off"])]
+        shadow_copy = None
+        if args.shadow_compare:  # the version twice: production and, registered again, the challenger
+            shadow_copy, _ = copy_registry(registry_dir, args.model, version, args.alias, run_dir, scratch / "registry-shadow")
+            copy_registry(registry_dir, args.model, version, "challenger", run_dir, shadow_copy)
         report["copied_as"] = copies[0][1]
         report["request_log_filesystem"] = filesystem_of(copies[0][0])  # where the logging server's SQLite file lives
         script = write_wrk_script(scratch, bodies)
-        run_ours([folder for folder, _ in copies], bodies, script, run_dir, copies[0][1], args, out, report)
+        run_ours([folder for folder, _ in copies], bodies, script, run_dir, copies[0][1], args, out, report, shadow_copy)
         if not args.skip_baselines and not args.skip_closed:
             run_baselines(registry_dir / args.model / version / "model", version, script, args, out, report)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["ratios"] = ratios(report["phases"], list(report["baselines"]))
     report["logging"] = logging_pairs(report["phases"])
+    if args.shadow_compare: report["shadow"] = logging_pairs(report["phases"], SHADOW_ON, "ainative")
     (out / "bench_serve.json").write_text(json.dumps(report, indent=2, default=str))
     if not args.no_plot and plot(report, out / "bench_serve.png"): report["plot"] = str(out / "bench_serve.png")
     print()

@@ -15,7 +15,7 @@ from ainative.pipeline import PROFILES, STAGES, stage_parameters
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"data": "ainative.data:DataConfig", "training": "ainative.training:TrainingConfig",
            "registry": "ainative.registry:RegistryConfig", "optimization": "ainative.optimize:OptimizationConfig",
-           "explainability": "ainative.explain:ExplainConfig"}
+           "explainability": "ainative.explain:ExplainConfig", "abstention": "ainative.abstention:AbstentionConfig"}
 NOT_PARAMETERS: dict[str, dict[str, str]] = {  # stage -> field -> why it is not in the parameters cell
     stage: {} for stage in STAGES}
 OTHER_OWNERS: dict[str, str] = {}  # stages whose notebooks are not yet brought in line (none)

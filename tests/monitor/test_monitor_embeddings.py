@@ -23,7 +23,7 @@ def test_a_log_created_before_the_embedding_columns_gains_them_and_keeps_its_row
         connection.execute(OLD_SCHEMA)
         connection.execute("INSERT INTO requests (request_id, position, at, label, confidence, truncated) VALUES ('old', 0, 1.0, 'a', 0.9, 0)")
     store = RequestStore(f"sqlite:///{path}")
-    assert store.added_columns == ["unknown_rate", "embedding"]
+    assert store.added_columns == ["role", "abstained", "unknown_rate", "embedding"]
     store.write_requests([request_row("new", 0, answer(), "where is my card?", 0.01, at=START, embedding=np.ones(4), unknown_rate=0.25)])
     rows = {row["request_id"]: row for row in store.recent()}
     assert rows["old"]["embedding"] is None and rows["new"]["unknown_rate"] == 0.25

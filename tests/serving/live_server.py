@@ -23,8 +23,10 @@ ADMIN_TOKEN = "test-admin-token-1234"
 
 
 def copy_demo(demo_folder: Path, target: Path) -> Path:
-    "A private, writable copy of the demo folder (registry and run) at `target`, for a module that registers and promotes."
-    shutil.copytree(demo_folder, target, copy_function=shutil.copyfile)  # contents only: read-only modes are not needed
+    """A private, writable copy of the demo folder (registry and run) at `target`, for a module that registers and promotes;
+    without the request log that servers of other modules wrote beside the registry (each copy starts with an empty one)."""
+    shutil.copytree(demo_folder, target, copy_function=shutil.copyfile,  # contents only: read-only modes are not needed
+                    ignore=shutil.ignore_patterns("monitor.sqlite*"))
     return target
 
 

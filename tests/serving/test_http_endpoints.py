@@ -20,9 +20,10 @@ def client(default_server):
 
 def check_prediction(prediction: dict, top_k: int, version: str):
     "The invariants of one prediction: fields, confidence in (0, 1], alternatives sorted and as many as asked."
-    assert set(prediction) == {"intent", "intent_id", "confidence", "top_k", "truncated", "model_version", "request_id"}
+    assert set(prediction) == {"intent", "intent_id", "confidence", "top_k", "abstained", "truncated", "model_version", "request_id"}
     assert isinstance(prediction["intent"], str) and prediction["intent"]
     assert isinstance(prediction["intent_id"], int) and prediction["intent_id"] >= 0
+    assert prediction["abstained"] is False  # the demo version has no abstention policy
     assert 0 < prediction["confidence"] <= 1
     alternatives = prediction["top_k"]
     assert len(alternatives) == top_k

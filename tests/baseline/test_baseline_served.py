@@ -1,0 +1,56 @@
+"""End to end: on a templated dataset `best` chooses the baseline, it is registered, promoted, and the server answers from it.
+
+Needs the serving chapter's dispatch: `ModelManager._open` must call `ainative.baseline.open_runtime(...)` and fall back to
+`ModelRuntime` when it returns None (and `/model` shows the runtime's `describe()`, whose `family` is "baseline").
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ainative.baseline import BaselineConfig, compare_run_families, register_baseline
+from ainative.registry import Registry
+from ainative.serving import ServingConfig, create_app
+
+from baseline_fixtures import MODEL, TEMPLATES
+
+
+def wait_ready(client: TestClient, timeout: float = 30) -> dict:
+    "Poll /ready until 200; fail with the last answer (and /model's reload record) otherwise."
+    deadline, answer = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        answer = client.get("/ready")
+        if answer.status_code == 200: return answer.json()
+        time.sleep(0.1)
+    pytest.fail(f"/ready never answered 200: {answer.status_code} {answer.text[:500]}; /model: {client.get('/model').text[:800]}")
+
+
+@pytest.fixture
+def served_baseline(templated_run, tmp_path) -> tuple[Registry, str, dict]:
+    "What the pipeline does under family=best on the templated run: compare, choose, register, promote."
+    comparison = compare_run_families(templated_run.path, BaselineConfig(family="best", bench_seconds=0.05))
+    assert comparison["chosen"] == "baseline", comparison["verdict"]
+    registry = Registry(tmp_path / "registry")
+    version = register_baseline(templated_run.path, registry, comparison=comparison)
+    registry.promote(MODEL, version, "production")
+    return registry, version, comparison
+
+
+def test_the_server_answers_predict_from_the_chosen_baseline(served_baseline):
+    registry, version, comparison = served_baseline
+    assert registry.show(MODEL, version)["metrics"]["comparison"]["verdict"] == comparison["verdict"]  # the manifest says so
+    config = ServingConfig(registry_dir=str(registry.root), device="cpu", reload_interval_s=0)
+    with TestClient(create_app(config), raise_server_exceptions=False) as client:
+        wait_ready(client)
+        described = client.get("/model").json()
+        assert described["family"] == "baseline" and described["version"] == version
+        answer = client.post("/predict", json={"text": "Where is my umbrella?"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["intent"] == "delivery_status" and body["model_version"] == version
+        assert 0 < body["confidence"] <= 1 and {a["intent"] for a in body["top_k"]} <= set(TEMPLATES)
+        batch = client.post("/predict/batch", json={"texts": ["please cancel the umbrella", "refund the umbrella please"]})
+        assert batch.status_code == 200, batch.text
+        assert [p["intent"] for p in batch.json()["predictions"]] == ["cancel_order", "refund"]

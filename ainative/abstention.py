@@ -401,10 +401,7 @@ def abstention_source(config: AbstentionConfig, run: RunDir) -> AbstentionSource
     if version:
         registry = Registry(config.registry_dir or registered.get("registry_dir"))
         folder = registry.resolve(name, version)
-        problems = registry.verify(name, folder.name)
-        if problems:
-            raise IntegrityError(f"{name} {folder.name} failed verification: {problems[0]}", where=str(folder),
-                                 fix="Evaluate an intact version; register the run again if needed.")
+        registry.require_intact(name, folder.name, "evaluated")
         model_dir, onnx_dir, calibration, version = folder / "model", folder / "onnx", folder / "calibration" / "calibration.json", folder.name
     else:
         model_dir, onnx_dir, calibration = run.model, run.onnx, run.reports / "calibration.json"

@@ -328,10 +328,7 @@ class BaselineRuntime:
                  device: str = "auto", threads: int | None = None, max_text_chars: int = 2048):
         from ainative.monitor import load_reference
         folder = registry.resolve(name, version_or_alias)
-        problems = registry.verify(name, folder.name)
-        if problems:
-            raise IntegrityError(f"{name} {folder.name} failed verification: {'; '.join(problems[:3])}", where=str(folder),
-                                 fix="Serve an intact version; register the run again to replace a damaged one.")
+        registry.require_intact(name, folder.name, "served")
         self.manifest = registry.show(name, folder.name)
         if model_family(self.manifest) != "baseline":
             raise ModelNotFoundError(f"{name} {folder.name} is a {model_family(self.manifest)} version, not a baseline.",

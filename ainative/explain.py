@@ -32,7 +32,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .monitor import attach_reference, reference_profile
 from .registry import Registry, RegistryConfig
 
-from .core import (AinativeError, ConfigError, EmptyTextError, IntegrityError, ModelNotFoundError, NonStringTextError,
+from .core import (AinativeError, ConfigError, EmptyTextError, ModelNotFoundError, NonStringTextError,
                            RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text,
                            softmax)
 
@@ -717,11 +717,7 @@ def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, st
         return model, AutoTokenizer.from_pretrained(run.model), None, None
     registry = Registry(config.registry_dir or registered.get("registry_dir"))
     folder = registry.resolve(config.model_name, version)
-    problems = registry.verify(config.model_name, folder.name)
-    if problems:
-        raise IntegrityError(f"{config.model_name} {folder.name} failed verification: {problems[0]}", where=str(folder),
-                             fix="Explain an intact version; register the run again if needed.")
-    model, tokenizer = registry.load_model(config.model_name, folder.name)
+    model, tokenizer = registry.load_model(config.model_name, folder.name)  # verifies the version first
     return model, tokenizer, registry, folder.name
 
 # %% ../nbs/07_explainability.ipynb #ffe90e4f

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from .core import (AinativeError, ConfigError, DeviceInfo, IntegrityError, ParityError, RunDir, StageConfig,
+from .core import (AinativeError, ConfigError, DeviceInfo, ParityError, RunDir, StageConfig,
                            atomic_write_json, detect_device, get_logger, select_onnx_providers, session_options)
 from .registry import Registry, RegistryConfig
 
@@ -296,10 +296,7 @@ def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, s
         return run.model, None, None
     registry = Registry(config.registry_dir or registered.get("registry_dir"))
     folder = registry.resolve(config.model_name, version)
-    problems = registry.verify(config.model_name, folder.name)
-    if problems:
-        raise IntegrityError(f"{config.model_name} {folder.name} failed verification: {problems[0]}", where=str(folder),
-                             fix="Optimise an intact version; register the run again if needed.")
+    registry.require_intact(config.model_name, folder.name, "optimised")
     return folder / "model", registry, folder.name
 
 # %% ../nbs/05_optimization.ipynb #99d524a2

@@ -779,7 +779,7 @@ def verify(self: Registry, name: str, version: str | None = None) -> list[str]:
 
 # %% ../nbs/04_registry.ipynb #7abf4c43
 @patch
-def _require_intact(self: Registry, name: str, version: str, doing: str) -> None:
+def require_intact(self: Registry, name: str, version: str, doing: str) -> None:
     "Raise IntegrityError, naming the damaged files, when `version` fails verification."
     problems = self._version_problems(name, version)
     if problems:
@@ -815,7 +815,7 @@ def promote(self: Registry,
     "Point `alias` at `version` once it verifies and, for production, passes the gate; return the history entry."
     check_alias(alias)
     version = self.resolve(name, version).name
-    self._require_intact(name, version, f"promoted to {alias}")  # even with force: never serve a damaged model
+    self.require_intact(name, version, f"promoted to {alias}")  # even with force: never serve a damaged model
     candidate = self._read_manifest(name, version)
     with self._locked(name):
         current_version = self.aliases(name).get(alias)
@@ -859,7 +859,7 @@ def rollback(self: Registry,
                                 where=str(history_path), fix="Promote the intended version explicitly to make them agree.")
         target = last["from"]
         self.resolve(name, target)
-        self._require_intact(name, target, f"rolled back to as {alias}")
+        self.require_intact(name, target, f"rolled back to as {alias}")
         return self._move_alias(name, alias, target, forced=False,
                                 reason=reason or f"rollback from {current}", action="rollback")
 
@@ -910,7 +910,7 @@ def annotate(self: Registry, name: str, version_or_alias: str | int,
 def load_model(self: Registry, name: str, version_or_alias: str | int = "production") -> tuple[Any, Any]:
     "The (model, tokenizer) of a version or alias, verified first and loaded from safetensors only."
     folder = self.resolve(name, version_or_alias)
-    self._require_intact(name, folder.name, "loaded")
+    self.require_intact(name, folder.name, "loaded")
     model_dir = folder / "model"
     for weights in sorted(model_dir.glob("*.safetensors")):
         problems = safetensors_problems(weights)
@@ -941,7 +941,7 @@ def attach(self: Registry,
     folder = self.resolve(name, version_or_alias)
     if kind == "model":
         raise RegistryError("The model folder of a version is never changed.", fix="Attach under another kind.")
-    self._require_intact(name, folder.name, "attached to")
+    self.require_intact(name, folder.name, "attached to")
     if (folder / kind).exists():
         raise RegistryError(f"{name} {folder.name} already has '{kind}'; versions never change what they hold.",
                             where=str(folder / kind), fix="Register the run again to get a version with new files.")

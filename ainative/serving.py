@@ -157,10 +157,7 @@ class ModelRuntime:
         import tokenizers
         from ainative.core import select_onnx_providers, session_options
         folder = registry.resolve(name, version_or_alias)
-        problems = registry.verify(name, folder.name)
-        if problems:
-            raise IntegrityError(f"{name} {folder.name} failed verification: {'; '.join(problems[:3])}", where=str(folder),
-                                 fix="Serve an intact version; register the run again to replace a damaged one.")
+        registry.require_intact(name, folder.name, "served")
         self.report = _onnx_report(name, folder)
         providers = select_onnx_providers(device)
         on_gpu = providers[0] != "CPUExecutionProvider"

@@ -37,10 +37,10 @@ __all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW
            'DataConfig', 'read_table', 'DatasetSpec', 'shipped_dataset_path', 'default_cache_dir', 'download_file',
            'fetch_named_dataset', 'RawDataset', 'from_hf_dataset', 'load_source', 'validate_rows', 'CleaningReport',
            'clean_splits', 'check_split_sizes', 'min_class_size', 'check_class_sizes', 'stratified_split',
-           'carve_validation', 'assemble_splits', 'check_unseen_labels', 'hold_out_of_scope', 'split_sha256',
-           'data_version', 'label_map', 'write_data_dir', 'read_manifest', 'load_splits', 'PreparedData',
-           'split_statistics', 'prepare_data', 'plot_label_distribution', 'plot_text_lengths', 'save_figure',
-           'normalize_text']
+           'carve_validation', 'assemble_splits', 'check_unseen_labels', 'hold_out_of_scope', 'out_of_scope_record',
+           'split_sha256', 'data_version', 'label_map', 'write_data_dir', 'read_manifest', 'load_splits',
+           'PreparedData', 'split_statistics', 'prepare_data', 'plot_label_distribution', 'plot_text_lengths',
+           'save_figure', 'normalize_text']
 
 # %% ../nbs/01_data.ipynb #1ed3547d
 SPLITS = ("train", "validation", "test")
@@ -557,6 +557,11 @@ def hold_out_of_scope(splits: dict[str, pd.DataFrame],  # train/validation/test
                               "or use out_of_scope='class'.")
     return {**splits, "train": splits["train"][splits["train"].label != label]}
 
+def out_of_scope_record(splits: dict[str, pd.DataFrame], handling: str, label: str) -> dict[str, Any]:
+    "The manifest's `out_of_scope` entry: how rows labelled `label` are handled, and how many each split has."
+    return {"handling": handling, "label": label,
+            "rows": {split: int((splits[split].label == label).sum()) for split in SPLITS}}
+
 # %% ../nbs/01_data.ipynb #75faa90b
 VERSION_PARAMS = ("text_column", "label_column", "fractions", "validation_fraction", "seed", "on_bad_rows")
 
@@ -703,8 +708,7 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
         "source": raw.source,
         "params": {k: v for k, v in params.items() if k not in ("run_dir",)},
         **split_statistics(splits, label2id),
-        "out_of_scope": {"handling": config.out_of_scope, "label": config.out_of_scope_label,
-                         "rows": {split: int((splits[split].label == config.out_of_scope_label).sum()) for split in SPLITS}},
+        "out_of_scope": out_of_scope_record(splits, config.out_of_scope, config.out_of_scope_label),
         "dropped": {split: dict(sorted(counts.items())) for split, counts in report.dropped.items()},
         "conflicts": {"count": len(report.conflicts), "examples": report.conflicts[:20]},
         "long_texts": {"max_chars": config.max_chars,

@@ -209,7 +209,7 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
                            mark: Mapping[str, Any] | None    # from `feedback_mark`
                           ) -> dict[str, Any]:
     "Write `merge` as a new dataset version into `target` (splits, hold-out, manifest with its lineage); the manifest."
-    from ainative.data import data_version, split_statistics, write_data_dir
+    from ainative.data import data_version, out_of_scope_record, split_statistics, write_data_dir
     target = Path(target)
     splits, label2id = merge.splits, dict(parent["label2id"])
     record = {"parent": parent["version"], "added": merge.added, "held_out": merge.held_out,
@@ -224,6 +224,8 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
             "version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent": parent["version"],
             "source": {"kind": "feedback", "name": (parent.get("source") or {}).get("name"), "parent": parent["version"]},
             "params": parent.get("params", {}), **split_statistics(splits, label2id), "feedback": record}
+        if parent.get("out_of_scope"):
+            manifest["out_of_scope"] = out_of_scope_record(splits, parent["out_of_scope"]["handling"], parent["out_of_scope"]["label"])
         manifest = write_data_dir(target, splits, manifest)
         holdout_path.replace(target / HOLDOUT_FILE)
     return manifest
@@ -253,7 +255,7 @@ def build_feedback_dataset(registry: Registry,   # where the champion is registe
     previous_mark = (parent.get("feedback") or {}).get("mark")
     fresh = new_since(read_feedback(store), previous_mark)
     if len(fresh) == 0: return FeedbackDataset(None, None, parent, parent_dir, 0, {reason: [] for reason in SKIP_REASONS})
-    splits = load_splits(parent_dir)
+    splits = load_splits(parent_dir, out_of_scope=True)  # held-out rows stay in validation/test: the abstention stage needs them
     usable, skipped = usable_feedback(fresh, parent["label2id"], splits["test"].text.tolist())
     merge = merge_feedback(splits, read_holdout(parent_dir), usable, holdout_fraction)
     if not merge.added and not merge.held_out and not any(merge.relabelled.values()):

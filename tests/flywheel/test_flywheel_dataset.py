@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ainative.core import DataFileNotFoundError, IntegrityError
-from ainative.data import load_splits, read_manifest
+from ainative.data import load_splits, out_of_scope_record, read_manifest, write_data_dir
 from ainative.demo import DEMO_LABELS, make_demo_run
 from ainative.flywheel import (FlywheelConfig, build_feedback_dataset, champion_data_dir, feedback_mark, held_out,
                                merge_feedback, new_since, read_feedback, read_holdout, usable_feedback, write_feedback_dataset)
@@ -133,6 +133,23 @@ def test_no_new_feedback_writes_nothing(demo_champion, tmp_path, store):
     made = build_feedback_dataset(registry, "intent-classifier", version, store, tmp_path / "turn")
     assert made.manifest is None and made.run is None and made.new_feedback == 0
     assert not (tmp_path / "turn").exists(), "a turn with nothing new leaves no folder behind"
+
+
+def test_out_of_scope_rows_held_out_of_the_champion_stay_in_the_next_dataset(demo_champion, tmp_path, store):
+    "The abstention stage chooses the challenger's threshold on them: losing them would leave it nothing to choose with."
+    registry, version, run = demo_champion
+    in_scope = pd.DataFrame({"text": [f"where is my {thing}" for thing in DEMO_LABELS], "label": DEMO_LABELS})
+    oos = pd.DataFrame({"text": ["what is the weather on mars", "tell me a joke"], "label": ["oos", "oos"]})
+    splits = {split: in_scope.assign(text=in_scope.text + f" ({split})") if split == "train" else
+              pd.concat([in_scope, oos]).assign(text=lambda frame: frame.text + f" ({split})") for split in ("train", "validation", "test")}
+    write_data_dir(run.data, splits, {"version": read_manifest(run.data)["version"], "label2id": {l: i for i, l in enumerate(DEMO_LABELS)},
+                                      "source": {"name": "toy"}, "out_of_scope": out_of_scope_record(splits, "holdout", "oos")})
+    store.add_feedback([{"text": f"my voucher number {i} was refused", "label": "refund"} for i in range(10)], DEMO_LABELS)
+    made = build_feedback_dataset(registry, "intent-classifier", version, store, tmp_path / "turn")
+    assert made.manifest["out_of_scope"] == {"handling": "holdout", "label": "oos", "rows": {"train": 0, "validation": 2, "test": 2}}
+    carried = load_splits(made.run.data, out_of_scope=True)
+    assert carried["test"].text.tolist()[-2:] == (oos.text + " (test)").tolist()
+    assert (carried["validation"].label_id == -1).sum() == 2 and "oos" not in made.manifest["label2id"]
 
 
 def test_holdout_fraction_must_leave_something_on_both_sides():

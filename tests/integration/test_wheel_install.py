@@ -205,9 +205,9 @@ def serve_and_predict(venv: Path, folder: Path, registry: Path | None = None, mo
 
 
 @pytest.fixture(scope="module")
-def outside(tmp_path_factory) -> Path:
-    "A folder outside the checkout for the environments and the user's empty working folder."
-    folder = tmp_path_factory.mktemp("outside")
+def outside(module_tmp_path) -> Path:
+    "A folder outside the checkout for the environments (~1.3 GB) and the user's empty working folder."
+    folder = module_tmp_path
     assert ROOT not in folder.resolve().parents
     return folder
 

@@ -202,8 +202,8 @@ def test_a_huge_text_reaches_the_tokenizer_capped(demo_registry_dir):
 
 # --- the registry misbehaving under a live server ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def live_folder(demo_folder, tmp_path_factory):
-    return copy_demo(demo_folder, tmp_path_factory.mktemp("faults") / "demo")
+def live_folder(demo_folder, module_tmp_path):
+    return copy_demo(demo_folder, module_tmp_path / "demo")
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ def served_labels(registry: Registry, version: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def served(start_server, demo_folder, tmp_path_factory):
+def served(start_server, demo_folder, module_tmp_path):
     "A server on a copy of the demo registry, with the answers it gave before any policy."
-    folder = copy_demo(demo_folder, tmp_path_factory.mktemp("abstention") / "demo")
+    folder = copy_demo(demo_folder, module_tmp_path / "demo")
     server = start_server(folder / "registry", env={"AINATIVE_RELOAD_INTERVAL_S": "0.2"})
     with server.client() as client:
         before = {text: client.post("/predict", json={"text": text}).json() for text in TEXTS}
@@ -69,8 +69,8 @@ def test_the_threshold_travels_with_the_version_and_declines_per_text(served, tm
     assert "abstained" in schema and "null" in str(schema["intent"])
 
 
-def test_a_policy_chosen_for_other_labels_is_refused_and_said(start_server, demo_folder, tmp_path_factory, tmp_path):
-    folder = copy_demo(demo_folder, tmp_path_factory.mktemp("abstention-bad") / "demo")
+def test_a_policy_chosen_for_other_labels_is_refused_and_said(start_server, demo_folder, tmp_path):
+    folder = copy_demo(demo_folder, tmp_path / "demo")
     registry = Registry(folder / "registry")
     server = start_server(folder / "registry", env={"AINATIVE_RELOAD_INTERVAL_S": "0.2"})
     with server.client() as client:
@@ -80,5 +80,6 @@ def test_a_policy_chosen_for_other_labels_is_refused_and_said(start_server, demo
         reload = wait_until(lambda: (lambda m: m["last_reload"] if m["failed_version"] else None)(client.get("/model").json()),
                             60, "the reload to fail")
         answer = client.post("/predict", json={"text": "where is my parcel"})
+    server.stop()  # before pytest deletes its registry (tmp_path)
     assert not reload["ok"] and "abstention" in reload["error"] and "labels" in reload["error"]
     assert answer.status_code == 200 and answer.json()["abstained"] is False  # the loaded runtime keeps answering

@@ -15,9 +15,9 @@ LOAD_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def folder(demo_folder, tmp_path_factory):
+def folder(demo_folder, module_tmp_path):
     "A private demo registry with a second version (the same run again) on `challenger`, and a damaged third one on `broken`."
-    folder = copy_demo(demo_folder, tmp_path_factory.mktemp("challenger") / "demo")
+    folder = copy_demo(demo_folder, module_tmp_path / "demo")
     registry = Registry(folder / "registry")
     registry.promote(MODEL, registry.register(folder / "run"), "challenger")
     broken = registry.register(folder / "run")

@@ -13,8 +13,8 @@ from live_server import MODEL, copy_demo, scrape, wait_until
 
 
 @pytest.fixture(scope="module")
-def folder(demo_folder, tmp_path_factory):
-    return copy_demo(demo_folder, tmp_path_factory.mktemp("monitoring") / "demo")
+def folder(demo_folder, module_tmp_path):
+    return copy_demo(demo_folder, module_tmp_path / "demo")
 
 
 def database(folder) -> str:
@@ -119,6 +119,7 @@ def test_a_corrupt_database_costs_no_answer(start_server, demo_folder, tmp_path)
         assert "MonitorStoreError" in state["last_error"] and client.get("/ready").status_code == 200
         assert client.get("/monitor").status_code == 503
         assert client.post("/feedback", json={"text": "hi", "label": "refund_request"}).status_code == 503
+    server.stop()  # before pytest deletes its registry (tmp_path)
 
 
 def test_sigterm_mid_traffic_loses_no_answered_request(start_server, folder):
@@ -215,6 +216,7 @@ def test_drift_shows_for_shifted_traffic_and_not_for_the_usual(start_server, dem
         for i in range(120):  # emoji are unknown to MiniLM's vocabulary
             client.post("/predict", json={"text": f"\U0001F621\U0001F4E6 {OTHER_DOMAIN[i % len(OTHER_DOMAIN)]} \U0001F622"})
         assert statuses(drift_scores(client))["unknown_token_rate"] == "alert"
+    server.stop()  # before pytest deletes its registry (tmp_path)
 
 
 def test_a_version_exported_without_embeddings_serves_and_says_embedding_drift_is_unavailable(start_server, demo_folder, tmp_path):
@@ -243,6 +245,7 @@ def test_a_version_exported_without_embeddings_serves_and_says_embedding_drift_i
         assert client.get("/model").json()["sentence_embedding"] is False
         assert {client.post("/predict", json={"text": text}).status_code for text in texts[:40]} == {200}
         drift = drift_scores(client)
+    server.stop()  # before pytest deletes its registry (tmp_path)
     assert drift["scores"]["embedding_auc"]["status"] == "skipped", drift
     assert "no sentence_embedding output" in drift["scores"]["embedding_auc"]["reason"]
     assert drift["scores"]["unknown_token_rate"]["status"] == "skipped"  # measured at optimisation, which predates it

@@ -15,9 +15,9 @@ RELOAD_TIMEOUT_S = 60  # verify ~115 MB, open an ONNX session, warm it up: secon
 
 
 @pytest.fixture(scope="module")
-def folder(demo_folder, tmp_path_factory):
+def folder(demo_folder, module_tmp_path):
     "A private copy of the demo folder: these tests register and promote versions."
-    return copy_demo(demo_folder, tmp_path_factory.mktemp("reload") / "demo")
+    return copy_demo(demo_folder, module_tmp_path / "demo")
 
 
 @pytest.fixture(scope="module")

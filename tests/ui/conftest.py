@@ -21,11 +21,11 @@ demo_folder = _serving_fixtures.demo_folder      # one trained, optimised demo v
 start_server = _serving_fixtures.start_server    # `ainative serve` on loopback, stopped at the module's end
 
 @pytest.fixture(scope="module")
-def ui_folder(demo_folder, tmp_path_factory) -> Path:
+def ui_folder(demo_folder, module_tmp_path) -> Path:
     "A writable copy of the demo (the server writes its request log there) with a reference profile for drift."
     from ainative.monitor import attach_reference, reference_profile
     from ainative.registry import Registry
-    folder = copy_demo(demo_folder, tmp_path_factory.mktemp("ui") / "demo")
+    folder = copy_demo(demo_folder, module_tmp_path / "demo")
     registry = Registry(folder / "registry")
     version = registry.aliases(MODEL)["production"]
     id2label = registry.show(MODEL, version)["labels"]["id2label"]

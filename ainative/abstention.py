@@ -478,6 +478,9 @@ def run_abstention(config: AbstentionConfig | None = None) -> AbstentionResult |
     if not (splits["validation"].label == oos_label).any():
         log.info(f"no {oos_label!r} rows in validation: no abstention policy (the version is served as before)")
         return None
+    if not config.version and run.read_params().get("registry", {}).get("registered_family") == "baseline":
+        log.info("the run registered the baseline family, which has no logits or embeddings to score: no abstention policy")
+        return None
     source = abstention_source(config, run)
     labels_config = json.loads((source.model_dir / "config.json").read_text(encoding="utf-8"))
     labels = [labels_config["id2label"][str(i)] for i in range(len(labels_config["id2label"]))]

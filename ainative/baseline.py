@@ -20,23 +20,20 @@ from fastcore.basics import patch
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, ParityError, RegistryError, RunDir,
                            StageConfig, atomic_write_json, get_logger, normalize_text, softmax)
-from .registry import (ATTACHMENT_RECORD, Registry, RegistryConfig, check_model_name, file_inventory,
+from .registry import (ATTACHMENT_RECORD, FAMILIES, Registry, RegistryConfig, check_model_name, file_inventory,
                                find_pickle_files, git_state, model_card)
 
 # %% auto #0
-__all__ = ['FAMILIES', 'WORD_PATTERN', 'EDGE_TEXTS', 'BaselineConfig', 'baseline_text', 'make_baseline', 'fit_baseline',
+__all__ = ['WORD_PATTERN', 'EDGE_TEXTS', 'BaselineConfig', 'baseline_text', 'make_baseline', 'fit_baseline',
            'export_baseline_onnx', 'baseline_session', 'onnx_probabilities', 'baseline_parity',
            'require_baseline_parity', 'BaselineExport', 'export_baseline', 'model_family', 'register_baseline',
            'BaselineRuntime', 'open_runtime', 'mcnemar_exact', 'choose_family', 'family_verdict', 'serving_cost',
            'compare_families', 'compare_run_families']
 
 # %% ../nbs/16_baseline.ipynb #2d5aea19
-FAMILIES = ("transformer", "baseline", "best")
-
 @dataclass
 class BaselineConfig(StageConfig):
-    "Parameters of the baseline family: fitting, export, parity, comparison and the choice of the served family."
-    family: Literal["transformer", "baseline", "best"] = "transformer"  # which family the pipeline registers; best: higher validation accuracy
+    "Parameters of the baseline family: fitting, export, parity and comparison (`RegistryConfig.family` chooses what is served)."
     C: float = 20.0                         # inverse regularisation strength of the logistic regression
     seed: int = 42                          # the logistic regression's random state
     word_ngrams: tuple[int, int] = (1, 2)   # word n-gram lengths
@@ -51,9 +48,6 @@ class BaselineConfig(StageConfig):
     calibrate: bool = True                  # fit a temperature on validation (as the explainability stage does for the transformer)
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ConfigError(f"family={self.family!r} is not a model family.", where="BaselineConfig.family",
-                              fix=f"Use one of {list(FAMILIES)}.")
         if self.C <= 0: raise ConfigError(f"C={self.C} must be positive.", where="BaselineConfig.C")
         if not 0 < self.min_agreement <= 1 or not 0 < self.alpha < 1:
             raise ConfigError(f"min_agreement={self.min_agreement} must be in (0, 1] and alpha={self.alpha} in (0, 1).")
@@ -178,6 +172,7 @@ class BaselineExport:
     folder: Path
     metrics: dict[str, Any]
     report: dict[str, Any]
+    predictions: dict[str, np.ndarray]  # validation and test class ids of the ONNX export
 
 # %% ../nbs/16_baseline.ipynb #82bf9daf
 def _write_baseline_folder(staging: Path, classifier, label2id: dict[str, int], config: BaselineConfig) -> Path:
@@ -241,7 +236,7 @@ def export_baseline(run_dir: Path | str,                    # a run directory wi
     run.record_params("baseline", config.to_dict())
     get_logger("baseline").info(f"baseline of {run.id}: validation {metrics['validation']['accuracy']:.4f}, "
                                 f"test {metrics['test']['accuracy']:.4f}, parity {parity['agreement']:.4f}")
-    return BaselineExport(run, target, metrics, report)
+    return BaselineExport(run, target, metrics, report, {s: p.argmax(1) for s, p in probabilities.items()})
 
 # %% ../nbs/16_baseline.ipynb #431af4b7
 def model_family(manifest: dict[str, Any]) -> str:
@@ -409,7 +404,7 @@ def mcnemar_exact(first_correct: np.ndarray,   # per example: whether the first 
             "first_only": first_only, "second_only": second_only, "p_value": p_value}
 
 # %% ../nbs/16_baseline.ipynb #d360492e
-def choose_family(family: str,                          # BaselineConfig.family
+def choose_family(family: str,                          # RegistryConfig.family
                   validation_accuracy: dict[str, float]  # {"transformer": ..., "baseline": ...}
                  ) -> str:
     "The family to register: `family` itself, or for `best` the higher validation accuracy (a tie: the baseline)."
@@ -446,7 +441,9 @@ def compare_families(validation_truth: np.ndarray,          # validation class i
                      predictions: dict[str, dict[str, np.ndarray]],  # family -> {"validation": ids, "test": ids}
                      test_truth: np.ndarray,                # test class ids
                      costs: dict[str, dict[str, Any]] | None = None,  # family -> `serving_cost`
-                     config: BaselineConfig | None = None) -> dict[str, Any]:
+                     config: BaselineConfig | None = None,  # the significance level (`alpha`)
+                     family: str = RegistryConfig.family    # what the run asks to register
+                    ) -> dict[str, Any]:
     "Accuracy of both families, McNemar on paired validation predictions, serving costs, verdict and chosen family."
     config = config or BaselineConfig()
     families = ("transformer", "baseline")
@@ -458,7 +455,7 @@ def compare_families(validation_truth: np.ndarray,          # validation class i
                "neither": test["neither"], "examples": test["examples"], "p_value": test["p_value"], "alpha": config.alpha}
     return {"accuracy": accuracy, "mcnemar": mcnemar, "cost": costs or {},
             "verdict": family_verdict(accuracy["validation"], test["p_value"], config.alpha),
-            "family": config.family, "chosen": choose_family(config.family, accuracy["validation"])}
+            "family": family, "chosen": choose_family(family, accuracy["validation"])}
 
 # %% ../nbs/16_baseline.ipynb #72eeeb8f
 def _transformer_predictor(run: RunDir, threads: int | None = None) -> tuple[Callable, int, str]:
@@ -478,7 +475,8 @@ def _transformer_predictor(run: RunDir, threads: int | None = None) -> tuple[Cal
 # %% ../nbs/16_baseline.ipynb #a27c8c99
 def compare_run_families(run_dir: Path | str,            # a run with data/, model/ (trained) and baseline/
                          config: BaselineConfig | None = None,
-                         threads: int | None = None       # ONNX Runtime / torch threads for the measurements
+                         threads: int | None = None,      # ONNX Runtime / torch threads for the measurements
+                         family: str = RegistryConfig.family  # what the run asks to register
                         ) -> dict[str, Any]:
     "Compare the run's transformer and baseline (accuracy, McNemar, serving cost); write `reports/families.json`."
     from ainative.data import load_splits, read_manifest
@@ -498,7 +496,7 @@ def compare_run_families(run_dir: Path | str,            # a run with data/, mod
                                                                         config.batch_sizes, config.bench_seconds)},
              "baseline": {"model": "onnx model.onnx", **serving_cost(baseline, texts["validation"],
                           (run.path / "baseline" / "onnx" / "model.onnx").stat().st_size, config.batch_sizes, config.bench_seconds)}}
-    comparison = compare_families(truth["validation"], predictions, truth["test"], costs, config)
+    comparison = compare_families(truth["validation"], predictions, truth["test"], costs, config, family)
     run.reports.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.reports / "families.json", comparison)
     return comparison

@@ -314,7 +314,7 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     train_seconds = time.perf_counter() - started
     _check_not_diverged(trainer.state.log_history)
 
-    evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names) for split in ("validation", "test")}
+    evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names)[0] for split in ("validation", "test")}
     train_labels = np.asarray(tokens.datasets["train"]["labels"])
     metrics = {
         "data_version": manifest["version"], "test_sha256": manifest.get("split_sha256", {}).get("test"),

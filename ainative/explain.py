@@ -709,14 +709,18 @@ def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, st
     "The (model, tokenizer) to explain, the registry (or None) and the version id (or None)."
     registered = run.read_params().get("registry", {})
     version = config.version or registered.get("version")
-    if version is None:
+    registry = Registry(config.registry_dir or registered.get("registry_dir")) if version else None
+    folder = registry.resolve(config.model_name, version) if version else None
+    if folder is not None and registry.show(config.model_name, folder.name).get("family") == "baseline":
+        get_logger("explain").info(f"{config.model_name} {folder.name} is the baseline family (chapter 16): explaining the run's "
+                                   "transformer, attaching nothing to the version")
+        folder = None
+    if folder is None:
         if not (run.model / "config.json").exists():
             raise ModelNotFoundError(f"{run.path} has no trained model and no registered version was named.",
                                      where=str(run.model), fix="Run the training stage first, or pass version=<version or alias>.")
         model = AutoModelForSequenceClassification.from_pretrained(run.model, use_safetensors=True)
         return model, AutoTokenizer.from_pretrained(run.model), None, None
-    registry = Registry(config.registry_dir or registered.get("registry_dir"))
-    folder = registry.resolve(config.model_name, version)
     model, tokenizer = registry.load_model(config.model_name, folder.name)  # verifies the version first
     return model, tokenizer, registry, folder.name
 

@@ -25,7 +25,7 @@ from .registry import Registry, RegistryConfig
 __all__ = ['ONNX_INPUTS', 'ONNX_OUTPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
            'torch_predictor', 'unknown_token_rates', 'monitoring_reference', 'parity_report', 'require_parity',
            'optimize_graph', 'quantize_int8', 'convert_fp16', 'accuracy_gate', 'sample_batches', 'measure', 'benchmark',
-           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'optimize_model']
+           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 @dataclass
@@ -297,6 +297,8 @@ def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, s
     registry = Registry(config.registry_dir or registered.get("registry_dir"))
     folder = registry.resolve(config.model_name, version)
     registry.require_intact(config.model_name, folder.name, "optimised")
+    if registry.show(config.model_name, folder.name).get("family") == "baseline":  # ONNX already; the run's transformer is still measured
+        return run.model, registry, folder.name
     return folder / "model", registry, folder.name
 
 # %% ../nbs/05_optimization.ipynb #99d524a2
@@ -361,12 +363,23 @@ def _publish(run: RunDir, staging: Path, report: dict[str, Any], bench: pd.DataF
     run.reports.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.reports / "bench.json", {"report": report, "results": bench.to_dict("records")})
 
+# %% ../nbs/05_optimization.ipynb #b7e2d4a1
+def baseline_predictor(run: RunDir, threads: int | None = None) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    "The run's exported baseline (chapter 16) as `{'baseline onnx': predict}`, benchmarked beside the variants; {} if none."
+    path = run.path / "baseline" / "onnx" / "model.onnx"
+    if not path.is_file(): return {}
+    from ainative.baseline import baseline_session, baseline_text, onnx_probabilities
+    session = baseline_session(path, threads)
+    return {"baseline onnx": lambda texts: onnx_probabilities(session, [baseline_text(t) for t in texts])}
+
 # %% ../nbs/05_optimization.ipynb #85e8564e
 def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, Any], config: OptimizationConfig) -> None:
     "Attach `<run>/onnx/` to `version` unless it has one, then promote it to `config.promote_to` (recorded in `report`)."
     log = get_logger("optimize")
     attachments = registry.attachments(config.model_name, version)
-    if "onnx" in attachments or (registry.resolve(config.model_name, version) / "onnx").exists():
+    if registry.show(config.model_name, version).get("family") == "baseline":
+        log.info(f"{config.model_name} {version} is the baseline family: its own ONNX file serves; the transformer's stays in the run")
+    elif "onnx" in attachments or (registry.resolve(config.model_name, version) / "onnx").exists():
         log.warning(f"{config.model_name} {version} already has onnx/; leaving it as it is")
     else:
         registry.attach(config.model_name, version, "onnx", run.onnx, info=report)
@@ -398,6 +411,7 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
                for name, file in variants.items()}
     torch_model = model.to(device.kind)
     predictors = {"torch fp32": torch_predictor(torch_model, tokenizer), **{n: r.logits for n, r in runners.items()}}
+    predictors.update(baseline_predictor(run, config.threads))  # measured and scored beside them, never gated or served from here
     validation, test = splits["validation"].text.tolist(), splits["test"].text.tolist()
     test_labels = splits["test"].label.map(label2id).to_numpy()
     reference = batched_logits(predictors["torch fp32"], validation)
@@ -413,6 +427,7 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
     cpu_choices = [n for n in ("onnx int8", "onnx fp32") if n in variants]
     serving_default = variants[max(cpu_choices, key=lambda n: at_32[n])]
     sizes = {name: (staging / file).stat().st_size for name, file in variants.items()}
+    if "baseline onnx" in predictors: sizes["baseline onnx"] = (run.path / "baseline" / "onnx" / "model.onnx").stat().st_size
     report = {
         "source": {"model_dir": str(model_dir), "version": version}, "opset": config.opset, "fused_operators": fused,
         "device": device.kind, "providers": {name: runner.provider for name, runner in runners.items() if name in variants},

@@ -254,6 +254,7 @@ def pipeline_summary(run: RunDir) -> str:
         line = f"test accuracy {metrics['test']['accuracy']:.2%}, macro-F1 {metrics['test']['macro_f1']:.2%}"
         if "baseline" in metrics: line += f" (TF-IDF baseline {metrics['baseline']['test']['accuracy']:.2%})"
         lines.append(line + f"; trained in {metrics['train_seconds'] / 60:.1f} min on {metrics['device']}")
+        if "families" in metrics: lines.append(f"families: {metrics['families']['verdict']}")
     if (run.onnx / "report.json").exists():
         report = json.loads((run.onnx / "report.json").read_text())
         speedups = ", ".join(f"{name} {value:.1f}x" for name, value in report["speedup_at_32"].items() if name != "torch fp32")
@@ -263,7 +264,8 @@ def pipeline_summary(run: RunDir) -> str:
         promotion = json.loads((run.onnx / "promotion.json").read_text()) if (run.onnx / "promotion.json").exists() else {}
         alias = promotion.get("alias") if promotion.get("ok") else registered.get("promote_to")
         refused = f" (promotion to {promotion['alias']} refused: {promotion['reason']})" if promotion and not promotion["ok"] else ""
-        lines.append(f"registered: {registered['model_name']} {registered['version']} -> alias {alias}{refused}")
+        family = registered.get("registered_family", "transformer")
+        lines.append(f"registered: {registered['model_name']} {registered['version']} ({family}) -> alias {alias}{refused}")
         lines.append(f"serve it: ainative serve --model {registered['model_name']} --alias {alias or registered['version']}"
                      + (f" --registry-dir {registered['registry_dir']}" if registered.get("registry_dir") else ""))
     lines.append(f"reports: {run.reports}   executed notebooks: {run.notebooks}")
@@ -279,5 +281,6 @@ def pipeline_outcome(run: RunDir) -> dict[str, Any]:
             "data_version": manifest.get("version"), "counts": manifest.get("counts"),
             "test": {name: (metrics.get("test") or {}).get(name) for name in ("accuracy", "macro_f1")},
             "model": registered.get("model_name"), "version": registered.get("version"),
+            "family": registered.get("registered_family", "transformer") if registered.get("version") else None,
             "aliases": [alias for alias in (registered.get("promote_to"), promotion.get("alias") if promotion.get("ok") else None) if alias],
             "registry_dir": registered.get("registry_dir"), "notebooks": str(run.notebooks)}

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 from fastcore.basics import patch
 from filelock import FileLock, Timeout
@@ -28,13 +28,14 @@ from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryErro
                            sha256_file)
 
 # %% auto #0
-__all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES',
-           'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'TEMP_PATTERN',
+__all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES',
+           'LEFT_OUT_FILES', 'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'TEMP_PATTERN',
            'check_model_name', 'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
            'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
-           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'register_model']
+           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'chosen_family',
+           'register_model']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -55,6 +56,8 @@ def check_alias(alias: str) -> str:
     return alias
 
 # %% ../nbs/04_registry.ipynb #f6b411a4
+FAMILIES = ("transformer", "baseline", "best")  # what the registry stage registers; best: the higher validation accuracy
+
 @dataclass
 class RegistryConfig(StageConfig):
     "Parameters of the registry stage."
@@ -65,9 +68,13 @@ class RegistryConfig(StageConfig):
     force: bool = False                    # promote past the production gate (recorded in the history)
     tolerance: float = 0.005               # how much worse than production a candidate's test metrics may be
     parent: str | None = None              # parent version or alias; None: the current production version
+    family: Literal["transformer", "baseline", "best"] = "transformer"  # the model family to register (chapter 16)
 
     def __post_init__(self):
         check_model_name(self.model_name)
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family={self.family!r} is not a model family.", where="RegistryConfig.family",
+                              fix=f"Use one of {list(FAMILIES)}.")
         if self.promote_to is not None: check_alias(self.promote_to)
         if not 0 <= self.tolerance < 1:
             raise ConfigError(f"tolerance={self.tolerance} must be at least 0 and below 1.", fix="For example tolerance=0.005.")
@@ -1039,6 +1046,28 @@ class RegisteredVersion:
     version: str
     run: RunDir
     promotion: dict[str, Any] | None
+    family: str = "transformer"             # the registered family: transformer or baseline
+
+# %% ../nbs/04_registry.ipynb #f4a1c9e2
+def chosen_family(config: RegistryConfig, run: RunDir) -> tuple[str, dict[str, Any] | None]:
+    "The family to register for `config.family`, and the training stage's comparison of the two (None: it made none)."
+    from ainative.baseline import choose_family
+    path = run.reports / "metrics.json"
+    comparison = (json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}).get("families")
+    if config.family == "best" and comparison is None:
+        raise ConfigError("family='best' chooses on the training stage's comparison of the families, and this run has none.",
+                          where=str(path), fix="Train with baseline=True, or choose family='transformer' or 'baseline'.")
+    return choose_family(config.family, comparison["accuracy"]["validation"] if comparison else {}), comparison
+
+def _register_family(registry: Registry, run: RunDir, config: RegistryConfig) -> tuple[str, str]:
+    "Register the chosen family of `run` (exporting the baseline if it has to); the version id and the family."
+    family, comparison = chosen_family(config, run)
+    if comparison: get_logger("registry").info(f"families: {comparison['verdict']}; registering the {family}")
+    if family == "transformer": return registry.register(run.path, config.model_name, parent=config.parent), family
+    from ainative.baseline import export_baseline, register_baseline
+    if not (run.path / "baseline" / "onnx" / "model.onnx").is_file(): export_baseline(run.path)
+    # the root, not the object: run as a notebook, this chapter defines its own Registry class
+    return register_baseline(run.path, registry.root, config.model_name, parent=config.parent, comparison=comparison), family
 
 # %% ../nbs/04_registry.ipynb #b3083e4b
 def register_model(config: RegistryConfig | None = None) -> RegisteredVersion:
@@ -1051,10 +1080,10 @@ def register_model(config: RegistryConfig | None = None) -> RegisteredVersion:
     run = RunDir(Path(run_dir).expanduser().resolve())
     registry = Registry(config.registry_dir)
     if run.path.is_dir(): run.record_params("registry", {**config.to_dict(), "run_dir": str(run.path)})
-    version = registry.register(run.path, config.model_name, parent=config.parent)
+    version, family = _register_family(registry, run, config)
     run.record_params("registry", {**config.to_dict(), "run_dir": str(run.path), "registry_dir": str(registry.root),
-                                   "version": version})  # later stages (optimisation) find the version here
+                                   "version": version, "registered_family": family})  # later stages find the version here
     promotion = None
     if config.promote_to:
         promotion = registry.promote(config.model_name, version, config.promote_to, force=config.force, tolerance=config.tolerance)
-    return RegisteredVersion(registry, config.model_name, version, run, promotion)
+    return RegisteredVersion(registry, config.model_name, version, run, promotion, family)

@@ -88,28 +88,20 @@ def trainer_metrics(eval_prediction) -> dict[str, float]:
             "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0))}
 
 # %% ../nbs/03_training.ipynb #e4c4ae60
-def train_baseline(splits: dict[str, pd.DataFrame],   # train/validation/test with text, label
-                   C: float = 20.0,                     # inverse regularisation strength
-                   seed: int = 42) -> dict[str, Any]:
-    "Fit TF-IDF (word + char n-grams) + logistic regression on train; score validation and test."
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
+def train_baseline(run: RunDir,                          # the run, with data/ written
+                   transformer: dict[str, np.ndarray],   # the transformer's predicted class ids on validation and test
+                   seed: int = 42                        # the logistic regression's random state
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    "Export the baseline of chapter 16 into `<run>/baseline/`; its metrics, and its comparison with the transformer."
+    from ainative.baseline import BaselineConfig, compare_families, export_baseline
     started = time.perf_counter()
-    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
-    classifier = make_pipeline(features, LogisticRegression(C=C, max_iter=3000, random_state=seed))
-    classifier.fit(splits["train"].text, splits["train"].label)
-    names = list(classifier.classes_)
-    result = {"model": f"tfidf-word1-2+char2-5-logreg(C={C})", "seconds": 0.0}
-    for split in ("validation", "test"):
-        truth = splits[split].label.map({n: i for i, n in enumerate(names)}).to_numpy()
-        predicted = classifier.predict(splits[split].text)
-        predicted_ids = np.array([names.index(p) for p in predicted])
-        full = classification_metrics(truth, predicted_ids, names)
-        result[split] = {"accuracy": full["accuracy"], "macro_f1": full["macro_f1"]}
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    return result
+    exported = export_baseline(run.path, BaselineConfig(seed=seed))
+    splits, label2id = load_splits(run.data), read_manifest(run.data)["label2id"]
+    truth = {split: splits[split].label.map(label2id).to_numpy() for split in ("validation", "test")}
+    comparison = compare_families(truth["validation"], {"transformer": transformer, "baseline": exported.predictions}, truth["test"])
+    metrics = {"model": exported.metrics["model"], "seconds": round(time.perf_counter() - started, 2),
+               **{split: {k: exported.metrics[split][k] for k in ("accuracy", "macro_f1")} for split in ("validation", "test")}}
+    return metrics, {k: comparison[k] for k in ("accuracy", "mcnemar", "verdict")}
 
 # %% ../nbs/03_training.ipynb #2b842fa7
 from transformers import TrainerCallback
@@ -265,10 +257,11 @@ def _ensure_data(run: RunDir, world_size: int) -> None:
     prepare_data(DataConfig(run_dir=str(run.path)))
 
 # %% ../nbs/03_training.ipynb #6dddbb6e
-def _evaluate(trainer, dataset, label_names: list[str]) -> dict[str, Any]:
-    "`classification_metrics` of the trainer's predictions on `dataset`."
+def _evaluate(trainer, dataset, label_names: list[str]) -> tuple[dict[str, Any], np.ndarray]:
+    "`classification_metrics` of the trainer's predictions on `dataset`, and the predicted class ids."
     output = trainer.predict(dataset)
-    return classification_metrics(output.label_ids, output.predictions.argmax(-1), label_names)
+    predicted = output.predictions.argmax(-1)
+    return classification_metrics(output.label_ids, predicted, label_names), predicted
 
 # %% ../nbs/03_training.ipynb #cd072820
 def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], config: TrainingConfig) -> None:
@@ -319,7 +312,8 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
     train_seconds = time.perf_counter() - started
     _check_not_diverged(trainer.state.log_history)
 
-    evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names) for split in ("validation", "test")}
+    evaluated = {split: _evaluate(trainer, tokens.datasets[split], label_names) for split in ("validation", "test")}
+    evaluation = {split: scores for split, (scores, _) in evaluated.items()}
     consistency = _ddp_consistency(trainer.model)
     if not trainer.is_world_process_zero():
         return TrainingResult(run, {}, trainer.state.log_history)
@@ -334,11 +328,13 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
         "out_of_scope": manifest.get("out_of_scope"),  # held-out rows are not in these metrics; chapter 15 scores them
         **evaluation,
     }
-    if config.baseline: metrics["baseline"] = train_baseline(splits, seed=config.seed)
+    if config.baseline:
+        metrics["baseline"], metrics["families"] = train_baseline(run, {split: ids for split, (_, ids) in evaluated.items()}, config.seed)
     _write_outputs(run, trainer, tokenizer, metrics, config)
     if config.tracking == "wandb": _finish_wandb(metrics)
     log.info(f"test accuracy {metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f} "
              f"in {train_seconds:.0f}s -> {run.model}")
+    if "families" in metrics: log.info(f"TF-IDF baseline: {metrics['families']['verdict']}")
     return TrainingResult(run, metrics, trainer.state.log_history)
 
 # %% ../nbs/03_training.ipynb #cc4227c9

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+import time
 from pathlib import Path
+
+import pytest
 
 from ainative.core import RunDir
 from ainative.data import read_manifest
@@ -39,3 +42,13 @@ def save_untrained_transformer(run: RunDir) -> None:
     label2id = read_manifest(run.data)["label2id"]
     tiny_model(sorted(label2id, key=label2id.get), layers=1, max_positions=128, seed=0).save_pretrained(run.model)
     tiny_tokenizer().save_pretrained(run.model)
+
+
+def wait_ready(client, timeout: float = 30) -> dict:
+    "Poll /ready until 200; fail with the last answer (and /model's reload record) otherwise."
+    deadline, answer = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        answer = client.get("/ready")
+        if answer.status_code == 200: return answer.json()
+        time.sleep(0.1)
+    pytest.fail(f"/ready never answered 200: {answer.status_code} {answer.text[:500]}; /model: {client.get('/model').text[:800]}")

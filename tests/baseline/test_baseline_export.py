@@ -77,8 +77,8 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     assert "data stage" in error.value.fix
     with pytest.raises(ConfigError, match="at least two classes"):
         fit_baseline(["a b", "c d"], [0, 0])
-    with pytest.raises(ConfigError, match="family"):
-        BaselineConfig(family="largest")
+    with pytest.raises(ConfigError, match="C=0"):
+        BaselineConfig(C=0)
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(Exception, match="cannot load the baseline"):
         baseline_session(tmp_path / "broken.onnx")

@@ -5,7 +5,6 @@ Needs the serving chapter's dispatch: `ModelManager._open` must call `ainative.b
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,23 +13,13 @@ from ainative.baseline import BaselineConfig, compare_run_families, register_bas
 from ainative.registry import Registry
 from ainative.serving import ServingConfig, create_app
 
-from baseline_fixtures import MODEL, TEMPLATES
-
-
-def wait_ready(client: TestClient, timeout: float = 30) -> dict:
-    "Poll /ready until 200; fail with the last answer (and /model's reload record) otherwise."
-    deadline, answer = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        answer = client.get("/ready")
-        if answer.status_code == 200: return answer.json()
-        time.sleep(0.1)
-    pytest.fail(f"/ready never answered 200: {answer.status_code} {answer.text[:500]}; /model: {client.get('/model').text[:800]}")
+from baseline_fixtures import MODEL, TEMPLATES, wait_ready
 
 
 @pytest.fixture
 def served_baseline(templated_run, tmp_path) -> tuple[Registry, str, dict]:
     "What the pipeline does under family=best on the templated run: compare, choose, register, promote."
-    comparison = compare_run_families(templated_run.path, BaselineConfig(family="best", bench_seconds=0.05))
+    comparison = compare_run_families(templated_run.path, BaselineConfig(bench_seconds=0.05), family="best")
     assert comparison["chosen"] == "baseline", comparison["verdict"]
     registry = Registry(tmp_path / "registry")
     version = register_baseline(templated_run.path, registry, comparison=comparison)

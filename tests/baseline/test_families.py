@@ -9,6 +9,7 @@ from scipy.stats import binom
 
 from ainative.baseline import BaselineConfig, choose_family, compare_families, compare_run_families, family_verdict, mcnemar_exact
 from ainative.core import ConfigError
+from ainative.registry import RegistryConfig
 
 
 def test_mcnemar_on_a_hand_checked_example():
@@ -49,7 +50,9 @@ def test_choose_family(family, accuracy, chosen):
 
 
 def test_the_default_family_is_the_transformer():
-    assert BaselineConfig().family == "transformer"
+    assert RegistryConfig().family == "transformer"
+    with pytest.raises(ConfigError, match="not a model family"):
+        RegistryConfig(family="biggest")
     with pytest.raises(ConfigError):
         choose_family("biggest", {"transformer": 0.5, "baseline": 0.9})
 
@@ -58,7 +61,7 @@ def test_compare_families_pairs_the_validation_predictions():
     truth = np.array([0, 1, 2, 0, 1, 2])
     predictions = {"transformer": {"validation": np.array([0, 1, 2, 0, 0, 0]), "test": np.array([0, 1])},
                    "baseline": {"validation": np.array([0, 1, 2, 0, 1, 0]), "test": np.array([0, 0])}}
-    result = compare_families(truth, predictions, np.array([0, 1]), config=BaselineConfig(family="best"))
+    result = compare_families(truth, predictions, np.array([0, 1]), family="best")
     assert result["accuracy"] == {"validation": {"transformer": 4 / 6, "baseline": 5 / 6}, "test": {"transformer": 1.0, "baseline": 0.5}}
     assert (result["mcnemar"]["transformer_only"], result["mcnemar"]["baseline_only"]) == (0, 1)
     assert result["mcnemar"]["p_value"] == 1.0 and result["verdict"].startswith("the baseline is as good as")
@@ -66,7 +69,7 @@ def test_compare_families_pairs_the_validation_predictions():
 
 
 def test_on_a_templated_dataset_the_baseline_wins_under_best(templated_run):
-    result = compare_run_families(templated_run.path, BaselineConfig(family="best", bench_seconds=0.1))
+    result = compare_run_families(templated_run.path, BaselineConfig(bench_seconds=0.1), family="best")
     assert result["accuracy"]["validation"]["baseline"] >= 0.95 > result["accuracy"]["validation"]["transformer"]
     assert result["mcnemar"]["p_value"] < 0.05 and result["verdict"].startswith("the baseline is better than the transformer")
     assert result["chosen"] == "baseline"

@@ -869,6 +869,6 @@ def explain_model(config: ExplainConfig | None = None) -> ExplainResult:
     atomic_write_json(run.reports / "explain.json", report)
     run.record_params("explain", config.to_dict())
     log.info(f"ECE {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f} (T={calibration['temperature']:.3f}); "
-             f"deleting {config.top_k} words: -{faithfulness['drop_attributed']:.3f} attributed vs "
-             f"-{faithfulness['drop_random']:.3f} random; calibration {report['calibration_attachment']}")
+             f"deleting {config.top_k} words: {-faithfulness['drop_attributed']:+.3f} attributed vs "
+             f"{-faithfulness['drop_random']:+.3f} random; calibration {report['calibration_attachment']}")
     return ExplainResult(run, report, explanations, deletion, confused, mistakes, behaviour, figures, model, tokenizer)

@@ -9,6 +9,9 @@ and the server share its cores):
     .venv/bin/python benchmarks/bench_serve.py --skip-baselines --skip-reload                      # request logging on vs off
     .venv/bin/python benchmarks/bench_serve.py --skip-baselines --skip-reload --skip-logging-compare --shadow-compare  # shadow on vs off
 
+A version of the baseline family (chapter 16; `ainative pipeline -p family=best`) is measured the same way: name its
+model and alias (and its run with --run-dir); the copy and the hot reload register the run's baseline again.
+
 What it does (see benchmarks/README.md for how to read the results):
 
 1. copies the served version into a temporary registry through the Registry API (the run registered again, each
@@ -144,12 +147,20 @@ def version_hashes(registry, model: str, version: str) -> dict[str, str]:
     return hashes
 
 
+def register_run(registry, run_dir: Path, model: str, family: str) -> str:
+    "Register `run_dir` in `registry` as a version of `family`: the run's transformer, or its exported baseline (chapter 16)."
+    if family != "baseline": return registry.register(run_dir, name=model)
+    from ainative.baseline import register_baseline
+    return register_baseline(run_dir, registry, model)
+
+
 def copy_registry(registry_dir: Path, model: str, version: str, alias: str, run_dir: Path, destination: Path) -> tuple[Path, str]:
     "A registry at `destination` holding `version` again (its run registered, its attachments attached, `alias` promoted); its id there."
+    from ainative.baseline import model_family
     from ainative.registry import ATTACHMENT_FILES, Registry
     source, copy = Registry(registry_dir), Registry(destination)
     folder = source.resolve(model, version)
-    copied = copy.register(run_dir, name=model)
+    copied = register_run(copy, run_dir, model, model_family(source.show(model, folder.name)))
     for kind, record in source.attachments(model, version).items():
         if (copy.resolve(model, copied) / kind).exists(): continue  # the ONNX files came with the run
         with tempfile.TemporaryDirectory() as staging:
@@ -722,12 +733,14 @@ def run_closed_phase(target: Target, script: Path, connections: int, args: argpa
 
 
 # --- hot reload under load ---------------------------------------------------------------------------------------
-def register_again(registry_dir: Path, model: str, run_dir: Path) -> dict[str, Any]:
-    "Register `run_dir` as a new version of the registry copy, with ONNX (copied by register(), else attached)."
+def register_again(registry_dir: Path, model: str, run_dir: Path, alias: str) -> dict[str, Any]:
+    "Register `run_dir` again, of the family `alias` serves, with ONNX (copied by register(), else attached)."
+    from ainative.baseline import model_family
     from ainative.registry import Registry
     registry = Registry(registry_dir)
+    family = model_family(registry.show(model, registry.resolve(model, alias).name))
     started = time.monotonic()
-    version = registry.register(run_dir, name=model)
+    version = register_run(registry, run_dir, model, family)
     onnx = "copied by register()"
     if not (registry.resolve(model, version) / "onnx" / "report.json").is_file():
         info = json.loads((run_dir / "onnx" / "report.json").read_text(encoding="utf-8"))
@@ -751,7 +764,7 @@ def promote(registry_dir: Path, model: str, version: str, alias: str) -> dict[st
 def run_reload_phase(target: Target, bodies: list[bytes], registry_dir: Path, run_dir: Path, old_version: str,
                      args: argparse.Namespace) -> dict[str, Any]:
     "Promote a new version while an open-loop phase runs; failed requests and how long until responses switch."
-    registration = register_again(registry_dir, args.model, run_dir)  # before the load: only promote() is timed
+    registration = register_again(registry_dir, args.model, run_dir, args.alias)  # before the load: only promote() is timed
     new_version = registration["new_version"]
     promote_after = args.duration / 4
     marks: dict[str, Any] = {}

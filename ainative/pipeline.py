@@ -24,7 +24,7 @@ from .registry import RegistryConfig
 __all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'PROFILES', 'CLINC150_MODEL_NAME', 'PIPELINE_TAG', 'PIPELINE_KERNEL_ENVIRONMENT',
            'notebooks_dir', 'notebook_parameters', 'stage_parameters', 'PipelineStageError', 'select_stages',
            'runs_in_pipeline', 'pipeline_notebook', 'kernel_environment', 'run_stage', 'check_upstream', 'run_pipeline',
-           'pipeline_summary', 'pipeline_outcome']
+           'serving_costs', 'pipeline_summary', 'pipeline_outcome']
 
 # %% ../nbs/09_pipeline.ipynb #5cf98d41
 STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
@@ -241,6 +241,15 @@ def run_pipeline(profile: str = "smoke",
         log.info(f"stage {number}/{len(stages)} {stage} done in {time.perf_counter() - started:.1f}s -> {output}")
     return run
 
+# %% ../nbs/09_pipeline.ipynb #5c1d7e20
+def serving_costs(report: dict[str, Any]  # the optimisation stage's onnx/report.json
+                 ) -> str:
+    "Texts/s at batch 32 (grouped by length) and size on disk of the served ONNX variant and of the baseline family."
+    names = {file: name for name, file in report["files"].items()}
+    at_32, sizes = report["throughput_at_32"]["by length"], report["sizes_bytes"]
+    return ", ".join(f"{name} {at_32[name]:.0f} texts/s, {sizes[name] / 1e6:.1f} MB"
+                     for name in (names.get(report["serving_default"]["cpu"]), "baseline onnx") if name in at_32 and name in sizes)
+
 # %% ../nbs/09_pipeline.ipynb #e3af7d4f
 def pipeline_summary(run: RunDir) -> str:
     "A few lines on what `run` produced: data, accuracy against the baseline, INT8 speed-up, version, next command."
@@ -259,6 +268,7 @@ def pipeline_summary(run: RunDir) -> str:
         report = json.loads((run.onnx / "report.json").read_text())
         speedups = ", ".join(f"{name} {value:.1f}x" for name, value in report["speedup_at_32"].items() if name != "torch fp32")
         lines.append(f"ONNX at batch 32 vs torch: {speedups}; serving default {report['serving_default']['cpu']}")
+        if "baseline onnx" in report["sizes_bytes"]: lines.append(f"serving cost at batch 32: {serving_costs(report)}")
     registered = run.read_params().get("registry", {})
     if "version" in registered:
         promotion = json.loads((run.onnx / "promotion.json").read_text()) if (run.onnx / "promotion.json").exists() else {}

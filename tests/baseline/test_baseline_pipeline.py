@@ -48,6 +48,7 @@ def test_best_registers_the_baseline_and_every_summary_says_why(best_run):
     assert manifest["family"] == "baseline" and manifest["metrics"]["comparison"]["verdict"] == families["verdict"]
     summary = pipeline_summary(run)
     assert f"families: {families['verdict']}" in summary and f"{outcome['version']} (baseline) -> alias production" in summary
+    assert "serving cost at batch 32: onnx " in summary and "baseline onnx" in summary.split("serving cost at batch 32: ")[1]
     report = json.loads((run.onnx / "report.json").read_text())  # the optimisation benchmark measured both families
     assert "baseline onnx" in report["throughput_at_32"]["by length"] and report["test_accuracy"]["baseline onnx"] >= 0.9
     assert "onnx" not in registry.attachments(outcome["model"], outcome["version"])  # its own export serves, nothing attached

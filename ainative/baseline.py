@@ -211,6 +211,7 @@ def export_baseline(run_dir: Path | str,                    # a run directory wi
         truth = {s: splits[s].label.map(label2id).to_numpy() for s in ("validation", "test")}
         metrics = {"family": "baseline", "model": json.loads((staging / "model" / "config.json").read_text())["model"],
                    "data_version": data["version"], "test_sha256": data["split_sha256"]["test"],
+                   "out_of_scope": data.get("out_of_scope"),  # held-out rows are not scored: the gate compares like with like
                    **{s: _metrics(truth[s], probabilities[s], names) for s in ("validation", "test")}}
         if config.calibrate:
             metrics["calibration"] = _calibration(splits, session, label2id)

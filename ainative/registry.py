@@ -33,9 +33,9 @@ __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'VERSION_PATTERN',
            'check_model_name', 'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
-           'attachment_record', 'recorded_attachment_problems', 'promotion_problems', 'latest_change', 'last_json_line',
-           'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion', 'chosen_family',
-           'register_model']
+           'attachment_record', 'recorded_attachment_problems', 'scored_rows', 'promotion_problems', 'latest_change',
+           'last_json_line', 'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion',
+           'chosen_family', 'register_model']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -350,6 +350,11 @@ def recorded_attachment_problems(version_folder: Path | str,     # a version's f
     return problems
 
 # %% ../nbs/04_registry.ipynb #5b14acb3
+def scored_rows(manifest: dict[str, Any]) -> str:
+    "Which test rows a version's metrics count: every row, or the in-scope ones when out-of-scope rows were held out (chapter 15)."
+    handling = ((manifest.get("metrics") or {}).get("out_of_scope") or {}).get("handling")
+    return "the in-scope test rows only" if handling == "holdout" else "every test row"
+
 def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
                        current: dict[str, Any],    # manifest of the version in production now
                        tolerance: float = RegistryConfig.tolerance  # how much worse a test metric may be
@@ -359,6 +364,9 @@ def promotion_problems(candidate: dict[str, Any],  # manifest of the version to 
     if not new_hash or new_hash != old_hash:
         return [f"{candidate.get('version')} and production {current.get('version')} were evaluated on different test sets "
                 f"(test sha256 {str(new_hash)[:12]}… vs {str(old_hash)[:12]}…), so their metrics cannot be compared."]
+    if scored_rows(candidate) != scored_rows(current):
+        return [f"{candidate.get('version')} was scored on {scored_rows(candidate)} and production {current.get('version')} on "
+                f"{scored_rows(current)} of the same test set, so their metrics cannot be compared."]
     problems = []
     for metric in GATED_METRICS:
         new, old = manifest_metric(candidate, metric), manifest_metric(current, metric)

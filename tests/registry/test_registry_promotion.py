@@ -134,3 +134,17 @@ def test_bad_aliases_and_unknown_versions_are_refused(registry, production):
         registry.promote(MODEL, production, alias="Prod!")
     with pytest.raises(RegistryError, match="no version v0042"):
         registry.promote(MODEL, "v0042")
+
+
+def test_metrics_on_different_rows_of_one_test_set_are_not_compared():
+    """Seen on CLINC150: a model trained with the out-of-scope rows held out is scored on the in-scope test rows only, one
+    with an `oos` class on every row; the same test file, so the hash check alone let the gate compare 96% with 85%."""
+    from ainative.registry import promotion_problems
+    def version(name: str, accuracy: float, handling: str | None) -> dict:
+        return {"version": name, "test_sha256": "same-test-file", "metrics": {
+            "test": {"accuracy": accuracy, "macro_f1": accuracy}, "out_of_scope": handling and {"handling": handling, "label": "oos"}}}
+    with_class, held_out, older = version("v0002", 0.85, "class"), version("v0003", 0.96, "holdout"), version("v0001", 0.85, None)
+    problems = promotion_problems(held_out, with_class)  # on the numbers alone it would pass: 0.96 > 0.85
+    assert len(problems) == 1 and "cannot be compared" in problems[0] and "in-scope test rows only" in problems[0], problems
+    assert "cannot be compared" in promotion_problems(with_class, held_out)[0]
+    assert promotion_problems(with_class, older) == []  # a version from before the out-of-scope option counted every row

@@ -94,6 +94,9 @@ def train_baseline(run: RunDir,                          # the run, with data/ w
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     "Export the baseline of chapter 16 into `<run>/baseline/`; its metrics, and its comparison with the transformer."
     from ainative.baseline import BaselineConfig, compare_families, export_baseline
+    if any(ids is None for ids in transformer.values()):
+        raise AinativeError("The transformer's predictions are not in row order, so they cannot be paired with the baseline's.",
+                            fix="Predict with a sequential sampler (train_sampling_strategy='sequential') before comparing.")
     started = time.perf_counter()
     exported = export_baseline(run.path, BaselineConfig(seed=seed))
     splits, label2id = load_splits(run.data), read_manifest(run.data)["label2id"]
@@ -257,11 +260,12 @@ def _ensure_data(run: RunDir, world_size: int) -> None:
     prepare_data(DataConfig(run_dir=str(run.path)))
 
 # %% ../nbs/03_training.ipynb #6dddbb6e
-def _evaluate(trainer, dataset, label_names: list[str]) -> tuple[dict[str, Any], np.ndarray]:
-    "`classification_metrics` of the trainer's predictions on `dataset`, and the predicted class ids."
+def _evaluate(trainer, dataset, label_names: list[str]) -> tuple[dict[str, Any], np.ndarray | None]:
+    "`classification_metrics` of the trainer's predictions on `dataset`, and the predicted class ids in its row order (else None)."
     output = trainer.predict(dataset)
     predicted = output.predictions.argmax(-1)
-    return classification_metrics(output.label_ids, predicted, label_names), predicted
+    in_row_order = np.array_equal(output.label_ids, np.asarray(dataset["labels"]))  # a length-grouped sampler reorders them
+    return classification_metrics(output.label_ids, predicted, label_names), predicted if in_row_order else None
 
 # %% ../nbs/03_training.ipynb #cd072820
 def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], config: TrainingConfig) -> None:
@@ -312,6 +316,7 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
     train_seconds = time.perf_counter() - started
     _check_not_diverged(trainer.state.log_history)
 
+    trainer.args.train_sampling_strategy = "sequential"  # the final predictions in row order: paired text by text with the baseline's
     evaluated = {split: _evaluate(trainer, tokens.datasets[split], label_names) for split in ("validation", "test")}
     evaluation = {split: scores for split, (scores, _) in evaluated.items()}
     consistency = _ddp_consistency(trainer.model)

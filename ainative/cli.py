@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -25,11 +26,12 @@ from .registry import Registry, RegistryConfig, register_model
 __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand',
            'build_parser', 'exit_status', 'missing_dependency', 'main', 'read_params_file', 'pipeline_command',
            'add_pipeline_command', 'data_command', 'add_data_command', 'train_command', 'add_train_command',
-           'open_registry', 'registry_list', 'registry_show', 'registry_verify', 'registry_register',
-           'registry_promote', 'registry_rollback', 'registry_delete_alias', 'registry_history', 'registry_gc',
-           'registry_tag', 'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command',
-           'add_optimize_command', 'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command',
-           'describe_comparison', 'monitor_command', 'add_monitor_command']
+           'distill_params', 'distill_command', 'add_distill_command', 'open_registry', 'registry_list',
+           'registry_show', 'registry_verify', 'registry_register', 'registry_promote', 'registry_rollback',
+           'registry_delete_alias', 'registry_history', 'registry_gc', 'registry_tag', 'registry_describe',
+           'add_registry_command', 'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command',
+           'add_explain_command', 'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command',
+           'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #876b5276
 def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
@@ -200,6 +202,46 @@ def add_train_command(commands: Any) -> None:
     train.add_argument("--run-dir", help="run directory with data/ (default: a new run on the bundled dataset)")
     train.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any TrainingConfig parameter (repeatable)")
     train.set_defaults(handler=train_command)
+
+# %% ../nbs/11_cli.ipynb #8c912049
+def distill_params(args: argparse.Namespace) -> dict[str, Any]:
+    "The distillation's parameters: the profile's training ones, then `--params`, then `-p`, then the teachers and run directory."
+    from ainative.distill import DistillationConfig
+    fields = {field.name for field in dataclasses.fields(DistillationConfig)}
+    profile = {k: v for k, v in PROFILES[args.profile]["training"].items() if k in fields}
+    params = {**profile, **read_params_file(args.params), **parse_key_values(args.param), "teachers": tuple(args.teachers)}
+    return {**params, "run_dir": args.run_dir} if args.run_dir else params
+
+# %% ../nbs/11_cli.ipynb #77cb2090
+def distill_command(args: argparse.Namespace) -> int:
+    "Distil the teachers into a student run; print its size and scores, and the command that registers and optimises it."
+    from ainative.distill import DistillationConfig, distill_model
+    config = DistillationConfig.from_params(distill_params(args))
+    with contextlib.redirect_stdout(sys.stderr): result = distill_model(config)  # the Trainer logs to stdout; stdout is for the summary
+    metrics, distillation = result.metrics, result.metrics["distillation"]
+    print(json.dumps({"run_dir": str(result.run.path), "student": distillation["student"], "layers": distillation["layers"],
+                      "parameters": distillation["parameters"], "teachers": len(distillation["teachers"]),
+                      "teacher_train_accuracy": distillation["teacher_train_accuracy"],
+                      "validation_accuracy": metrics["validation"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+                      "train_seconds": metrics["train_seconds"],
+                      "next": f"ainative pipeline --profile {args.profile} --run-dir {result.run.path} --from registry"}, indent=2))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #fbf9b75d
+@subcommand
+def add_distill_command(commands: Any) -> None:
+    "`ainative distill`: the distillation chapter's student run."
+    distill = commands.add_parser("distill", help="distil teachers into a smaller or a fresh student model",
+                                  formatter_class=DefaultsHelp,
+                                  description="Train a student on a run's data from the teachers' averaged logits (cached in "
+                                              "<run-dir>/teacher/); the run is a training run the pipeline continues with --from registry.")
+    distill.add_argument("teachers", nargs="+", metavar="TEACHER", help="a teacher: run directory, its model/ folder, or a registry version folder")
+    distill.add_argument("--run-dir", help="the student's run directory (default: a new one under runs/)")
+    distill.add_argument("--profile", default=inspect.signature(run_pipeline).parameters["profile"].default, choices=list(PROFILES),
+                         help="pipeline profile whose training parameters the student takes (default: %(default)s)")
+    distill.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any DistillationConfig parameter (repeatable)")
+    distill.add_argument("--params", metavar="FILE.yaml", help="YAML file of DistillationConfig parameters")
+    distill.set_defaults(handler=distill_command)
 
 # %% ../nbs/11_cli.ipynb #d55e520c
 def open_registry(args: argparse.Namespace, model: bool = True) -> Registry:

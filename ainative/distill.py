@@ -24,15 +24,15 @@ from .training import TrainingConfig, TrainingResult
 # %% auto #0
 __all__ = ['DistillationConfig', 'distillation_loss', 'resolve_model_folder', 'check_teacher_labels', 'model_fingerprint',
            'ensemble_logits', 'texts_fingerprint', 'cached_teacher_logits', 'alternate_layers', 'prune_layers',
-           'check_keep_layers', 'pruned_student', 'with_example_index', 'DistillationTrainer', 'build_student',
-           'training_part', 'distill_model']
+           'check_keep_layers', 'pruned_student', 'with_example_index', 'DistillationTrainer', 'teacher_run_dir',
+           'build_student', 'training_part', 'distill_model']
 
 # %% ../nbs/17_distillation.ipynb #bd544eee
 @dataclass
 class DistillationConfig(TrainingConfig):
     "Parameters of a distillation run: the training stage's, plus the teachers, the student and the loss mix."
     teachers: tuple[str, ...] = ()          # teacher model folders (model/ folder, run or registry version); logits are averaged
-    data_from: str | None = None            # run whose data/ the student uses (the teacher's); None: the run's own, else the bundled dataset
+    data_from: str | None = None            # run whose data/ the student uses; None: the run's own, else the first teacher's run's, else the bundled dataset
     student: Literal["pruned", "base"] = "pruned"  # pruned: the first teacher less some layers; base: `base_model` with a new head
     keep_layers: tuple[int, ...] | None = None     # teacher layers a pruned student keeps; None: every second one, ending at the last
     alpha: float = 0.5                      # weight of the soft (teacher) term; the hard labels get 1 - alpha
@@ -233,12 +233,19 @@ class DistillationTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 # %% ../nbs/17_distillation.ipynb #2bd4d6bc
+def teacher_run_dir(teacher: Path | str  # a teacher as `DistillationConfig.teachers` names it
+                   ) -> Path | None:
+    "The run directory holding `teacher` (itself or the parent of its `model/`) if that run has prepared data, else None."
+    path = Path(teacher).expanduser().resolve()
+    return next((run for run in (path, path.parent) if (run / "data" / "manifest.json").is_file()), None)
+
 def _student_data(run: RunDir, config: DistillationConfig) -> None:
-    "Give `run` its data: keep its own, copy `config.data_from`'s data/ (atomically), or prepare the bundled dataset."
+    "Give `run` its data: keep its own, copy the data/ of `config.data_from` or the first teacher's run (atomically), or prepare the bundled dataset."
     from ainative.training import _ensure_data
     if (run.data / "manifest.json").exists(): return
-    if config.data_from is None: return _ensure_data(run, 1)
-    source = RunDir(Path(config.data_from).expanduser().resolve()).data
+    data_from = config.data_from or (teacher_run_dir(config.teachers[0]) if config.teachers else None)
+    if data_from is None: return _ensure_data(run, 1)
+    source = RunDir(Path(data_from).expanduser().resolve()).data
     if not (source / "manifest.json").is_file():
         raise AinativeError(f"{source} holds no prepared data (no manifest.json).", where="data_from",
                             fix="Name the teacher's run directory, the one that holds data/.")
@@ -280,12 +287,12 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("Distillation runs in one process (each would compute the teacher logits).", fix="Run it without torchrun.")
     log = get_logger("distill")
+    teachers = [resolve_model_folder(teacher) for teacher in config.teachers]  # before the run exists: a typo leaves nothing behind
     run = RunDir.create(config.run_dir)
     _student_data(run, config)
     manifest, splits = read_manifest(run.data), load_splits(run.data)
     label2id = manifest["label2id"]
     label_names = [manifest["id2label"][str(i)] for i in range(len(label2id))]
-    teachers = [resolve_model_folder(teacher) for teacher in config.teachers]
     for teacher in teachers: check_teacher_labels(teacher, label2id)
     seed_everything(config.seed)
     device = detect_device(config.device)

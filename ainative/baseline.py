@@ -417,10 +417,10 @@ def choose_family(family: str,                          # RegistryConfig.family
 def family_verdict(validation_accuracy: dict[str, float],  # {"transformer": ..., "baseline": ...}
                    p_value: float,                         # McNemar's on the paired validation predictions
                    alpha: float = BaselineConfig.alpha) -> str:
-    "One sentence: whether the baseline is better than, as good as, or worse than the transformer on validation."
+    "One sentence: whether the baseline is better than, not significantly different from, or worse than the transformer on validation."
     transformer, baseline = validation_accuracy["transformer"], validation_accuracy["baseline"]
     numbers = f"validation accuracy {baseline:.2%} vs {transformer:.2%}, McNemar p={p_value:.3g}"
-    if p_value >= alpha: return f"the baseline is as good as the transformer on validation ({numbers}; no significant difference)"
+    if p_value >= alpha: return f"the baseline is not significantly different from the transformer on validation ({numbers})"
     if baseline > transformer: return f"the baseline is better than the transformer on validation ({numbers})"
     return f"the transformer is better than the baseline on validation ({numbers})"
 

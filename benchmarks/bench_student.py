@@ -5,6 +5,7 @@ Run it from the repository root with the project's virtual environment, one heav
 
     flock /work/full/heavy.lock .venv/bin/python benchmarks/bench_student.py --teacher /work/full/runs/b77
     .venv/bin/python benchmarks/bench_student.py              # no trained teacher: all-MiniLM-L6-v2 with an untrained head
+    .venv/bin/python benchmarks/bench_student.py --teacher runs/b77 --student runs/b77-l3 --student runs/b77-ens --plot tradeoff.png
 
 What is measured: the teacher (a trained model folder or run; without one, the real base model all-MiniLM-L6-v2 with
 an untrained 77-way head, which costs the same) and `ainative.distill.pruned_student` of it (every second layer; not
@@ -13,6 +14,9 @@ optimisation stage's own functions (`export_onnx`, `optimize_graph`, `quantize_i
 (`ainative.optimize.measure`) at batch 32, batches grouped by length, on the Banking77 test texts. The two are measured
 in alternating rounds, so that load from other processes falls on both alike; the ratio is computed per round and
 its median printed with the range. Test accuracy of both is printed too (the student's is before any distillation).
+With `--student` (repeatable), trained students (distilled runs, `ainative distill`) are measured instead of the
+untrained pruned one, each against the same teacher in the same rounds; `--plot` draws test accuracy against
+throughput, one point per model.
 
 Nothing here asserts a number; it prints the CPU model, the thread settings, a table and the ratio (target: >= 2x),
 and writes JSON with `--json`.
@@ -65,12 +69,49 @@ def int8_runner(model, tokenizer, folder: Path, threads: int | None, max_length:
     return OnnxRunner(folder / "model.int8.onnx", tokenizer, "cpu", threads, max_length)
 
 
+def student_models(students: list[str] | None, teacher_folder: Path, keep: tuple[int, ...] | None) -> list[tuple[str, object, object, str]]:
+    "(name, model, tokenizer, description) of each trained student, or of the teacher's untrained pruned student when there is none."
+    from ainative.distill import pruned_student, resolve_model_folder
+    from ainative.optimize import load_for_export
+    if not students:
+        student = pruned_student(teacher_folder, keep)
+        _, tokenizer = load_for_export(teacher_folder)
+        return [(f"L{student.config.num_hidden_layers} student int8", student, tokenizer,
+                 f"student: layers {student.config.pruned_from['keep_layers']} of the teacher, not distilled")]
+    found = []
+    for path in students:
+        folder = resolve_model_folder(path)
+        model, tokenizer = load_for_export(folder)
+        run = folder.parent.name if folder.name == "model" else folder.name
+        found.append((f"L{model.config.num_hidden_layers} {run} int8", model, tokenizer, f"student {run}: {folder}"))
+    return found
+
+
+def plot_tradeoff(throughput: dict[str, float], accuracy: dict[str, float], path: str, title: str) -> None:
+    "Test accuracy against texts/s, one labelled point per model, saved to `path`."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name in throughput:
+        axes.scatter(throughput[name], 100 * accuracy[name], s=40)
+        axes.annotate(name, (throughput[name], 100 * accuracy[name]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    axes.set(xlabel="texts/s (model only, tokenisation included)", ylabel="test accuracy (%)", title=title)
+    axes.title.set_fontsize(9)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--teacher", help="trained L6 model folder, run or registry version (default: base model, untrained head)")
     parser.add_argument("--data-run", help="run whose data/ holds the test split (default: the teacher's run if it has data/, "
                                            "else Banking77 prepared in a temporary folder)")
     parser.add_argument("--keep-layers", help="teacher layers the student keeps, e.g. 1,3,5 (default: every second, ending at the last)")
+    parser.add_argument("--student", action="append", help="a trained student (model folder, run or registry version) to measure "
+                                                           "instead of the untrained pruned one; repeatable")
+    parser.add_argument("--plot", help="also draw test accuracy against texts/s into this PNG file")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per variant and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (teacher, student, teacher, ...)")
@@ -80,7 +121,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from ainative.distill import pruned_student
     from ainative.optimize import batched_logits, load_for_export, measure
     from ainative.training import TrainingConfig
     max_length = args.max_length or TrainingConfig.max_length
@@ -92,10 +132,11 @@ def main() -> None:
         texts, labels, label2id = banking77_split(data_run, scratch)
         teacher_folder, trained = load_teacher(args.teacher, label2id, scratch)
         teacher, tokenizer = load_for_export(teacher_folder)
-        student = pruned_student(teacher_folder, keep)
+        students = student_models(args.student, teacher_folder, keep)
         started = time.perf_counter()
-        runners = {f"L{teacher.config.num_hidden_layers} int8": int8_runner(teacher, tokenizer, scratch / "teacher", args.threads, max_length),
-                   f"L{student.config.num_hidden_layers} student int8": int8_runner(student, tokenizer, scratch / "student", args.threads, max_length)}
+        runners = {f"L{teacher.config.num_hidden_layers} int8": int8_runner(teacher, tokenizer, scratch / "teacher", args.threads, max_length)}
+        for i, (name, student, student_tokenizer, _) in enumerate(students):
+            runners[name] = int8_runner(student, student_tokenizer, scratch / f"student-{i}", args.threads, max_length)
         export_seconds = time.perf_counter() - started
         sizes = {name: runner.path.stat().st_size for name, runner in runners.items()}
         accuracy = {name: float((batched_logits(runner.logits, texts).argmax(-1) == labels).mean()) for name, runner in runners.items()}
@@ -103,26 +144,32 @@ def main() -> None:
         for round_number in range(args.rounds):
             rounds.append({name: measure(runner.logits, texts, args.batch_size, args.seconds, group_by_length=True, seed=round_number)
                            for name, runner in runners.items()})
-    teacher_name, student_name = list(runners)
-    ratios = [r[student_name]["throughput"] / r[teacher_name]["throughput"] for r in rounds]
+    teacher_name, student_names = list(runners)[0], list(runners)[1:]
+    ratios = {name: [r[name]["throughput"] / r[teacher_name]["throughput"] for r in rounds] for name in student_names}
     load = os.getloadavg()
     print(f"CPU: {cpu_model()}; threads: torch {torch.get_num_threads()}, onnxruntime {args.threads or 'default (all cores)'}; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"teacher: {teacher_folder} ({'trained' if trained else 'untrained head: speed only'}); student: layers "
-          f"{student.config.pruned_from['keep_layers']} of {teacher.config.num_hidden_layers}, not distilled; "
+    described = "; ".join(description for *_, description in students)
+    print(f"teacher: {teacher_folder} ({'trained' if trained else 'untrained head: speed only'}); {described}; "
           f"{len(texts)} Banking77 test texts, max_length {max_length}; export {export_seconds:.0f}s")
-    print(f"{'variant':<22}{'texts/s (median)':>18}{'p50 ms/batch':>14}{'test acc':>10}{'MB':>8}")
+    print(f"{'variant':<26}{'texts/s (median)':>18}{'p50 ms/batch':>14}{'test acc':>10}{'MB':>8}")
+    throughput = {name: statistics.median(r[name]["throughput"] for r in rounds) for name in runners}
     for name in runners:
-        throughput = statistics.median(r[name]["throughput"] for r in rounds)
         p50 = statistics.median(r[name]["p50_ms"] for r in rounds)
-        print(f"{name:<22}{throughput:>18.0f}{p50:>14.1f}{accuracy[name]:>10.4f}{sizes[name] / 2**20:>8.1f}")
-    print(f"student / teacher throughput at batch {args.batch_size} by length: {statistics.median(ratios):.2f}x "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 2x)")
+        print(f"{name:<26}{throughput[name]:>18.0f}{p50:>14.1f}{accuracy[name]:>10.4f}{sizes[name] / 2**20:>8.1f}")
+    for name in student_names:
+        print(f"{name} / {teacher_name} throughput at batch {args.batch_size} by length: {statistics.median(ratios[name]):.2f}x "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios[name])}; target >= 2x)")
+    if args.plot: plot_tradeoff(throughput, accuracy, args.plot, f"{cpu_model()}, batch {args.batch_size} by length, ONNX INT8")
     if args.json:
+        first = student_names[0]
         Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "load_average": load, "teacher": str(teacher_folder), "trained": trained,
-                                               "keep_layers": student.config.pruned_from["keep_layers"], "max_length": max_length,
-                                               "batch_size": args.batch_size, "accuracy": accuracy, "sizes_bytes": sizes,
-                                               "rounds": rounds, "ratios": ratios, "ratio_median": statistics.median(ratios)}, indent=1))
+                                               "students": {name: description for name, _, _, description in students},
+                                               "keep_layers": (getattr(students[0][1].config, "pruned_from", None) or {}).get("keep_layers"),
+                                               "max_length": max_length, "batch_size": args.batch_size, "accuracy": accuracy, "sizes_bytes": sizes,
+                                               "throughput_median": throughput, "rounds": rounds, "ratios": ratios[first],
+                                               "ratio_median": statistics.median(ratios[first]),
+                                               "ratios_by_student": ratios}, indent=1))
 
 
 if __name__ == "__main__":

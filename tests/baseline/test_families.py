@@ -33,8 +33,8 @@ def test_mcnemar_without_discordant_pairs_and_bad_input():
 def test_the_verdict_says_better_as_good_or_worse():
     assert family_verdict({"transformer": 0.70, "baseline": 0.97}, 0.001) == (
         "the baseline is better than the transformer on validation (validation accuracy 97.00% vs 70.00%, McNemar p=0.001)")
-    assert family_verdict({"transformer": 0.9938, "baseline": 0.9985}, 0.3).startswith("the baseline is as good as the transformer")
-    assert family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.3).startswith("the baseline is as good as the transformer")
+    assert family_verdict({"transformer": 0.9938, "baseline": 0.9985}, 0.3).startswith("the baseline is not significantly different from the transformer")
+    assert family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.3).startswith("the baseline is not significantly different from the transformer")
     assert family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.01).startswith("the transformer is better")
 
 
@@ -64,7 +64,7 @@ def test_compare_families_pairs_the_validation_predictions():
     result = compare_families(truth, predictions, np.array([0, 1]), family="best")
     assert result["accuracy"] == {"validation": {"transformer": 4 / 6, "baseline": 5 / 6}, "test": {"transformer": 1.0, "baseline": 0.5}}
     assert (result["mcnemar"]["transformer_only"], result["mcnemar"]["baseline_only"]) == (0, 1)
-    assert result["mcnemar"]["p_value"] == 1.0 and result["verdict"].startswith("the baseline is as good as")
+    assert result["mcnemar"]["p_value"] == 1.0 and result["verdict"].startswith("the baseline is not significantly different")
     assert result["chosen"] == "baseline" and result["family"] == "best"
 
 

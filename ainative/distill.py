@@ -274,13 +274,9 @@ def training_part(config: DistillationConfig,  # the distillation's parameters
 def distill_model(config: DistillationConfig | None = None  # the run's parameters
                  ) -> TrainingResult:
     "Distil `config.teachers` into the student on the run's data; write model, metrics, logs and plots as the training stage does."
-    from transformers import EarlyStoppingCallback, PrinterCallback
-
     from ainative.data import load_splits, read_manifest, save_figure
-    from ainative.model import padding_collator, tokenize_splits
-    from ainative.training import (JsonlLogCallback, ProgressLinesCallback, _check_not_diverged, _evaluate, _write_outputs,
-                                   build_optimizer, plot_training_curves, progress_lines, resolve_precision, trainer_metrics,
-                                   training_arguments)
+    from ainative.model import tokenize_splits
+    from ainative.training import _check_not_diverged, _evaluate, _write_outputs, build_trainer, plot_training_curves, run_metrics
     config = config or DistillationConfig()
     if not config.teachers: raise ConfigError("A distillation needs at least one teacher.", where="teachers",
                                               fix="Pass teachers=<model folder>[,<another>] (a run's model/, a run or a registry version).")
@@ -304,18 +300,10 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     student_origin = config.base_model if config.student == "base" else str(teachers[0])
     tokens = tokenize_splits(splits, tokenizer, label2id, config.max_length)
     train = with_example_index(tokens.datasets["train"])
-    args = training_arguments(config, run.path / "checkpoints", len(train), device)
-    args.remove_unused_columns = False  # keep `index`: compute_loss needs it (and drops what the model does not take)
-    optimizer = build_optimizer(model, config.learning_rate, config.weight_decay, config.head_lr_multiplier)
-    trainer = DistillationTrainer(model=model, args=args, train_dataset=train, eval_dataset=tokens.datasets["validation"],
-                                  processing_class=tokenizer, optimizers=(optimizer, None), compute_metrics=trainer_metrics,
-                                  data_collator=padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
-                                  callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
-                                             JsonlLogCallback(run.reports / "train_log.jsonl"),
-                                             *([ProgressLinesCallback()] if progress_lines() else [])],
-                                  teacher_logits=teacher_logits, alpha=config.alpha, temperature=config.temperature,
-                                  label_smoothing=config.label_smoothing)
-    if progress_lines(): trainer.remove_callback(PrinterCallback)
+    trainer = build_trainer(config, run, model, tokenizer, tokens, device, trainer_class=DistillationTrainer, train_dataset=train,
+                            teacher_logits=teacher_logits, alpha=config.alpha, temperature=config.temperature,
+                            label_smoothing=config.label_smoothing)
+    trainer.args.remove_unused_columns = False  # keep `index`: compute_loss needs it (and drops what the model does not take)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started
@@ -323,19 +311,12 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
 
     evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names)[0] for split in ("validation", "test")}
     train_labels = np.asarray(tokens.datasets["train"]["labels"])
-    metrics = {
-        "data_version": manifest["version"], "test_sha256": manifest.get("split_sha256", {}).get("test"),
-        "base_model": student_origin, "num_labels": len(label2id),
-        "device": device.kind, "precision": resolve_precision(config.precision, device), "world_size": 1, "ddp": None,
-        "epochs_run": round(float(trainer.state.epoch or 0), 2), "best_checkpoint_metric": trainer.state.best_metric,
-        "train_seconds": round(train_seconds, 1), "truncated": tokens.truncated, "max_length": config.max_length,
-        "out_of_scope": manifest.get("out_of_scope"), **evaluation,
-        "distillation": {"teachers": teacher_manifest["teachers"], "student": config.student,
-                         "layers": model.config.num_hidden_layers, "pruned_from": getattr(model.config, "pruned_from", None),
-                         "parameters": sum(p.numel() for p in model.parameters()), "alpha": config.alpha,
-                         "temperature": config.temperature, "teacher_logits": "teacher/teacher_logits.npy",
-                         "teacher_train_accuracy": float((teacher_logits.argmax(-1) == train_labels).mean())},
-    }
+    metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, base_model=student_origin)
+    metrics["distillation"] = {"teachers": teacher_manifest["teachers"], "student": config.student,
+                               "layers": model.config.num_hidden_layers, "pruned_from": getattr(model.config, "pruned_from", None),
+                               "parameters": sum(p.numel() for p in model.parameters()), "alpha": config.alpha,
+                               "temperature": config.temperature, "teacher_logits": "teacher/teacher_logits.npy",
+                               "teacher_train_accuracy": float((teacher_logits.argmax(-1) == train_labels).mean())}
     _write_outputs(run, trainer, tokenizer, metrics, training_part(config, student_origin))
     run.record_params("distillation", config.to_dict())
     save_figure(plot_training_curves(trainer.state.log_history), run.reports / "training_curves.png")

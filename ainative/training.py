@@ -27,7 +27,7 @@ from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_
 # %% auto #0
 __all__ = ['TrainingConfig', 'classification_metrics', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines',
            'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
-           'build_optimizer', 'TrainingResult', 'train_model', 'plot_training_curves']
+           'build_optimizer', 'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -277,12 +277,47 @@ def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], con
     pd.DataFrame(trainer.state.log_history).to_csv(run.reports / "log_history.csv", index=False)
     run.record_params("training", config.to_dict())
 
+# %% ../nbs/03_training.ipynb #50f3d4c3
+def build_trainer(config: TrainingConfig, run: RunDir, model, tokenizer, tokens, device: DeviceInfo,
+                  callbacks: list | None = None,     # extra TrainerCallbacks after the stage's own
+                  trainer_class: type | None = None, # a Trainer subclass (distillation's); None: `transformers.Trainer`
+                  train_dataset=None,                # None: the tokenised train split
+                  **trainer_kwargs):                 # passed on to `trainer_class`
+    "The stage's Trainer: its arguments and optimiser, the padding collator, validation metrics, early stopping, the loss log and progress lines."
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
+    train_dataset = tokens.datasets["train"] if train_dataset is None else train_dataset
+    args = training_arguments(config, run.path / "checkpoints", len(train_dataset), device)
+    optimizer = build_optimizer(model, config.learning_rate, config.weight_decay, config.head_lr_multiplier)
+    trainer = (trainer_class or Trainer)(
+        model=model, args=args, train_dataset=train_dataset, eval_dataset=tokens.datasets["validation"], optimizers=(optimizer, None),
+        processing_class=tokenizer, data_collator=padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
+        compute_metrics=trainer_metrics, **trainer_kwargs,
+        callbacks=[EarlyStoppingCallback(config.early_stopping_patience), JsonlLogCallback(run.reports / "train_log.jsonl"),
+                   *([ProgressLinesCallback()] if progress_lines() else []), *(callbacks or [])])
+    if progress_lines(): trainer.remove_callback(PrinterCallback)  # the Trainer's raw dicts, in place of the bar; ours say it
+    return trainer
+
+# %% ../nbs/03_training.ipynb #6f33c2b6
+def run_metrics(trainer, config: TrainingConfig, manifest: dict[str, Any], device: DeviceInfo, tokens, train_seconds: float,
+                evaluation: dict[str, Any],       # validation and test scores
+                base_model: str | None = None,    # where the weights came from; None: `config.base_model`
+                world_size: int = 1, ddp: dict[str, Any] | None = None) -> dict[str, Any]:
+    "What `reports/metrics.json` says of a finished training: its data, model, device, course and scores."
+    return {
+        "data_version": manifest["version"], "test_sha256": manifest.get("split_sha256", {}).get("test"),
+        "base_model": base_model or config.base_model, "num_labels": len(manifest["label2id"]),
+        "device": device.kind, "precision": resolve_precision(config.precision, device), "world_size": world_size, "ddp": ddp,
+        "epochs_run": round(float(trainer.state.epoch or 0), 2), "best_checkpoint_metric": trainer.state.best_metric,
+        "train_seconds": round(train_seconds, 1), "truncated": tokens.truncated, "max_length": config.max_length,
+        "out_of_scope": manifest.get("out_of_scope"),  # held-out rows are not in these metrics; chapter 15 scores them
+        **evaluation,
+    }
+
 # %% ../nbs/03_training.ipynb #f52892db
 def train_model(config: TrainingConfig | None = None,  # the stage's parameters
           callbacks: list | None = None          # extra transformers TrainerCallbacks, e.g. a sweep's pruning
          ) -> TrainingResult:
     "Fine-tune `config.base_model` on the run's data; write model, metrics, logs and plots into the run."
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     config = config or TrainingConfig()
     log = get_logger("training")
     run = RunDir.create(config.run_dir)
@@ -299,18 +334,8 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
     tokenizer = load_tokenizer(config.base_model)
     tokens = tokenize_splits(splits, tokenizer, label2id, config.max_length)
     model = load_classifier(config.base_model, label2id)
-    checkpoints = run.path / "checkpoints"
-    args = training_arguments(config, checkpoints, len(splits["train"]), device)
     if config.tracking == "wandb": _start_wandb(config, run, manifest)
-    optimizer = build_optimizer(model, config.learning_rate, config.weight_decay, config.head_lr_multiplier)
-    trainer = Trainer(model=model, args=args, train_dataset=tokens.datasets["train"], optimizers=(optimizer, None),
-                      eval_dataset=tokens.datasets["validation"], processing_class=tokenizer,
-                      data_collator=padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
-                      compute_metrics=trainer_metrics,
-                      callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
-                                 JsonlLogCallback(run.reports / "train_log.jsonl"),
-                                 *([ProgressLinesCallback()] if progress_lines() else []), *(callbacks or [])])
-    if progress_lines(): trainer.remove_callback(PrinterCallback)  # the Trainer's raw dicts, in place of the bar; ours say it
+    trainer = build_trainer(config, run, model, tokenizer, tokens, device, callbacks)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started
@@ -323,16 +348,7 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
     if not trainer.is_world_process_zero():
         return TrainingResult(run, {}, trainer.state.log_history)
 
-    metrics = {
-        "data_version": manifest["version"], "test_sha256": manifest.get("split_sha256", {}).get("test"),
-        "base_model": config.base_model, "num_labels": len(label2id),
-        "device": device.kind, "precision": resolve_precision(config.precision, device),
-        "world_size": world_size, "ddp": consistency,
-        "epochs_run": round(float(trainer.state.epoch or 0), 2), "best_checkpoint_metric": trainer.state.best_metric,
-        "train_seconds": round(train_seconds, 1), "truncated": tokens.truncated, "max_length": config.max_length,
-        "out_of_scope": manifest.get("out_of_scope"),  # held-out rows are not in these metrics; chapter 15 scores them
-        **evaluation,
-    }
+    metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, world_size=world_size, ddp=consistency)
     if config.baseline:
         metrics["baseline"], metrics["families"] = train_baseline(run, {split: ids for split, (_, ids) in evaluated.items()}, config.seed)
     _write_outputs(run, trainer, tokenizer, metrics, config)

@@ -397,7 +397,8 @@ async def _gather_batch(self: MicroBatcher, first: _Pending) -> tuple[list[_Pend
         except asyncio.QueueEmpty:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0: break
-            try: item = await asyncio.wait_for(self.queue.get(), remaining)
+            try:
+                async with asyncio.timeout(remaining): item = await self.queue.get()
             except TimeoutError: break
         if item is None: return batch, True
         batch.append(item)
@@ -930,7 +931,7 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send, 413, "payload_too_large", f"The request body is larger than {self.max_bytes} bytes.")
         try:
-            messages = await asyncio.wait_for(self._read_body(receive), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s): messages = await self._read_body(receive)  # no Task per request, as wait_for makes
         except TimeoutError:
             return await self._refuse(send, 408, "request_timeout", f"The request body did not arrive within {self.timeout_s} s.")
         if messages is None:
@@ -1200,7 +1201,7 @@ async def classify(state: ServerState, texts: list[str], batcher: MicroBatcher |
     if not batcher.alive:
         raise _HTTPError(503, "not_ready", "The batch worker is not running (see /ready).", retry_after=1)
     try:
-        return await asyncio.wait_for(batcher.submit(texts), state.config.request_timeout_s)
+        async with asyncio.timeout(state.config.request_timeout_s): return await batcher.submit(texts)
     except QueueFull as full:
         raise _HTTPError(503, "overloaded", full.message, retry_after=1) from None
     except TimeoutError:
@@ -1244,7 +1245,7 @@ async def _score_one(state: ServerState, request_id: str, texts: list[str]):
     "Score one request's texts on the challenger and log them as shadow answers; failures are counted, never raised."
     challenger, started = state.challenger, time.perf_counter()
     try:
-        results = await asyncio.wait_for(challenger.batcher.submit(texts), state.config.request_timeout_s)
+        async with asyncio.timeout(state.config.request_timeout_s): results = await challenger.batcher.submit(texts)
     except QueueFull:
         challenger.counts["dropped"] += len(texts)
         return

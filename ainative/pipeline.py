@@ -264,6 +264,10 @@ def pipeline_summary(run: RunDir) -> str:
         if "baseline" in metrics: line += f" (TF-IDF baseline {metrics['baseline']['test']['accuracy']:.2%})"
         lines.append(line + f"; trained in {metrics['train_seconds'] / 60:.1f} min on {metrics['device']}")
         if "families" in metrics: lines.append(f"families: {metrics['families']['verdict']}")
+        if "distillation" in metrics:
+            student = metrics["distillation"]
+            lines.append(f"student: {student['layers']} layers, {student['parameters'] / 1e6:.1f}M parameters, "
+                         f"distilled from {len(student['teachers'])} teacher(s) (chapter 17)")
     if (run.onnx / "report.json").exists():
         report = json.loads((run.onnx / "report.json").read_text())
         speedups = ", ".join(f"{name} {value:.1f}x" for name, value in report["speedup_at_32"].items() if name != "torch fp32")

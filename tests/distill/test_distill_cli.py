@@ -49,6 +49,7 @@ def test_the_printed_next_command_registers_and_optimises_the_student(student, m
     result = subprocess.run([AINATIVE, *command[1:], "--to", "optimization", "-p", "bench_seconds=0.05", "-p", "max_int8_drop=1"],
                             capture_output=True, text=True, timeout=1200, env={**os.environ, "AINATIVE_REGISTRY_DIR": str(registry)})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "student: 2 layers" in result.stdout and "distilled from 1 teacher(s)" in result.stdout  # the pipeline's summary
     aliases = json.loads((registry / SMOKE_MODEL_NAME / "aliases.json").read_text())
     version = registry / SMOKE_MODEL_NAME / aliases["production"]
     assert json.loads((version / "model" / "config.json").read_text())["num_hidden_layers"] == 2  # the student is served

@@ -99,6 +99,7 @@ def plot_tradeoff(throughput: dict[str, float], accuracy: dict[str, float], path
     axes.set(xlabel="texts/s (model only, tokenisation included)", ylabel="test accuracy (%)", title=title)
     axes.title.set_fontsize(9)
     axes.grid(alpha=0.3)
+    axes.margins(x=0.25, y=0.2)  # room for the labels
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 

@@ -206,10 +206,8 @@ def add_train_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #8c912049
 def distill_params(args: argparse.Namespace) -> dict[str, Any]:
     "The distillation's parameters: the profile's training ones, then `--params`, then `-p`, then the teachers and run directory."
-    from ainative.distill import DistillationConfig
-    fields = {field.name for field in dataclasses.fields(DistillationConfig)}
-    profile = {k: v for k, v in PROFILES[args.profile]["training"].items() if k in fields}
-    params = {**profile, **read_params_file(args.params), **parse_key_values(args.param), "teachers": tuple(args.teachers)}
+    params = {**PROFILES[args.profile]["training"], **read_params_file(args.params), **parse_key_values(args.param),
+              "teachers": tuple(args.teachers)}
     return {**params, "run_dir": args.run_dir} if args.run_dir else params
 
 # %% ../nbs/11_cli.ipynb #77cb2090

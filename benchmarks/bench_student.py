@@ -122,12 +122,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from ainative.distill import teacher_run_dir
     from ainative.optimize import batched_logits, load_for_export, measure
     from ainative.training import TrainingConfig
     max_length = args.max_length or TrainingConfig.max_length
     keep = tuple(int(i) for i in args.keep_layers.split(",")) if args.keep_layers else None
-    data_run = args.data_run
-    if data_run is None and args.teacher and (Path(args.teacher) / "data" / "manifest.json").is_file(): data_run = args.teacher
+    data_run = args.data_run or (teacher_run_dir(args.teacher) if args.teacher else None)
     with tempfile.TemporaryDirectory(prefix="bench-student-") as scratch_name:
         scratch = Path(scratch_name)
         texts, labels, label2id = banking77_split(data_run, scratch)

@@ -218,6 +218,7 @@ def distill_command(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr): result = distill_model(config)  # the Trainer logs to stdout; stdout is for the summary
     metrics, distillation = result.metrics, result.metrics["distillation"]
     print(json.dumps({"run_dir": str(result.run.path), "student": distillation["student"], "layers": distillation["layers"],
+                      "ffn_units": distillation["ffn_units"],
                       "parameters": distillation["parameters"], "teachers": len(distillation["teachers"]),
                       "teacher_train_accuracy": distillation["teacher_train_accuracy"],
                       "validation_accuracy": metrics["validation"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],

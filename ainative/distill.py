@@ -24,8 +24,8 @@ from .training import TrainingConfig, TrainingResult
 # %% auto #0
 __all__ = ['DistillationConfig', 'distillation_loss', 'resolve_model_folder', 'check_teacher_labels', 'model_fingerprint',
            'ensemble_logits', 'texts_fingerprint', 'cached_teacher_logits', 'alternate_layers', 'prune_layers',
-           'check_keep_layers', 'pruned_student', 'with_example_index', 'DistillationTrainer', 'teacher_run_dir',
-           'build_student', 'training_part', 'distill_model']
+           'check_keep_layers', 'prune_ffn_units', 'check_ffn_units', 'pruned_student', 'with_example_index',
+           'DistillationTrainer', 'teacher_run_dir', 'build_student', 'training_part', 'distill_model']
 
 # %% ../nbs/17_distillation.ipynb #bd544eee
 @dataclass
@@ -35,6 +35,7 @@ class DistillationConfig(TrainingConfig):
     data_from: str | None = None            # run whose data/ the student uses; None: the run's own, else the first teacher's run's, else the bundled dataset
     student: Literal["pruned", "base"] = "pruned"  # pruned: the first teacher less some layers; base: `base_model` with a new head
     keep_layers: tuple[int, ...] | None = None     # teacher layers a pruned student keeps; None: every second one, ending at the last
+    ffn_units: int | None = None            # feed-forward units each kept layer keeps, the largest by weight norm; None: all of them
     alpha: float = 0.5                      # weight of the soft (teacher) term; the hard labels get 1 - alpha
     temperature: float = 2.0                # softens teacher and student alike; the soft term is scaled by its square
     teacher_batch_size: int = 64            # texts per batch when computing the teacher logits
@@ -175,11 +176,39 @@ def check_keep_layers(keep_layers: tuple[int, ...], num_layers: int) -> tuple[in
                                                    f"{num_layers}; e.g. {list(alternate_layers(num_layers))}.")
     return keep
 
+# %% ../nbs/17_distillation.ipynb #47e5eccf
+_FFN_IN = re.compile(r"^(.*\.encoder\.layer\.\d+\.)intermediate\.dense\.weight$")
+
+def prune_ffn_units(state_dict: dict[str, Any],  # a BERT-family model's state dict (torch tensors)
+                    units: int                   # feed-forward units to keep in every layer
+                   ) -> dict[str, Any]:
+    "`state_dict` with only the `units` feed-forward units of each layer whose input-row norm x output-column norm is largest, in order."
+    pruned = dict(state_dict)
+    for key in state_dict:
+        match = _FFN_IN.match(key)
+        if match is None: continue
+        layer = match.group(1)
+        weight_in, weight_out = state_dict[key], state_dict[f"{layer}output.dense.weight"]  # (units, hidden), (hidden, units)
+        keep = (weight_in.norm(dim=1) * weight_out.norm(dim=0)).topk(units).indices.sort().values
+        pruned[key], pruned[f"{layer}output.dense.weight"] = weight_in[keep], weight_out[:, keep]
+        pruned[f"{layer}intermediate.dense.bias"] = state_dict[f"{layer}intermediate.dense.bias"][keep]
+    return pruned
+
+# %% ../nbs/17_distillation.ipynb #b3ee2408
+def check_ffn_units(units: int | None, teacher_units: int) -> int:
+    "`units` if it is between 1 and the teacher's `teacher_units` (None: all of them); else a `ConfigError`."
+    if units is None: return teacher_units
+    if not 0 < int(units) <= teacher_units:
+        raise ConfigError(f"ffn_units={units} is not a number of the teacher's {teacher_units} feed-forward units per layer.",
+                          where="ffn_units", fix=f"Give 1..{teacher_units} (e.g. {teacher_units * 2 // 3}), or leave it unset to keep all.")
+    return int(units)
+
 # %% ../nbs/17_distillation.ipynb #49e4e868
 def pruned_student(teacher_folder: Path | str,              # the teacher's model folder (or a run / version holding model/)
-                   keep_layers: tuple[int, ...] | None = DistillationConfig.keep_layers  # None: `alternate_layers`
+                   keep_layers: tuple[int, ...] | None = DistillationConfig.keep_layers,  # None: `alternate_layers`
+                   ffn_units: int | None = DistillationConfig.ffn_units  # None: every feed-forward unit of the kept layers
                   ):
-    "A copy of the teacher with only the encoder layers `keep_layers` (structured pruning): embeddings and head kept."
+    "A copy of the teacher with only the encoder layers `keep_layers` and, given `ffn_units`, only that many feed-forward units in each (structured pruning); embeddings and head kept."
     import copy
 
     from transformers import AutoModelForSequenceClassification
@@ -188,10 +217,14 @@ def pruned_student(teacher_folder: Path | str,              # the teacher's mode
     num_layers = teacher.config.num_hidden_layers
     keep = check_keep_layers(keep_layers if keep_layers is not None else alternate_layers(num_layers), num_layers)
     config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(keep)
+    units = check_ffn_units(ffn_units, config.intermediate_size)
+    config.num_hidden_layers, config.intermediate_size = len(keep), units
     config.pruned_from = {"teacher": str(folder), "teacher_layers": num_layers, "keep_layers": list(keep)}  # saved in config.json
+    if ffn_units is not None: config.pruned_from.update(ffn_units=units, teacher_ffn_units=teacher.config.intermediate_size)
     student = type(teacher)(config)
-    student.load_state_dict(prune_layers(teacher.state_dict(), keep), strict=True)  # strict: every student weight is a teacher's
+    state = prune_layers(teacher.state_dict(), keep)
+    if ffn_units is not None: state = prune_ffn_units(state, units)
+    student.load_state_dict(state, strict=True)  # strict: every student weight is a teacher's
     return student.eval()
 
 # %% ../nbs/17_distillation.ipynb #0e94be41
@@ -259,7 +292,7 @@ def _student_data(run: RunDir, config: DistillationConfig) -> None:
 def build_student(config: DistillationConfig, teacher: Path, label2id: dict[str, int]):
     "The student model and its tokenizer: the pruned first teacher, or `config.base_model` with a new head for `label2id`."
     from ainative.model import load_classifier, load_tokenizer
-    if config.student == "pruned": return pruned_student(teacher, config.keep_layers), load_tokenizer(str(teacher))
+    if config.student == "pruned": return pruned_student(teacher, config.keep_layers, config.ffn_units), load_tokenizer(str(teacher))
     return load_classifier(config.base_model, label2id), load_tokenizer(config.base_model)
 
 # %% ../nbs/17_distillation.ipynb #175dcaed
@@ -313,7 +346,7 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     train_labels = np.asarray(tokens.datasets["train"]["labels"])
     metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, base_model=student_origin)
     metrics["distillation"] = {"teachers": teacher_manifest["teachers"], "student": config.student,
-                               "layers": model.config.num_hidden_layers, "pruned_from": getattr(model.config, "pruned_from", None),
+                               "layers": model.config.num_hidden_layers, "ffn_units": model.config.intermediate_size, "pruned_from": getattr(model.config, "pruned_from", None),
                                "parameters": sum(p.numel() for p in model.parameters()), "alpha": config.alpha,
                                "temperature": config.temperature, "teacher_logits": "teacher/teacher_logits.npy",
                                "teacher_train_accuracy": float((teacher_logits.argmax(-1) == train_labels).mean())}

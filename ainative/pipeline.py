@@ -266,7 +266,8 @@ def pipeline_summary(run: RunDir) -> str:
         if "families" in metrics: lines.append(f"families: {metrics['families']['verdict']}")
         if "distillation" in metrics:
             student = metrics["distillation"]
-            lines.append(f"student: {student['layers']} layers, {student['parameters'] / 1e6:.1f}M parameters, "
+            width = f" of {student['ffn_units']} feed-forward units" if "ffn_units" in student else ""  # older runs did not record it
+            lines.append(f"student: {student['layers']} layers{width}, {student['parameters'] / 1e6:.1f}M parameters, "
                          f"distilled from {len(student['teachers'])} teacher(s) (chapter 17)")
     if (run.onnx / "report.json").exists():
         report = json.loads((run.onnx / "report.json").read_text())

@@ -21,7 +21,7 @@ QUICK = ["-p", "epochs=2", "-p", "batch_size=8", "-p", "max_length=16", "-p", "l
 def student(teacher_run, module_tmp_path):
     "The summary `ainative distill <teacher run>` printed, its stderr, and the student's run directory."
     run_dir = module_tmp_path / "student"
-    result = subprocess.run([AINATIVE, "distill", str(teacher_run), "--run-dir", str(run_dir), *QUICK],
+    result = subprocess.run([AINATIVE, "distill", str(teacher_run), "--run-dir", str(run_dir), "-p", "ffn_units=48", *QUICK],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr, run_dir
@@ -30,6 +30,7 @@ def student(teacher_run, module_tmp_path):
 def test_stdout_is_the_summary_alone_and_the_trainer_logs_go_to_stderr(student):
     summary, stderr, run_dir = student
     assert summary["run_dir"] == str(run_dir) and summary["student"] == "pruned" and summary["layers"] == 2
+    assert summary["ffn_units"] == 48  # narrowed from the teacher's 64
     assert summary["teachers"] == 1 and 0 <= summary["test_accuracy"] <= 1 and summary["parameters"] > 0
     assert "'loss'" in stderr or "loss" in stderr  # logging_steps=1: the Trainer logged, and not onto stdout
 
@@ -49,10 +50,11 @@ def test_the_printed_next_command_registers_and_optimises_the_student(student, m
     result = subprocess.run([AINATIVE, *command[1:], "--to", "optimization", "-p", "bench_seconds=0.05", "-p", "max_int8_drop=1"],
                             capture_output=True, text=True, timeout=1200, env={**os.environ, "AINATIVE_REGISTRY_DIR": str(registry)})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "student: 2 layers" in result.stdout and "distilled from 1 teacher(s)" in result.stdout  # the pipeline's summary
+    assert "student: 2 layers of 48 feed-forward units" in result.stdout and "distilled from 1 teacher(s)" in result.stdout  # the pipeline's summary
     aliases = json.loads((registry / SMOKE_MODEL_NAME / "aliases.json").read_text())
     version = registry / SMOKE_MODEL_NAME / aliases["production"]
-    assert json.loads((version / "model" / "config.json").read_text())["num_hidden_layers"] == 2  # the student is served
+    served = json.loads((version / "model" / "config.json").read_text())
+    assert served["num_hidden_layers"] == 2 and served["intermediate_size"] == 48  # the narrow student is served
     assert (run_dir / "onnx" / "model.int8.onnx").is_file()
 
 

@@ -74,3 +74,57 @@ def test_bad_layer_choices_are_refused_with_a_fix(teacher_folder, keep):
 def test_a_folder_without_a_model_is_refused(tmp_path):
     with pytest.raises(AinativeError, match="No model"):
         pruned_student(tmp_path)
+
+
+def teacher_with_silent_units(folder, silent: range):
+    "A tiny 4-layer teacher saved in `folder` whose feed-forward units `silent` write nothing (zero output columns) in every layer."
+    teacher = tiny_bert(num_layers=4, seed=5)
+    with torch.no_grad():
+        for layer in teacher.bert.encoder.layer: layer.output.dense.weight[:, list(silent)] = 0
+    teacher.save_pretrained(folder)
+    return folder
+
+
+def test_narrowing_drops_the_units_that_write_nothing_and_keeps_the_function(tmp_path):
+    folder = teacher_with_silent_units(tmp_path / "teacher", range(10, 34))  # 24 of 64 units
+    wide, narrow = pruned_student(folder, (1, 3)), pruned_student(folder, (1, 3), ffn_units=40)
+    kept = [unit for unit in range(64) if unit not in range(10, 34)]
+    for i in range(2):
+        assert torch.equal(narrow.bert.encoder.layer[i].intermediate.dense.weight, wide.bert.encoder.layer[i].intermediate.dense.weight[kept])
+        assert torch.equal(narrow.bert.encoder.layer[i].output.dense.weight, wide.bert.encoder.layer[i].output.dense.weight[:, kept])
+    inputs = {"input_ids": torch.tensor([[101, 2073, 2003, 2026, 102]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        assert torch.allclose(narrow(**inputs).logits, wide(**inputs).logits, atol=1e-5)
+    assert narrow.config.intermediate_size == 40
+    assert narrow.config.pruned_from == {"teacher": str(folder), "teacher_layers": 4, "keep_layers": [1, 3],
+                                         "ffn_units": 40, "teacher_ffn_units": 64}
+
+
+def test_narrowing_past_the_silent_units_changes_the_function(tmp_path):
+    folder = teacher_with_silent_units(tmp_path / "teacher", range(10, 34))
+    inputs = {"input_ids": torch.tensor([[101, 2073, 2003, 2026, 102]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        assert not torch.allclose(pruned_student(folder, (1, 3), ffn_units=30)(**inputs).logits,
+                                  pruned_student(folder, (1, 3))(**inputs).logits, atol=1e-5)
+
+
+def test_a_narrow_student_saves_and_loads_with_its_width(teacher_folder, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+    pruned_student(teacher_folder, ffn_units=16).save_pretrained(tmp_path / "student")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student")
+    assert loaded.config.intermediate_size == 16 and loaded.bert.encoder.layer[0].intermediate.dense.weight.shape == (16, 32)
+
+
+@pytest.mark.parametrize("units", [0, -3, 65])
+def test_bad_unit_counts_are_refused_with_a_fix(teacher_folder, units):
+    with pytest.raises(ConfigError, match="not a number of the teacher's 64 feed-forward units") as error:
+        pruned_student(teacher_folder, ffn_units=units)
+    assert "1..64" in error.value.fix
+
+
+def test_ffn_units_comes_through_the_command_line_parameters(tmp_path):
+    from ainative.cli import build_parser, distill_params
+    from ainative.distill import DistillationConfig
+    args = build_parser().parse_args(["distill", str(tmp_path), "-p", "ffn_units=1024", "-p", "keep_layers=1,3,5"])
+    config = DistillationConfig.from_params(distill_params(args))
+    assert config.ffn_units == 1024 and config.keep_layers == (1, 3, 5)

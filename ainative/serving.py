@@ -1145,8 +1145,8 @@ class ServerState:
             reasons.append(f"the batch worker is {state['state']}" + (f" ({state['last_error']})" if state.get("last_error") else ""))
         return reasons
 
-def server_state(request: Request) -> ServerState:
-    "The app's `ServerState` (a FastAPI dependency)."
+async def server_state(request: Request) -> ServerState:
+    "The app's `ServerState` (a FastAPI dependency; async, because FastAPI runs a sync one on a worker thread, and probes must not wait for one)."
     return request.app.state.serving
 
 # %% ../nbs/06_serving.ipynb #aea01031
@@ -1177,7 +1177,7 @@ def _package_version() -> str:
     import ainative
     return ainative.__version__
 
-def loaded_runtime(state: ServerState = Depends(server_state)) -> ModelRuntime:
+async def loaded_runtime(state: ServerState = Depends(server_state)) -> ModelRuntime:
     "The served runtime, or 503 while there is none (a FastAPI dependency)."
     runtime = state.manager.runtime if state.manager else None
     if runtime is None:
@@ -1370,7 +1370,7 @@ async def explain(request: ExplainRequest, state: ServerState = Depends(server_s
 # %% ../nbs/06_serving.ipynb #4c9b0c99
 admin_router = APIRouter()
 
-def admin_token(authorization: str | None = Header(default=None)):
+async def admin_token(authorization: str | None = Header(default=None)):
     "Refuse unless the bearer token is `$AINATIVE_ADMIN_TOKEN` (404 when no token is set: admin is off)."
     import hmac
     token = os.environ.get("AINATIVE_ADMIN_TOKEN")

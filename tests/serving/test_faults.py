@@ -104,6 +104,27 @@ def test_ready_and_health_fail_when_the_batch_worker_cannot_be_restarted(demo_re
         assert 'ainative_component_restarts{component="batch_worker"} 2.0' in metrics
 
 
+def test_probes_and_predictions_do_not_queue_behind_a_full_thread_pool(demo_registry_dir):
+    "Sync work (a static file's reads, a sync endpoint) can take every worker thread of anyio's pool; /health, /ready and /predict must not wait for one."
+    import anyio.to_thread
+    release = threading.Event()
+    with app_client(demo_registry_dir) as client, ThreadPoolExecutor(max_workers=1) as caller:
+        wait_ready(client)
+
+        async def fill_pool() -> int:
+            limiter = anyio.to_thread.current_default_thread_limiter()
+            client.app.state.blockers = [asyncio.ensure_future(anyio.to_thread.run_sync(release.wait)) for _ in range(int(limiter.total_tokens))]
+            await asyncio.sleep(0.5)
+            return limiter.available_tokens
+        try:
+            assert client.portal.call(fill_pool) == 0  # every worker thread is busy
+            for method, path, body in (("GET", "/health", None), ("GET", "/ready", None), ("POST", "/predict", {"text": "refund please"})):
+                answer = caller.submit(client.request, method, path, json=body).result(timeout=10)  # before: waited for a free thread
+                assert answer.status_code == 200, (path, answer.text)
+        finally:
+            release.set()
+
+
 # --- loading and reloading -----------------------------------------------------------------------------------------
 def test_a_first_load_that_fails_transiently_is_retried_until_ready(demo_registry_dir, monkeypatch):
     real_open, failures = ModelManager._open, ["disk hiccup"]

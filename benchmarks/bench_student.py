@@ -3,9 +3,9 @@
 
 Run it from the repository root with the project's virtual environment, one heavy job at a time:
 
-    flock /work/full/heavy.lock .venv/bin/python benchmarks/bench_student.py --teacher /work/full/runs/b77
+    .venv/bin/python benchmarks/bench_student.py --teacher runs/<full-profile run>     # its untrained pruned student
     .venv/bin/python benchmarks/bench_student.py              # no trained teacher: all-MiniLM-L6-v2 with an untrained head
-    .venv/bin/python benchmarks/bench_student.py --teacher runs/b77 --student runs/b77-l3 --student runs/b77-ens --plot tradeoff.png
+    .venv/bin/python benchmarks/bench_student.py --teacher runs/b77 --student runs/b77-l3 --student runs/b77-ens --plot tradeoff.png --goal-accuracy 0.925
 
 What is measured: the teacher (a trained model folder or run; without one, the real base model all-MiniLM-L6-v2 with
 an untrained 77-way head, which costs the same) and `ainative.distill.pruned_student` of it (every second layer; not
@@ -16,7 +16,7 @@ in alternating rounds, so that load from other processes falls on both alike; th
 its median printed with the range. Test accuracy of both is printed too (the student's is before any distillation).
 With `--student` (repeatable), trained students (distilled runs, `ainative distill`) are measured instead of the
 untrained pruned one, each against the same teacher in the same rounds; `--plot` draws test accuracy against
-throughput, one point per model.
+throughput, one point per model, with a line at twice the teacher's throughput (and at `--goal-accuracy`, if given).
 
 Nothing here asserts a number; it prints the CPU model, the thread settings, a table and the ratio (target: >= 2x),
 and writes JSON with `--json`.
@@ -87,8 +87,9 @@ def student_models(students: list[str] | None, teacher_folder: Path, keep: tuple
     return found
 
 
-def plot_tradeoff(throughput: dict[str, float], accuracy: dict[str, float], path: str, title: str) -> None:
-    "Test accuracy against texts/s, one labelled point per model, saved to `path`."
+def plot_tradeoff(throughput: dict[str, float], accuracy: dict[str, float], path: str, title: str,
+                  goal_accuracy: float | None = None) -> None:
+    "Test accuracy against texts/s, one labelled point per model (the first is the teacher), with the 2x line; saved to `path`."
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -96,6 +97,11 @@ def plot_tradeoff(throughput: dict[str, float], accuracy: dict[str, float], path
     for name in throughput:
         axes.scatter(throughput[name], 100 * accuracy[name], s=40)
         axes.annotate(name, (throughput[name], 100 * accuracy[name]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    teacher = next(iter(throughput))
+    axes.axvline(2 * throughput[teacher], color="grey", linestyle="--", linewidth=1, label=f"2x {teacher}")
+    if goal_accuracy is not None:
+        axes.axhline(100 * goal_accuracy, color="grey", linestyle=":", linewidth=1, label=f"{100 * goal_accuracy:g}% accuracy")
+    axes.legend(loc="lower left", fontsize=8)
     axes.set(xlabel="texts/s (model only, tokenisation included)", ylabel="test accuracy (%)", title=title)
     axes.title.set_fontsize(9)
     axes.grid(alpha=0.3)
@@ -113,6 +119,7 @@ def main() -> None:
     parser.add_argument("--student", action="append", help="a trained student (model folder, run or registry version) to measure "
                                                            "instead of the untrained pruned one; repeatable")
     parser.add_argument("--plot", help="also draw test accuracy against texts/s into this PNG file")
+    parser.add_argument("--goal-accuracy", type=float, help="draw this test accuracy (a fraction, e.g. 0.925) as a line on the plot")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per variant and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (teacher, student, teacher, ...)")
@@ -161,7 +168,7 @@ def main() -> None:
     for name in student_names:
         print(f"{name} / {teacher_name} throughput at batch {args.batch_size} by length: {statistics.median(ratios[name]):.2f}x "
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios[name])}; target >= 2x)")
-    if args.plot: plot_tradeoff(throughput, accuracy, args.plot, f"{cpu_model()}, batch {args.batch_size} by length, ONNX INT8")
+    if args.plot: plot_tradeoff(throughput, accuracy, args.plot, f"{cpu_model()}, batch {args.batch_size} by length, ONNX INT8", args.goal_accuracy)
     if args.json:
         first = student_names[0]
         Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "load_average": load, "teacher": str(teacher_folder), "trained": trained,

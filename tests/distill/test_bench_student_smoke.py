@@ -31,7 +31,7 @@ def test_bench_student_measures_trained_students_against_the_teacher_and_plots(t
     out, plot = tmp_path / "bench.json", tmp_path / "tradeoff.png"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_student.py"), "--teacher", str(teacher_run),
                              "--student", str(students[0]), "--student", str(students[1] / "model"),
-                             "--seconds", "0.05", "--rounds", "2", "--json", str(out), "--plot", str(plot)],
+                             "--seconds", "0.05", "--rounds", "2", "--json", str(out), "--plot", str(plot), "--goal-accuracy", "0.9"],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -17,7 +17,7 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple
@@ -1117,6 +1117,7 @@ class ServerState:
     request_log: RequestLog | None = None
     log_writer: Supervised | None = None
     drift_evaluator: Supervised | None = None
+    evaluating: asyncio.Lock = field(default_factory=asyncio.Lock)  # one monitoring evaluation at a time: the last to read sets the gauges last
     challenger: Challenger | None = None   # the challenger beside the champion (--challenger), if any
     check_errors: int = 0              # consecutive failed checks of the alias (the registry unreadable)
     check_error: str | None = None     # the last one's message
@@ -1444,26 +1445,27 @@ async def monitor(state: ServerState = Depends(server_state)) -> dict[str, Any]:
 # %% ../nbs/06_serving.ipynb #3613953b
 async def evaluate_monitoring(state: ServerState) -> dict[str, Any]:
     "Drift of the current window, feedback accuracy per version and champion vs challenger; sets their gauges too."
-    rows = await in_log_thread(state, "window", state.monitor)
-    accuracy = await in_log_thread(state, "feedback_accuracy", "version")
-    runtime = state.manager.runtime if state.manager else None
-    if runtime is not None and runtime.reference is not None:
-        served = [row for row in rows if row["model_version"] == runtime.version]  # the reference is the served version's
-        drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, runtime.reference, served, state.monitor)
-        if not runtime.embeds and drift["scores"]["embedding_auc"]["status"] == "skipped":
-            drift["scores"]["embedding_auc"]["reason"] = (f"{runtime.version}'s ONNX graph has no sentence_embedding output "
-                                                          "(exported before it had one): run the optimisation stage again")
-    else:
-        drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
-    comparison = None
-    if state.challenger is not None:  # champion vs challenger over the window, shadow answers included
-        both = await in_log_thread(state, "comparison_rows", state.monitor)
-        challenger = state.challenger.runtime
-        comparison = compare_models(both, runtime.version if runtime else None, challenger.version if challenger else None, state.monitor)
-        comparison["serving"] = state.challenger.describe()
-    state.metrics.observe_monitoring(drift, accuracy, comparison)
-    return {"model_version": runtime.version if runtime else None, "window_requests": len(rows), "drift": drift,
-            "feedback_accuracy": accuracy, "comparison": comparison, "request_log": state.request_log.describe()}
+    async with state.evaluating:  # the periodic loop and /monitor overlap: an older window must not set the gauges after a newer one
+        rows = await in_log_thread(state, "window", state.monitor)
+        accuracy = await in_log_thread(state, "feedback_accuracy", "version")
+        runtime = state.manager.runtime if state.manager else None
+        if runtime is not None and runtime.reference is not None:
+            served = [row for row in rows if row["model_version"] == runtime.version]  # the reference is the served version's
+            drift = await asyncio.get_running_loop().run_in_executor(None, drift_report, runtime.reference, served, state.monitor)
+            if not runtime.embeds and drift["scores"]["embedding_auc"]["status"] == "skipped":
+                drift["scores"]["embedding_auc"]["reason"] = (f"{runtime.version}'s ONNX graph has no sentence_embedding output "
+                                                              "(exported before it had one): run the optimisation stage again")
+        else:
+            drift = {"status": "skipped", "reason": "the served version has no reference profile (monitoring/reference.json)"}
+        comparison = None
+        if state.challenger is not None:  # champion vs challenger over the window, shadow answers included
+            both = await in_log_thread(state, "comparison_rows", state.monitor)
+            challenger = state.challenger.runtime
+            comparison = compare_models(both, runtime.version if runtime else None, challenger.version if challenger else None, state.monitor)
+            comparison["serving"] = state.challenger.describe()
+        state.metrics.observe_monitoring(drift, accuracy, comparison)
+        return {"model_version": runtime.version if runtime else None, "window_requests": len(rows), "drift": drift,
+                "feedback_accuracy": accuracy, "comparison": comparison, "request_log": state.request_log.describe()}
 
 # %% ../nbs/06_serving.ipynb #3ce9d32f
 async def evaluate_periodically(state: ServerState, retention_every_s: float = 3600.0):

@@ -125,6 +125,35 @@ def test_probes_and_predictions_do_not_queue_behind_a_full_thread_pool(demo_regi
             release.set()
 
 
+def test_a_slow_drift_evaluation_of_an_older_window_never_overwrites_a_newer_one(demo_registry_dir, monkeypatch):
+    "The periodic evaluation and GET /monitor run at once; gauges must end with the evaluation that read the window last."
+    import ainative.serving as serving
+    calls, older_may_finish = [], threading.Event()
+
+    def slow_first_report(reference, rows, config):
+        calls.append(len(calls) + 1)
+        call = calls[-1]
+        if call == 1: older_may_finish.wait(10)  # the older window's evaluation is still computing ...
+        return {"status": "ok", "scores": {"embedding_auc": {"status": "ok", "value": float(call)}}}
+    monkeypatch.setattr(serving, "drift_report", slow_first_report)
+    with app_client(demo_registry_dir, drift_interval_s=0) as client:
+        wait_ready(client)
+        state = client.app.state.serving
+        monkeypatch.setattr(state.manager.runtime, "reference", {"stand-in": True})
+
+        async def older_then_newer():
+            older = asyncio.ensure_future(serving.evaluate_monitoring(state))
+            await asyncio.sleep(0.3)
+            newer = asyncio.ensure_future(serving.evaluate_monitoring(state))  # ... when a newer one starts
+            await asyncio.sleep(0.3)
+            older_may_finish.set()
+            await asyncio.gather(older, newer)
+        client.portal.call(older_then_newer)
+        assert calls == [1, 2]
+        scores = [line for line in client.get("/metrics").text.splitlines() if line.startswith("ainative_drift_score{")]
+        assert scores == ['ainative_drift_score{score="embedding_auc"} 2.0'], scores  # before: 1.0, the older window
+
+
 # --- loading and reloading -----------------------------------------------------------------------------------------
 def test_a_first_load_that_fails_transiently_is_retried_until_ready(demo_registry_dir, monkeypatch):
     real_open, failures = ModelManager._open, ["disk hiccup"]

@@ -349,7 +349,8 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     train_labels = np.asarray(tokens.datasets["train"]["labels"])
     metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, base_model=student_origin)
     metrics["distillation"] = {"teachers": teacher_manifest["teachers"], "student": config.student,
-                               "layers": model.config.num_hidden_layers, "ffn_units": model.config.intermediate_size, "pruned_from": getattr(model.config, "pruned_from", None),
+                               "layers": model.config.num_hidden_layers, "ffn_units": model.config.intermediate_size,
+                               "pruned_from": getattr(model.config, "pruned_from", None),
                                "parameters": sum(p.numel() for p in model.parameters()), "alpha": config.alpha,
                                "temperature": config.temperature, "teacher_logits": "teacher/teacher_logits.npy",
                                "teacher_train_accuracy": float((teacher_logits.argmax(-1) == train_labels).mean())}

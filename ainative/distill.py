@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import random
 import re
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from .core import (AinativeError, ConfigError, RunDir, atomic_write_json, detect_device, get_logger,
                            seed_everything, sha256_file)
@@ -23,9 +25,10 @@ from .training import TrainingConfig, TrainingResult
 
 # %% auto #0
 __all__ = ['DistillationConfig', 'distillation_loss', 'resolve_model_folder', 'check_teacher_labels', 'model_fingerprint',
-           'ensemble_logits', 'texts_fingerprint', 'cached_teacher_logits', 'alternate_layers', 'prune_layers',
-           'check_keep_layers', 'prune_ffn_units', 'check_ffn_units', 'pruned_student', 'with_example_index',
-           'DistillationTrainer', 'teacher_run_dir', 'build_student', 'training_part', 'distill_model']
+           'ensemble_logits', 'texts_fingerprint', 'cached_teacher_logits', 'perturbed_copy', 'with_perturbed_copies',
+           'baseline_probabilities', 'mix_baseline', 'alternate_layers', 'prune_layers', 'check_keep_layers',
+           'prune_ffn_units', 'check_ffn_units', 'pruned_student', 'with_example_index', 'DistillationTrainer',
+           'teacher_run_dir', 'build_student', 'training_part', 'teacher_targets', 'distill_model']
 
 # %% ../nbs/17_distillation.ipynb #bd544eee
 @dataclass
@@ -41,12 +44,19 @@ class DistillationConfig(TrainingConfig):
     teacher_batch_size: int = 64            # texts per batch when computing the teacher logits
     head_lr_multiplier: float = 1.0         # a pruned student's head is the teacher's, already trained (student=base: use 10)
     label_smoothing: float = 0.0            # of the hard-label term; the soft targets already smooth
+    augment_copies: int = 0                 # perturbed copies of each train text the student also learns from, labelled by the teachers
+    word_dropout: float = 0.1               # share of the words a perturbed copy drops (it also swaps two neighbours half the time)
+    baseline_teacher_weight: float = 0.0    # weight of the TF-IDF baseline (fitted on the train split) in the teachers' probabilities
     baseline: bool = False                  # the TF-IDF baseline belongs to the training stage's report
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.alpha <= 1: raise ConfigError(f"alpha={self.alpha} must be in [0, 1].", fix="0.5 weighs teacher and labels equally.")
         if self.temperature <= 0: raise ConfigError(f"temperature={self.temperature} must be positive.", fix="Use 1 to 4.")
+        if self.augment_copies < 0: raise ConfigError(f"augment_copies={self.augment_copies} must be 0 or more.", fix="0: the train texts only; 1 doubles the rows.")
+        if not 0 <= self.word_dropout < 1: raise ConfigError(f"word_dropout={self.word_dropout} must be in [0, 1).", fix="0.1 drops one word in ten.")
+        if not 0 <= self.baseline_teacher_weight < 1:
+            raise ConfigError(f"baseline_teacher_weight={self.baseline_teacher_weight} must be in [0, 1).", fix="0.35 was best on Banking77's validation split; 0 leaves it out.")
         if self.student == "base" and (self.keep_layers is not None or self.ffn_units is not None):
             raise ConfigError("keep_layers and ffn_units shape a pruned student; student=base trains base_model as it is.",
                               where="student", fix="Drop keep_layers and ffn_units, or use student=pruned.")
@@ -147,6 +157,51 @@ def cached_teacher_logits(folder: Path | str,         # where the cache lives: <
     manifest = {**key, "classes": int(logits.shape[1]), "seconds": round(time.perf_counter() - started, 1)}
     atomic_write_json(manifest_path, manifest)
     return logits, manifest
+
+# %% ../nbs/17_distillation.ipynb #ee4d532e
+def perturbed_copy(text: str,               # a train text
+                   rng: random.Random,      # the run's generator: the copies are reproducible from the seed
+                   word_dropout: float = DistillationConfig.word_dropout) -> str:
+    "`text` with each word dropped with probability `word_dropout` (one kept at least) and, half the time, two neighbours swapped."
+    words = text.split()
+    if len(words) < 3: return text  # too short to lose a word and keep the intent
+    kept = [word for word in words if rng.random() >= word_dropout] or [rng.choice(words)]
+    if len(kept) > 2 and rng.random() < 0.5:
+        i = rng.randrange(len(kept) - 1)
+        kept[i], kept[i + 1] = kept[i + 1], kept[i]
+    return " ".join(kept)
+
+# %% ../nbs/17_distillation.ipynb #6a278a42
+def with_perturbed_copies(train: pd.DataFrame,   # the train split (text, label, ...)
+                          copies: int = DistillationConfig.augment_copies,
+                          word_dropout: float = DistillationConfig.word_dropout,
+                          seed: int = DistillationConfig.seed) -> pd.DataFrame:
+    "`train`'s rows followed by `copies` perturbed copies of them, each with its original's label."
+    if copies == 0: return train
+    rng = random.Random(seed)
+    copied = [train.assign(text=[perturbed_copy(text, rng, word_dropout) for text in train.text]) for _ in range(copies)]
+    return pd.concat([train, *copied], ignore_index=True)
+
+# %% ../nbs/17_distillation.ipynb #0bf8029e
+def baseline_probabilities(train_texts: list[str],     # the train split's texts (not the copies)
+                           train_label_ids: list[int],  # their class ids
+                           texts: list[str],           # the texts to score
+                           num_labels: int) -> np.ndarray:
+    "Class probabilities of `texts`, one column per class id, from the TF-IDF baseline fitted on the train split."
+    from ainative.baseline import baseline_text, fit_baseline
+    classifier = fit_baseline(train_texts, train_label_ids)
+    probabilities = np.zeros((len(texts), num_labels))
+    probabilities[:, classifier.classes_] = classifier.predict_proba([baseline_text(text) for text in texts])
+    return probabilities
+
+# %% ../nbs/17_distillation.ipynb #6da2b42d
+def mix_baseline(logits: np.ndarray,          # the transformer teachers' mean logits
+                 probabilities: np.ndarray,   # the baseline's probabilities of the same texts
+                 weight: float = DistillationConfig.baseline_teacher_weight) -> np.ndarray:
+    "Logits whose softmax is (1 - `weight`) x softmax(`logits`) + `weight` x `probabilities`: the teachers with the baseline."
+    from scipy.special import softmax
+    mixed = (1 - weight) * softmax(logits.astype(np.float64), axis=-1) + weight * probabilities
+    return np.log(np.maximum(mixed, 1e-12)).astype(np.float32)  # a class neither family gives any weight stays finite
 
 # %% ../nbs/17_distillation.ipynb #c49150f1
 def alternate_layers(num_layers: int) -> tuple[int, ...]:
@@ -306,6 +361,19 @@ def training_part(config: DistillationConfig,  # the distillation's parameters
     values = {field.name: getattr(config, field.name) for field in dataclasses.fields(TrainingConfig)}
     return TrainingConfig(**{**values, "base_model": student_origin})
 
+# %% ../nbs/17_distillation.ipynb #d97a4e67
+def teacher_targets(run: RunDir, config: DistillationConfig,
+                    teachers: list[Path],             # the teachers' model folders
+                    original: pd.DataFrame,           # the train split as the data stage wrote it
+                    train: pd.DataFrame,              # the student's train rows: `original` and its perturbed copies
+                    label2id: dict[str, int]) -> tuple[np.ndarray, dict[str, Any]]:
+    "The teacher logits of `train`'s rows: the transformer teachers' (cached in the run), the TF-IDF baseline mixed in at `baseline_teacher_weight`."
+    logits, manifest = cached_teacher_logits(run.path / "teacher", teachers, train.text.tolist(), config.max_length, config.teacher_batch_size)
+    if config.baseline_teacher_weight == 0: return logits, manifest
+    probabilities = baseline_probabilities(original.text.tolist(), [label2id[label] for label in original.label],
+                                           train.text.tolist(), len(label2id))
+    return mix_baseline(logits, probabilities, config.baseline_teacher_weight), manifest
+
 # %% ../nbs/17_distillation.ipynb #d8e1487e
 def distill_model(config: DistillationConfig | None = None  # the run's parameters
                  ) -> TrainingResult:
@@ -328,9 +396,12 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     for teacher in teachers: check_teacher_labels(teacher, label2id)
     seed_everything(config.seed)
     device = detect_device(config.device)
-    teacher_logits, teacher_manifest = cached_teacher_logits(run.path / "teacher", teachers, splits["train"].text.tolist(),
-                                                             config.max_length, config.teacher_batch_size)
-    log.info(f"teacher logits of {len(teacher_logits)} train texts from {len(teachers)} teacher(s) ({teacher_manifest['seconds']}s when computed)")
+    original = splits["train"]
+    splits["train"] = with_perturbed_copies(original, config.augment_copies, config.word_dropout, config.seed)
+    teacher_logits, teacher_manifest = teacher_targets(run, config, teachers, original, splits["train"], label2id)
+    log.info(f"teacher logits of {len(teacher_logits)} train texts ({config.augment_copies} perturbed copies each) from "
+             f"{len(teachers)} teacher(s){' and the TF-IDF baseline' if config.baseline_teacher_weight else ''} "
+             f"({teacher_manifest['seconds']}s when computed)")
 
     model, tokenizer = build_student(config, teachers[0], label2id)
     student_origin = config.base_model if config.student == "base" else str(teachers[0])
@@ -346,14 +417,16 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     _check_not_diverged(trainer.state.log_history)
 
     evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names)[0] for split in ("validation", "test")}
-    train_labels = np.asarray(tokens.datasets["train"]["labels"])
+    right = teacher_logits.argmax(-1) == np.asarray(tokens.datasets["train"]["labels"])
     metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, base_model=student_origin)
     metrics["distillation"] = {"teachers": teacher_manifest["teachers"], "student": config.student,
                                "layers": model.config.num_hidden_layers, "ffn_units": model.config.intermediate_size,
                                "pruned_from": getattr(model.config, "pruned_from", None),
                                "parameters": sum(p.numel() for p in model.parameters()), "alpha": config.alpha,
                                "temperature": config.temperature, "teacher_logits": "teacher/teacher_logits.npy",
-                               "teacher_train_accuracy": float((teacher_logits.argmax(-1) == train_labels).mean())}
+                               "augment_copies": config.augment_copies, "baseline_teacher_weight": config.baseline_teacher_weight,
+                               "teacher_train_accuracy": float(right[:len(original)].mean()),
+                               "teacher_copies_accuracy": float(right[len(original):].mean()) if config.augment_copies else None}
     _write_outputs(run, trainer, tokenizer, metrics, training_part(config, student_origin))
     run.record_params("distillation", config.to_dict())
     save_figure(plot_training_curves(trainer.state.log_history), run.reports / "training_curves.png")

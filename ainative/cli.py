@@ -221,6 +221,8 @@ def distill_command(args: argparse.Namespace) -> int:
                       "ffn_units": distillation["ffn_units"],
                       "parameters": distillation["parameters"], "teachers": len(distillation["teachers"]),
                       "teacher_train_accuracy": distillation["teacher_train_accuracy"],
+                      "augment_copies": distillation["augment_copies"], "teacher_copies_accuracy": distillation["teacher_copies_accuracy"],
+                      "baseline_teacher_weight": distillation["baseline_teacher_weight"],
                       "validation_accuracy": metrics["validation"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
                       "train_seconds": metrics["train_seconds"],
                       "next": f"ainative pipeline --profile {args.profile} --run-dir {result.run.path} --from registry"}, indent=2))

@@ -21,7 +21,7 @@ QUICK = ["-p", "epochs=2", "-p", "batch_size=8", "-p", "max_length=16", "-p", "l
 def student(teacher_run, module_tmp_path):
     "The summary `ainative distill <teacher run>` printed, its stderr, and the student's run directory."
     run_dir = module_tmp_path / "student"
-    result = subprocess.run([AINATIVE, "distill", str(teacher_run), "--run-dir", str(run_dir), "-p", "ffn_units=48", *QUICK],
+    result = subprocess.run([AINATIVE, "distill", str(teacher_run), "--run-dir", str(run_dir), "-p", "ffn_units=48", "-p", "augment_copies=1", *QUICK],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr, run_dir
@@ -31,6 +31,7 @@ def test_stdout_is_the_summary_alone_and_the_trainer_logs_go_to_stderr(student):
     summary, stderr, run_dir = student
     assert summary["run_dir"] == str(run_dir) and summary["student"] == "pruned" and summary["layers"] == 2
     assert summary["ffn_units"] == 48  # narrowed from the teacher's 64
+    assert summary["augment_copies"] == 1 and 0 <= summary["teacher_copies_accuracy"] <= 1 and summary["baseline_teacher_weight"] == 0
     assert summary["teachers"] == 1 and 0 <= summary["test_accuracy"] <= 1 and summary["parameters"] > 0
     assert "'loss'" in stderr or "loss" in stderr  # logging_steps=1: the Trainer logged, and not onto stdout
 

@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
 # %% auto #0
-__all__ = ['WORKSPACE_VARIABLES', 'AinativeError', 'ConfigError', 'DataError', 'DataSourceError', 'DataFileNotFoundError',
-           'DataEncodingError', 'ChecksumError', 'DataValidationError', 'MissingColumnError', 'EmptyTextError',
-           'MissingLabelError', 'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError', 'EmptySplitError',
-           'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError', 'ParityError',
-           'IntegrityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json', 'sha256_file', 'normalize_text',
-           'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace', 'coerce_value',
-           'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device', 'cpu_model_name',
-           'cuda_device_count', 'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
+__all__ = ['WORKSPACE_VARIABLES', 'VECTOR_FLAGS', 'AinativeError', 'ConfigError', 'DataError', 'DataSourceError',
+           'DataFileNotFoundError', 'DataEncodingError', 'ChecksumError', 'DataValidationError', 'MissingColumnError',
+           'EmptyTextError', 'MissingLabelError', 'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError',
+           'EmptySplitError', 'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError',
+           'ParityError', 'IntegrityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json', 'sha256_file',
+           'normalize_text', 'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace',
+           'coerce_value', 'StageConfig', 'parse_key_values', 'seed_everything', 'DeviceInfo', 'detect_device',
+           'cpu_model_name', 'cpu_features', 'describe_cpu', 'cuda_device_count', 'select_onnx_providers',
+           'session_options', 'softmax', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class AinativeError(Exception):
@@ -410,6 +411,31 @@ def cpu_model_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+# %% ../nbs/00_core.ipynb #d4f40523
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",           # x86-64, as /proc/cpuinfo spells them
+                "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")       # ARM64 ("Features")
+
+def cpu_features(cpuinfo: str | None = None  # /proc/cpuinfo's text; None: read it
+                ) -> dict[str, Any]:
+    "The CPU's model, architecture, core count and the vector units INT8 kernels care about (`VECTOR_FLAGS` it has)."
+    import platform
+    if cpuinfo is None:
+        try: cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        except OSError: cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"): flags.update(value.split())
+    return {"model": cpu_model_name(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "vector_flags": [flag for flag in VECTOR_FLAGS if flag in flags]}
+
+# %% ../nbs/00_core.ipynb #05bf23f8
+def describe_cpu(features: dict[str, Any]) -> str:
+    "One line for logs and reports: model, cores, architecture and vector units."
+    return (f"{features['model']} ({features['cores']} cores, {features['machine']}); vector units: "
+            f"{' '.join(features['vector_flags']) or 'none that ainative knows'}")
 
 # %% ../nbs/00_core.ipynb #17718f1a
 def cuda_device_count() -> int:

@@ -16,7 +16,8 @@ from .core import RunDir, atomic_write_json
 from .model import load_tokenizer
 
 # %% auto #0
-__all__ = ['DEMO_LABELS', 'tiny_tokenizer', 'tiny_model', 'make_demo_run', 'demo_registry']
+__all__ = ['DEMO_LABELS', 'KEYWORDS', 'tiny_tokenizer', 'tiny_model', 'keyword_examples', 'train_tiny', 'make_demo_run',
+           'demo_registry']
 
 # %% ../nbs/90_demo.ipynb #15b680a0
 DEMO_LABELS = ("cancel_order", "delivery_status", "refund")  # the classes of the demo runs
@@ -46,6 +47,33 @@ def tiny_model(labels: Sequence[str] | int = DEMO_LABELS,  # class names, or how
     torch.manual_seed(seed)
     if attention: return BertForSequenceClassification._from_config(config, attn_implementation=attention).eval()
     return BertForSequenceClassification(config).eval()
+
+# %% ../nbs/90_demo.ipynb #2886a475
+KEYWORDS = ("refunds", "parcels", "cards", "logins")  # one keyword per class of `keyword_examples`
+
+def keyword_examples(copies: int = 25,                # texts per keyword
+                     keywords: Sequence[str] = KEYWORDS
+                    ) -> tuple[list[str], list[int]]:
+    "Texts such as 'sentence number 5 about cards' and the index of their keyword: a task a tiny model learns in seconds."
+    texts = [f"sentence number {i} about {word}" for i, word in enumerate(list(keywords) * copies)]
+    return texts, [i % len(keywords) for i in range(len(texts))]
+
+# %% ../nbs/90_demo.ipynb #f0cd980f
+def train_tiny(model: BertForSequenceClassification, tokenizer: PreTrainedTokenizerBase,
+               texts: Sequence[str], labels: Sequence[int],
+               steps: int = 30,          # full-batch Adam steps
+               learning_rate: float = 1e-2
+              ) -> BertForSequenceClassification:
+    "`model` trained for `steps` full-batch steps on `texts` (a second for a tiny model); returned in eval mode."
+    batch = tokenizer(list(texts), padding=True, return_tensors="pt")
+    targets = torch.tensor(list(labels))
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    model.train()
+    for _ in range(steps):
+        model(**batch, labels=targets).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
 
 # %% ../nbs/90_demo.ipynb #421154c4
 def make_demo_run(run_dir: Path | str,          # folder to create (or fill)

@@ -262,3 +262,20 @@ def test_core_imports_without_pandas_or_torch():
             "heavy = sorted({'pandas', 'torch', 'numpy', 'sklearn', 'transformers'} & set(sys.modules))\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_core_needs_only_the_standard_library():
+    "CI prints the CPU from ainative.core before any environment exists, so core must import with site-packages off."
+    import subprocess, sys
+    root = Path(core.__file__).resolve().parents[1]
+    printed = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.path.insert(0, '.'); "
+                              "from ainative.core import cpu_features, describe_cpu; print(describe_cpu(cpu_features()))"],
+                             cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "cores" in printed and "vector units:" in printed
+
+
+def test_cpu_features_reads_x86_and_arm_flags():
+    x86 = core.cpu_features("processor : 0\nflags : fpu avx2 avx512f avx512_vnni amx_int8\n")
+    assert x86["vector_flags"] == ["avx2", "avx512f", "avx512_vnni", "amx_int8"]
+    assert core.cpu_features("Features : fp asimd asimddp i8mm")["vector_flags"] == ["asimd", "asimddp", "i8mm"]
+    assert core.cpu_features("")["vector_flags"] == [] and "none that ainative knows" in core.describe_cpu(core.cpu_features(""))

@@ -474,7 +474,8 @@ def add_serve_command(commands: Any) -> None:
     config, server = "ainative.serving:ServingConfig", "ainative.serving:serve"
     add_option(serve, "--host", help="address to bind (0.0.0.0 in containers)", default_from=f"{server}.host")
     add_option(serve, "--port", type=int, help="port", default_from=f"{server}.port")
-    add_option(serve, "--model", help="registered model name", default_from=f"{config}.model")
+    add_option(serve, "--model", help="registered model name (none: intent-classifier, or the registry's only model)",
+               default_from=f"{config}.model")
     add_option(serve, "--alias", help="alias or version to serve and watch", default_from=f"{config}.alias")
     serve.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
     add_option(serve, "--device", choices=["auto", "cuda", "cpu"], help="where ONNX Runtime runs", default_from=f"{config}.device")

@@ -34,8 +34,8 @@ __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'VERSION_PATTERN',
            'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
            'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
            'attachment_record', 'recorded_attachment_problems', 'scored_rows', 'promotion_problems', 'latest_change',
-           'last_json_line', 'current_aliases', 'Registry', 'model_card', 'latest_trained_run', 'RegisteredVersion',
-           'chosen_family', 'register_model']
+           'last_json_line', 'current_aliases', 'Registry', 'describe_holdings', 'model_card', 'latest_trained_run',
+           'RegisteredVersion', 'chosen_family', 'register_model']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -594,6 +594,22 @@ def list_versions(self: Registry, name: str) -> list[dict[str, Any]]:
                      "test_accuracy": manifest_metric(manifest, "accuracy"), "test_macro_f1": manifest_metric(manifest, "macro_f1"),
                      "run": (manifest.get("run") or {}).get("id")})
     return rows
+
+# %% ../nbs/04_registry.ipynb #22b0df98
+@patch
+def holdings(self: Registry) -> dict[str, dict[str, str]]:
+    "Every registered model and its aliases, e.g. `{'intent-classifier-smoke': {'production': 'v0001'}}`."
+    return {name: self.aliases(name) for name in self.names()}
+
+def describe_holdings(registry: Registry, flag: str = "--model") -> str:
+    "What `registry` holds, in words, with the `flag` that picks each model (for errors and logs)."
+    held = registry.holdings()
+    if not held:
+        return f"the registry at {registry.root} holds no models yet (ainative pipeline, or make run, registers one)"
+    def one(name, aliases):
+        tags = ", ".join(f"{alias} {version}" for alias, version in sorted(aliases.items())) or "no aliases"
+        return f"{name} ({tags}): {flag} {name}"
+    return f"the registry at {registry.root} holds " + "; ".join(one(name, aliases) for name, aliases in held.items())
 
 # %% ../nbs/04_registry.ipynb #2a7c3477
 def model_card(manifest: dict[str, Any],           # the version's manifest: name, version, labels, metrics, params

@@ -33,7 +33,7 @@ from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestSt
                               load_reference, request_row)
 from .abstention import AbstentionPolicy, load_policy  # numpy only at import
 from .baseline import BaselineRuntime, open_runtime  # the baseline family's runtime: numpy and onnxruntime only
-from .registry import Registry, RegistryConfig, version_number
+from .registry import Registry, RegistryConfig, describe_holdings, version_number
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.responses import JSONResponse, Response
 
@@ -42,21 +42,22 @@ __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_MET
            'probe_router', 'explain_router', 'EXPLAIN_MODULES', 'admin_router', 'monitor_router', 'ServingConfig',
            'prepare_text', 'read_temperature', 'checked_policy', 'ModelRuntime', 'Inference', 'QueueFull',
            'length_groups', 'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure',
-           'retry_delay', 'ModelManager', 'share_bucket', 'Challenger', 'TextRequest', 'PredictRequest', 'BatchRequest',
-           'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction', 'ErrorBody', 'ProbeBody',
-           'build_prediction', 'ServingMetrics', 'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware',
-           'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout', 'Explainer', 'RequestLog', 'ServerState',
-           'server_state', 'watch_alias', 'loaded_runtime', 'classify', 'log_answers', 'choose_model', 'offer_shadow',
-           'score_shadow', 'predict', 'predict_batch', 'health', 'ready', 'model', 'prometheus', 'missing_modules',
-           'explain', 'admin_token', 'admin_reload', 'FeedbackItem', 'FeedbackBatch', 'in_log_thread', 'feedback',
-           'monitor', 'evaluate_monitoring', 'evaluate_periodically', 'create_app', 'serve']
+           'retry_delay', 'served_model_name', 'with_served_model', 'ModelManager', 'share_bucket', 'Challenger',
+           'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest',
+           'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
+           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
+           'Explainer', 'RequestLog', 'ServerState', 'server_state', 'watch_alias', 'loaded_runtime', 'classify',
+           'log_answers', 'choose_model', 'offer_shadow', 'score_shadow', 'predict', 'predict_batch', 'health', 'ready',
+           'model', 'prometheus', 'missing_modules', 'explain', 'admin_token', 'admin_reload', 'FeedbackItem',
+           'FeedbackBatch', 'in_log_thread', 'feedback', 'monitor', 'evaluate_monitoring', 'evaluate_periodically',
+           'create_app', 'serve']
 
 # %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
 class ServingConfig(StageConfig):
     "Settings of the inference server."
     registry_dir: str | None = None      # registry root; None: $AINATIVE_REGISTRY_DIR, else <project>/registry
-    model: str = RegistryConfig.model_name  # registered model name
+    model: str | None = None             # registered model name; None: RegistryConfig.model_name, or the registry's only model
     alias: str = "production"            # alias (or version) to serve and watch
     variant: str | None = None           # ONNX file of the version; None: the report's measured default for the device
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -483,11 +484,26 @@ def retry_delay(attempts: int, longest: float) -> float:
     "Seconds to wait after `attempts` transient failures: 1, 2, 4, ... up to `longest`."
     return min(2.0 ** (attempts - 1), longest)
 
+# %% ../nbs/06_serving.ipynb #82681f11
+def served_model_name(requested: str | None, registry: Registry) -> str:
+    "The model to serve: `requested`, else `RegistryConfig.model_name`, else the registry's only model."
+    if requested: return requested
+    held = registry.names()
+    return held[0] if len(held) == 1 and RegistryConfig.model_name not in held else RegistryConfig.model_name
+
+def with_served_model(config: ServingConfig) -> ServingConfig:
+    "`config` with `model` filled in by `served_model_name` (unchanged when it names one)."
+    if config.model: return config
+    chosen = served_model_name(None, Registry(config.registry_dir))
+    if chosen != RegistryConfig.model_name:
+        get_logger("serving").info(f"no model named: serving the registry's only model, {chosen} (--model picks another)")
+    return replace(config, model=chosen)
+
 # %% ../nbs/06_serving.ipynb #51c7c90d
 class ModelManager:
     "Holds the served runtime; loads, verifies, warms up and swaps in new versions of the alias."
     def __init__(self, config: ServingConfig, on_reload=None):
-        self.config, self.registry, self.on_reload = config, Registry(config.registry_dir), on_reload
+        self.config, self.registry, self.on_reload = with_served_model(config), Registry(config.registry_dir), on_reload
         self.runtime: ModelRuntime | None = None
         self.last_reload: dict[str, Any] | None = None
         self.failure: LoadFailure | None = None
@@ -503,8 +519,11 @@ class ModelManager:
         if version_number(self.config.alias) is not None: return self.config.alias
         aliases = self.registry.aliases(self.config.model)
         if self.config.alias not in aliases:
-            raise ModelNotFoundError(f"No alias '{self.config.alias}' for {self.config.model}.", where=str(self.registry.root),
-                                     fix=f"Promote a version first; aliases: {aliases}.")
+            fix = (f"Promote a version of {self.config.model} to {self.config.alias}, or serve another model."
+                   if self.config.model in self.registry.names() else "Serve a registered model (--model or AINATIVE_MODEL).")
+            # the registry's holdings go in the first line: /ready, /model and the log show only that one
+            raise ModelNotFoundError(f"No alias '{self.config.alias}' for {self.config.model}; {describe_holdings(self.registry)}.",
+                                     where=str(self.registry.root), fix=fix)
         return aliases[self.config.alias]
 
     def _folder_state(self, version: str | None) -> tuple | None:
@@ -1585,7 +1604,7 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     "The FastAPI app serving `config.model`'s `config.alias` from the registry."
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    config = config or ServingConfig.from_env()
+    config = with_served_model(config or ServingConfig.from_env())
     app = FastAPI(title="ainative intent classifier", version=_package_version(), lifespan=_lifespan,
                   description="Classify customer-service messages into intents, with calibrated confidence.")
     app.state.serving = state = ServerState(config, ServingMetrics())

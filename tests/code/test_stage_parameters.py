@@ -171,17 +171,26 @@ def test_stage_run_is_tagged_for_the_pipeline(stage):
                for cell in notebook_cells(stage)[notebook_cells(stage).index(runs[0]):])
 
 
-MODEL_STAGES = ("registry", "optimization", "explainability")  # the stages that name the registered model
+MODEL_STAGES = ("registry", "optimization", "explainability")
+
+
+class FakeRegistry:
+    "Only what `served_model_name` asks of a registry: the names it holds."
+    def __init__(self, names): self._names = sorted(names)
+    def names(self): return self._names
+  # the stages that name the registered model
 
 
 def test_smoke_and_full_register_different_models_and_full_is_what_is_served():
     "After a smoke run and a full run, the full (Banking77) model is the one `ainative serve` serves by default."
     from ainative.registry import RegistryConfig
-    from ainative.serving import ServingConfig
+    from ainative.serving import ServingConfig, served_model_name
     names = {profile: {stage: stage_parameters(profile, stages=[stage])[stage].get(
                  "model_name", getattr(config_class(stage)(), "model_name")) for stage in MODEL_STAGES}
              for profile in PROFILES}
     assert all(len(set(by_stage.values())) == 1 for by_stage in names.values()), names  # one name through a run
     smoke, full = names["smoke"]["registry"], names["full"]["registry"]
-    assert smoke != full and full == RegistryConfig.model_name == ServingConfig.model
+    assert smoke != full and full == RegistryConfig.model_name
+    assert served_model_name(ServingConfig.model, FakeRegistry([smoke, full])) == full  # both registered: the full one
+    assert served_model_name(ServingConfig.model, FakeRegistry([smoke])) == smoke      # after `make run` alone: the smoke one
     assert smoke.startswith(RegistryConfig.model_name)  # derived from the one home of the name

@@ -22,9 +22,11 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600):
 
 
 def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
-    "`ainative pipeline` executes the stage notebooks into the run directory and records every parameter."
-    run_dir = tmp_path / "run"
-    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "seed=7", timeout=1800)  # minutes on a busy 2-core CPU
+    "`ainative pipeline` (what `make run` runs) executes the stage notebooks into the run directory, records every parameter, and the README's serving example then answers."
+    run_dir, registry_dir = tmp_path / "run", tmp_path / "registry"  # a registry of its own, as after a first `make run`
+    assert "\t$(BIN)/ainative pipeline $(ARGS)\n" in (ROOT / "Makefile").read_text()  # the README's quick start, `make run`
+    result = run_cli("pipeline", "--run-dir", str(run_dir), "-p", "seed=7", timeout=1800,  # minutes on a busy 2-core CPU
+                     env={"AINATIVE_REGISTRY_DIR": str(registry_dir)})
     assert result.returncode == 0, result.stderr
     assert (run_dir / "notebooks" / "01_data.ipynb").exists()
     manifest = json.loads((run_dir / "data" / "manifest.json").read_text())
@@ -35,7 +37,7 @@ def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
     metrics = json.loads((run_dir / "reports" / "metrics.json").read_text())
     assert metrics["data_version"] == manifest["version"] and metrics["test"]["examples"] == 30
     assert (run_dir / "reports" / "training_curves.png").exists() and (run_dir / "model" / "model.safetensors").exists()
-    registry = Path(os.environ["AINATIVE_REGISTRY_DIR"]) / SMOKE_MODEL_NAME  # never the production model's name
+    registry = registry_dir / SMOKE_MODEL_NAME  # never the production model's name
     production = json.loads((registry / "aliases.json").read_text())["production"]
     assert json.loads((registry / production / "manifest.json").read_text())["data_version"] == manifest["version"]
     assert not (registry.parent / RegistryConfig.model_name).exists()
@@ -52,6 +54,35 @@ def test_smoke_pipeline_runs_notebooks_through_papermill(tmp_path):
     assert re.search(r"training: step \d+/\d+ \(100%\), epoch [\d.]+/4, .+ spent, 0:00 left", result.stderr)
     assert result.stdout.startswith(f"run directory: {run_dir}") and "serve it: ainative serve --model " \
         f"{SMOKE_MODEL_NAME} --alias production" in result.stdout
+    answer = run_readme_serving_example(registry_dir)
+    assert answer["model_version"] == production and answer["intent"] in manifest["label2id"], answer
+
+
+def readme_block(heading: str) -> list[str]:
+    "The lines of the first bash block under README.md's `heading`."
+    section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+
+
+def run_readme_serving_example(registry_dir: Path) -> dict:
+    "Run the README's serving snippet as written (its own port swapped for a free one): the server, the wait, the curl."
+    import socket
+    start, *commands = readme_block("Serving")
+    assert start.startswith(".venv/bin/ainative serve") and start.endswith(" &"), start
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {**os.environ, "AINATIVE_REGISTRY_DIR": str(registry_dir), "PATH": f"{Path(AINATIVE).parent}:{os.environ['PATH']}"}
+    server = subprocess.Popen(start[: -len(" &")].replace(".venv/bin/", "").replace("8000", port).split(), cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        script = "\n".join(line.replace("8000", port) for line in commands if not line.startswith("#"))
+        result = subprocess.run(["timeout", "120", "bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def test_pipeline_failure_names_the_notebook_and_keeps_it(tmp_path):

@@ -168,6 +168,27 @@ def test_a_first_load_that_fails_transiently_is_retried_until_ready(demo_registr
         assert wait_ready(client)["model_version"] == Registry(demo_registry_dir).aliases(MODEL)["production"]
 
 
+def test_an_unknown_model_is_not_ready_and_ready_names_what_the_registry_holds(demo_registry_dir):
+    "Issue 31: `--model intent-classifier` on a registry that holds another model must say which one and how to pick it."
+    with app_client(demo_registry_dir, model="no-such-model", reload_interval_s=0) as client:
+        reasons = wait_until(lambda: (lambda r: r.json()["reasons"] if r.status_code == 503 and r.json()["reasons"] else None)(
+            client.get("/ready")), 30, "/ready naming the missing model")
+        held = f"{MODEL} (production {Registry(demo_registry_dir).aliases(MODEL)['production']}"
+        assert any("No alias 'production' for no-such-model" in reason and held in reason and f"--model {MODEL}" in reason
+                   for reason in reasons), reasons
+        assert held in json.dumps(client.get("/model").json())
+        assert client.post("/predict", json={"text": "refund please"}).status_code == 503
+
+
+def test_with_no_model_named_the_registrys_only_model_is_served(demo_registry_dir, tmp_path):
+    "Right after `make run` the registry holds only the smoke model: `ainative serve` without --model serves it."
+    single = tmp_path / "registry"
+    shutil.copytree(demo_registry_dir / MODEL, single / "intent-classifier-smoke")
+    with app_client(single, reload_interval_s=0) as client:
+        assert wait_ready(client)["model_version"] == Registry(single).aliases("intent-classifier-smoke")["production"]
+        assert client.get("/model").json()["name"] == "intent-classifier-smoke"
+
+
 def test_an_integrity_failure_is_not_retried_until_the_files_change(demo_registry_dir, monkeypatch):
     attempts = []
     def open_damaged(self, version):

@@ -13,13 +13,14 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from fastcore.basics import patch
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, ParityError, RegistryError, RunDir,
                            StageConfig, atomic_write_json, get_logger, normalize_text, softmax)
+from .evidence import difference_interval, encode_correct, mcnemar_p_values, paired_counts
 from .registry import (ATTACHMENT_RECORD, FAMILIES, Registry, RegistryConfig, check_model_name, file_inventory,
                                find_pickle_files, git_state, model_card)
 
@@ -144,9 +145,10 @@ def require_baseline_parity(report: dict[str, float], config: BaselineConfig | N
 
 # %% ../nbs/16_baseline.ipynb #c0bae8cf
 def _metrics(truth: np.ndarray, probabilities: np.ndarray, names: list[str]) -> dict[str, Any]:
-    "The training stage's classification metrics of `probabilities` against `truth`."
+    "The training stage's classification metrics of `probabilities` against `truth`, with per-text `correct` in row order."
     from ainative.training import classification_metrics
-    return classification_metrics(truth, probabilities.argmax(1), names)
+    predicted = probabilities.argmax(1)
+    return {**classification_metrics(truth, predicted, names), "correct": encode_correct(predicted == truth)}
 
 # %% ../nbs/16_baseline.ipynb #ee5c5ba5
 def _calibration(splits, session, label2id: dict[str, int]) -> dict[str, Any]:
@@ -391,18 +393,17 @@ def open_runtime(registry,                     # the server's Registry
 
 # %% ../nbs/16_baseline.ipynb #18a75de6
 def mcnemar_exact(first_correct: np.ndarray,   # per example: whether the first classifier was right
-                  second_correct: np.ndarray   # the same examples: whether the second was right
+                  second_correct: np.ndarray,  # the same examples: whether the second was right
+                  confidence: float = 1 - BaselineConfig.alpha  # of the interval of the difference (two-sided)
                  ) -> dict[str, Any]:
-    "McNemar's exact test of paired correctness: counts of each cell and the two-sided binomial p-value."
-    from scipy.stats import binomtest
-    first, second = np.asarray(first_correct, dtype=bool), np.asarray(second_correct, dtype=bool)
-    if first.shape != second.shape or first.ndim != 1:
-        raise ConfigError(f"Paired predictions must be two 1-d arrays of one length; got {first.shape} and {second.shape}.")
-    first_only, second_only = int((first & ~second).sum()), int((~first & second).sum())
-    discordant = first_only + second_only
-    p_value = 1.0 if discordant == 0 else float(binomtest(first_only, discordant, 0.5).pvalue)
-    return {"examples": int(len(first)), "both": int((first & second).sum()), "neither": int((~first & ~second).sum()),
-            "first_only": first_only, "second_only": second_only, "p_value": p_value}
+    "McNemar's exact test of paired correctness: counts of each cell, the two-sided p-value, and the interval of second minus first."
+    try: counts = paired_counts(first_correct, second_correct)
+    except ValueError as e:
+        raise ConfigError(f"Paired predictions must be two 1-d arrays of one length; {e}") from None
+    low, high = difference_interval(counts, confidence)
+    return {"examples": counts.n, "both": counts.both, "neither": counts.neither, "first_only": counts.only_reference,
+            "second_only": counts.only_candidate, "p_value": mcnemar_p_values(counts)["p_two_sided"],
+            "difference": counts.difference, "interval": [low, high], "confidence": confidence}
 
 # %% ../nbs/16_baseline.ipynb #d360492e
 def choose_family(family: str,                          # RegistryConfig.family
@@ -416,10 +417,15 @@ def choose_family(family: str,                          # RegistryConfig.family
 # %% ../nbs/16_baseline.ipynb #32a8a902
 def family_verdict(validation_accuracy: dict[str, float],  # {"transformer": ..., "baseline": ...}
                    p_value: float,                         # McNemar's on the paired validation predictions
-                   alpha: float = BaselineConfig.alpha) -> str:
+                   alpha: float = BaselineConfig.alpha,
+                   interval: Sequence[float] | None = None  # of baseline minus transformer accuracy, at 1 - alpha
+                  ) -> str:
     "One sentence: whether the baseline is better than, not significantly different from, or worse than the transformer on validation."
     transformer, baseline = validation_accuracy["transformer"], validation_accuracy["baseline"]
     numbers = f"validation accuracy {baseline:.2%} vs {transformer:.2%}, McNemar p={p_value:.3g}"
+    if interval is not None:
+        numbers += (f", difference {100 * (baseline - transformer):+.2f} points, {1 - alpha:.0%} interval "
+                    f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]")
     if p_value >= alpha: return f"the baseline is not significantly different from the transformer on validation ({numbers})"
     if baseline > transformer: return f"the baseline is better than the transformer on validation ({numbers})"
     return f"the transformer is better than the baseline on validation ({numbers})"
@@ -451,11 +457,12 @@ def compare_families(validation_truth: np.ndarray,          # validation class i
     accuracy = {split: {f: float((np.asarray(predictions[f][split]) == truth).mean()) for f in families}
                 for split, truth in (("validation", np.asarray(validation_truth)), ("test", np.asarray(test_truth)))}
     right = {f: np.asarray(predictions[f]["validation"]) == np.asarray(validation_truth) for f in families}
-    test = mcnemar_exact(right["transformer"], right["baseline"])
+    test = mcnemar_exact(right["transformer"], right["baseline"], 1 - config.alpha)
     mcnemar = {"transformer_only": test["first_only"], "baseline_only": test["second_only"], "both": test["both"],
-               "neither": test["neither"], "examples": test["examples"], "p_value": test["p_value"], "alpha": config.alpha}
+               "neither": test["neither"], "examples": test["examples"], "p_value": test["p_value"], "alpha": config.alpha,
+               "difference": test["difference"], "interval": test["interval"]}  # baseline minus transformer accuracy
     return {"accuracy": accuracy, "mcnemar": mcnemar, "cost": costs or {},
-            "verdict": family_verdict(accuracy["validation"], test["p_value"], config.alpha),
+            "verdict": family_verdict(accuracy["validation"], test["p_value"], config.alpha, test["interval"]),
             "family": family, "chosen": choose_family(family, accuracy["validation"])}
 
 # %% ../nbs/16_baseline.ipynb #72eeeb8f

@@ -28,10 +28,10 @@ __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'defaul
            'add_pipeline_command', 'data_command', 'add_data_command', 'train_command', 'add_train_command',
            'distill_params', 'distill_command', 'add_distill_command', 'open_registry', 'registry_list',
            'registry_show', 'registry_verify', 'registry_register', 'registry_promote', 'registry_rollback',
-           'registry_delete_alias', 'registry_history', 'registry_gc', 'registry_tag', 'registry_describe',
-           'add_registry_command', 'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command',
-           'add_explain_command', 'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command',
-           'add_monitor_command']
+           'registry_delete_alias', 'gate_summary', 'registry_history', 'registry_gc', 'registry_tag',
+           'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command', 'add_optimize_command',
+           'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command', 'describe_comparison',
+           'monitor_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #876b5276
 def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
@@ -311,9 +311,22 @@ def registry_delete_alias(args: argparse.Namespace) -> int:
     print(json.dumps(open_registry(args).delete_alias(args.model, args.target)))
     return 0
 
+# %% ../nbs/11_cli.ipynb #87a8f698
+def gate_summary(gate: dict[str, Any] | None  # a history entry's `gate` record (None: the change was not gated)
+                ) -> str | None:
+    "One line of a promotion's gate record: how it judged and the paired decision's numbers; None for an ungated change."
+    if not gate: return None
+    decision = gate.get("decision")
+    if not decision: return f"gate ({gate.get('method')}): " + (" ".join(gate.get("problems") or []) or "passed")
+    low, high = decision["interval"]
+    return (f"gate ({gate.get('method')}): {decision['verdict']} on {decision['n']} texts of {decision['evidence']}; "
+            f"{decision['only_candidate']} right only for the candidate, {decision['only_reference']} only for production; "
+            f"difference {100 * decision['difference']:+.2f} points, interval [{100 * low:+.2f}, {100 * high:+.2f}], "
+            f"margin {100 * decision['margin']:.2f}, McNemar p(worse) {decision['p_worse']:.3g}")
+
 # %% ../nbs/11_cli.ipynb #ad678339
 def registry_history(args: argparse.Namespace) -> int:
-    "Print every alias change, oldest first: when, which alias, from and to, and why (`--json`: the entries)."
+    "Print every alias change, oldest first: when, which alias, from and to, why, and the gate's numbers (`--json`: the entries)."
     entries = open_registry(args).history(args.model)
     if args.json:
         print(json.dumps(entries, indent=2))
@@ -322,6 +335,7 @@ def registry_history(args: argparse.Namespace) -> int:
         forced = ", forced" if entry.get("forced") else ""
         print(f"{entry.get('time')}  {entry.get('alias'):<12} {entry.get('from') or '-'} -> {entry.get('to') or '(deleted)'}  "
               f"({entry.get('action')}{forced}) {entry.get('reason', '')}")
+        if gate_summary(entry.get("gate")): print(f"    {gate_summary(entry.get('gate'))}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #05088ff4

@@ -416,6 +416,7 @@ def distill_model(config: DistillationConfig | None = None  # the run's paramete
     train_seconds = time.perf_counter() - started
     _check_not_diverged(trainer.state.log_history)
 
+    trainer.args.train_sampling_strategy = "sequential"  # predictions in row order: the metrics record which texts were right
     evaluation = {split: _evaluate(trainer, tokens.datasets[split], label_names)[0] for split in ("validation", "test")}
     right = teacher_logits.argmax(-1) == np.asarray(tokens.datasets["train"]["labels"])
     metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, base_model=student_origin)

@@ -226,7 +226,8 @@ def api_html(obj: Any, name: str, level: int = 3) -> str:
         markdown = re.sub(r"^```python\ndef ", "```python\nclass ", markdown).replace(")->None:\n```", "):\n```")
     parts = [f'<h{level} class="api-name" id="{html.escape(name.lower())}"><code>{html.escape(name)}</code></h{level}>']
     if level == 3:  # where to import it from; a member's is its class's
-        parts.append(f'<p class="api-module"><code>{html.escape(obj.__module__)}.{html.escape(name)}</code></p>')
+        module = getattr(obj, "__module__", None) or getattr(getattr(obj, "fget", None), "__module__", "")  # a patched property has none
+        parts.append(f'<p class="api-module"><code>{html.escape(module)}.{html.escape(name)}</code></p>')
     parts.append(markdown2html_mistune(markdown))
     if inspect.isclass(obj):
         parts += [api_html(getattr(obj, member), f"{name}.{member}", level + 1) for member in documented_members(obj)]

@@ -13,8 +13,9 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 # %% auto #0
-__all__ = ['Verdict', 'UNDECIDED_POLICIES', 'PairedCounts', 'paired_counts', 'binomial_tail', 'mcnemar_p_values',
-           'wilson_interval', 'difference_interval', 'PairedDecision', 'judge_not_worse', 'check_policy', 'pooled']
+__all__ = ['Verdict', 'UNDECIDED_POLICIES', 'PairedCounts', 'paired_counts', 'encode_correct', 'decode_correct', 'binomial_tail',
+           'mcnemar_p_values', 'wilson_interval', 'difference_interval', 'PairedDecision', 'judge_not_worse',
+           'check_policy', 'pooled']
 
 # %% ../nbs/00a_evidence.ipynb #0e447b1e
 @dataclass(frozen=True)
@@ -44,6 +45,19 @@ def paired_counts(reference_correct: Sequence[bool],  # per text: was the refere
         raise ValueError(f"Paired answers need one outcome per text on both sides, got {reference.shape} and {candidate.shape}.")
     return PairedCounts(int((reference & candidate).sum()), int((reference & ~candidate).sum()),
                         int((~reference & candidate).sum()), int((~reference & ~candidate).sum()))
+
+# %% ../nbs/00a_evidence.ipynb #a331b27a
+def encode_correct(correct: Sequence[bool]  # per text, in row order: was the model right?
+                  ) -> str:
+    "Per-text correctness as a string of `1` (right) and `0` (wrong), in row order: compact in JSON, paired later."
+    return "".join("1" if right else "0" for right in np.asarray(correct, dtype=bool).ravel())
+
+def decode_correct(text: str  # what `encode_correct` wrote
+                  ) -> np.ndarray:
+    "The per-text correctness `encode_correct` wrote, as a boolean array; a `ValueError` for any other character."
+    if not isinstance(text, str) or set(text) - {"0", "1"}:
+        raise ValueError(f"Per-text correctness is a string of 0 and 1, got {str(text)[:40]!r}.")
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
 
 # %% ../nbs/00a_evidence.ipynb #eb33c427
 def binomial_tail(wins: int, trials: int) -> float:

@@ -18,7 +18,9 @@ import numpy as np
 
 from .core import (ConfigError, DataFileNotFoundError, IntegrityError, RunDir, StageConfig, atomic_write_json,
                            get_logger, normalize_text, sha256_file)
-from .registry import Registry, RegistryConfig, check_alias, check_model_name, promotion_problems
+from .evidence import (UNDECIDED_POLICIES, check_policy, decode_correct, encode_correct, judge_not_worse,
+                               mcnemar_p_values, paired_counts, pooled)
+from .registry import Registry, RegistryConfig, check_alias, check_model_name
 
 if TYPE_CHECKING: import pandas as pd
 # pandas, torch, scipy and the stages are imported inside the functions that use them: the `ainative` command imports
@@ -29,9 +31,9 @@ __all__ = ['FEEDBACK_COLUMNS', 'SKIP_REASONS', 'HOLDOUT_FILE', 'DECISION_FILE', 
            'feedback_mark', 'new_since', 'usable_feedback', 'held_out', 'FeedbackMerge', 'merge_feedback',
            'champion_data_dir', 'read_holdout', 'write_feedback_dataset', 'FeedbackDataset', 'build_feedback_dataset',
            'original_base_model', 'challenger_training_config', 'RetrainResult', 'retrain', 'paired_test',
-           'predict_labels', 'compare_versions', 'decide', 'promote_if_better', 'turn_reasons', 'last_turn_mark',
-           'check_trigger', 'flywheel_turn', 'retrain_command', 'flywheel_command', 'add_retrain_command',
-           'add_flywheel_command']
+           'predict_labels', 'compare_versions', 'not_worse_gate', 'feedback_rule', 'decide', 'promote_if_better',
+           'turn_reasons', 'last_turn_mark', 'check_trigger', 'flywheel_turn', 'retrain_command', 'flywheel_command',
+           'add_retrain_command', 'add_flywheel_command']
 
 # %% ../nbs/12_flywheel.ipynb #6256e342
 @dataclass
@@ -48,8 +50,9 @@ class FlywheelConfig(StageConfig):
     warm_start: bool = True                # train from the champion's weights (False: from its base model)
     challenger_alias: str = "challenger"   # alias of the optimised challenger (what shadow or split serving watches)
     promote_if: Literal["significant", "better", "never"] = "significant"  # rule for production (see `decide`)
-    alpha: float = 0.05                    # significance level of the paired tests
-    tolerance: float = RegistryConfig.tolerance  # how much worse on the fixed test set the challenger may be
+    alpha: float = RegistryConfig.alpha    # significance level of the paired tests (each bound of the not-worse decision)
+    tolerance: float = RegistryConfig.tolerance  # the margin of the not-worse decision: the largest test-accuracy loss accepted
+    undecided: Literal["block", "pool", "person"] = "pool"  # when the test set cannot decide: see `not_worse_gate`
 
     def __post_init__(self):
         check_model_name(self.model_name)
@@ -59,8 +62,13 @@ class FlywheelConfig(StageConfig):
         if not 0 < self.holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction={self.holdout_fraction} must lie strictly between 0 and 1.",
                               where="FlywheelConfig.holdout_fraction", fix="For example 0.25: a quarter of the new feedback texts.")
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"alpha={self.alpha} must lie strictly between 0 and 1.", where="FlywheelConfig.alpha")
+        if not 0 < self.alpha < 0.5:
+            raise ConfigError(f"alpha={self.alpha} must lie strictly between 0 and 0.5.", where="FlywheelConfig.alpha")
+        try: check_policy(self.undecided, "undecided")
+        except ValueError as error:
+            raise ConfigError(str(error), where="FlywheelConfig.undecided",
+                              fix="pool: judge on the test set and the held-out feedback together; block: keep the champion; "
+                                  "person: keep it and leave the challenger to a person.") from None
         if self.min_new_feedback < 1:
             raise ConfigError(f"min_new_feedback={self.min_new_feedback} must be at least 1.", where="FlywheelConfig.min_new_feedback")
         if self.promote_if not in ("significant", "better", "never"):
@@ -348,18 +356,15 @@ def retrain(config: FlywheelConfig | None = None,
 def paired_test(champion_correct: Sequence[bool],   # per text: did the champion answer right?
                 challenger_correct: Sequence[bool]  # per text, same texts: did the challenger?
                ) -> dict[str, Any]:
-    "Accuracies and the exact McNemar test of paired answers: the texts only one got right, and the one-sided p-values."
-    from scipy.stats import binomtest
-    champion, challenger = np.asarray(champion_correct, dtype=bool), np.asarray(challenger_correct, dtype=bool)
-    if champion.shape != challenger.shape or champion.ndim != 1:
-        raise ConfigError(f"Paired answers need one outcome per text on both sides, got {champion.shape} and {challenger.shape}.")
-    only_champion, only_challenger = int((champion & ~challenger).sum()), int((~champion & challenger).sum())
-    discordant = only_champion + only_challenger
-    p = lambda wins: float(binomtest(wins, discordant, 0.5, alternative="greater").pvalue) if discordant else 1.0
-    accuracy = lambda correct: float(correct.mean()) if correct.size else None
-    return {"examples": int(champion.size), "champion_accuracy": accuracy(champion), "challenger_accuracy": accuracy(challenger),
-            "only_champion": only_champion, "only_challenger": only_challenger,
-            "p_better": p(only_challenger), "p_worse": p(only_champion)}
+    "Accuracies and the exact McNemar test of paired answers (the texts only one got right, one-sided p-values), and the answers."
+    try: counts = paired_counts(champion_correct, challenger_correct)
+    except ValueError as error: raise ConfigError(str(error)) from None
+    p_values = mcnemar_p_values(counts)
+    return {"examples": counts.n, "champion_accuracy": counts.reference_accuracy if counts.n else None,
+            "challenger_accuracy": counts.candidate_accuracy if counts.n else None,
+            "only_champion": counts.only_reference, "only_challenger": counts.only_candidate,
+            "p_better": p_values["p_better"], "p_worse": p_values["p_worse"],
+            "champion_correct": encode_correct(champion_correct), "challenger_correct": encode_correct(challenger_correct)}
 
 # %% ../nbs/12_flywheel.ipynb #6681987b
 def predict_labels(model, tokenizer, texts: Sequence[str]) -> list[str]:
@@ -390,36 +395,58 @@ def compare_versions(registry: Registry, name: str,
                           "agreement": float((old == new).mean()) if len(truth) else None}
     return evidence
 
+# %% ../nbs/12_flywheel.ipynb #379aa65d
+def _answers(part: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    "The champion's and the challenger's per-text correctness recorded in a `paired_test` result."
+    return decode_correct(part["champion_correct"]), decode_correct(part["challenger_correct"])
+
+def not_worse_gate(test: Mapping[str, Any],      # `paired_test` of the fixed test split
+                   feedback: Mapping[str, Any],  # `paired_test` of the held-out feedback
+                   tolerance: float = FlywheelConfig.tolerance,  # the margin: the largest test-accuracy loss accepted
+                   alpha: float = FlywheelConfig.alpha,
+                   undecided: str = FlywheelConfig.undecided     # block, pool or person: when the test set cannot decide
+                  ) -> dict[str, Any]:
+    "Whether the challenger is not worse than the champion: on the test set, else as `undecided` says; decisions, numbers, reason."
+    on_test = judge_not_worse(*_answers(test), margin=tolerance, alpha=alpha, evidence="the test set")
+    gate = {"passed": on_test.passed, "decided_on": "test", "undecided": undecided, "test": on_test.to_dict(), "pooled": None,
+            "reason": f"test set: {on_test.reason}"}
+    if on_test.verdict != "undecided": return gate
+    if check_policy(undecided, "undecided") == "block":
+        return {**gate, "decided_on": None, "reason": f"{gate['reason']}; undecided=block keeps the champion"}
+    if undecided == "person":
+        alias = FlywheelConfig.challenger_alias
+        return {**gate, "decided_on": None, "reason": f"{gate['reason']}; undecided=person keeps the champion and leaves the "
+                f"challenger on its alias for a person: compare it in the shadow (ainative serve --challenger {alias}) and "
+                "promote it by hand (ainative registry promote <version> --force) if it holds up"}
+    both = judge_not_worse(*pooled(_answers(test), _answers(feedback)), margin=tolerance, alpha=alpha,
+                           evidence="the test set and the held-out feedback, pooled")
+    return {**gate, "passed": both.passed, "decided_on": "pooled", "pooled": both.to_dict(),
+            "reason": f"{gate['reason']}; pooled with the held-out feedback, {both.reason}"}
+
 # %% ../nbs/12_flywheel.ipynb #c7f8a1ff
-def decide(evidence: Mapping[str, Any],  # `compare_versions`' result plus "gate": the registry gate's problems
+def feedback_rule(feedback: Mapping[str, Any],  # `paired_test` of the held-out feedback
+                  rule: Literal["significant", "better", "never"] = FlywheelConfig.promote_if,
+                  alpha: float = FlywheelConfig.alpha) -> tuple[bool, str]:
+    "Whether the held-out feedback says the challenger is better, as `rule` asks, and why in words."
+    if feedback["examples"] == 0: return False, "no held-out feedback to judge the challenger on"
+    change = f"{feedback['champion_accuracy']:.4f} -> {feedback['challenger_accuracy']:.4f} on {feedback['examples']} held-out feedback texts"
+    if feedback["challenger_accuracy"] <= feedback["champion_accuracy"]: return False, f"not better on feedback: {change}"
+    if rule == "significant" and feedback["p_better"] >= alpha:
+        return False, f"better on feedback but not significantly: {change} (McNemar p = {feedback['p_better']:.3g} >= {alpha})"
+    return True, f"better on feedback: {change} (McNemar p = {feedback['p_better']:.3g})"
+
+def decide(evidence: Mapping[str, Any],  # `compare_versions`' result: the paired answers on the test set and the feedback
            rule: Literal["significant", "better", "never"] = FlywheelConfig.promote_if,
-           alpha: float = FlywheelConfig.alpha) -> dict[str, Any]:
-    "Whether to promote the challenger, under `rule`, and every reason, in words."
-    test, feedback = evidence["test"], evidence["feedback"]
-    reasons, promote = [], rule != "never"
-    if evidence["gate"]:
-        promote = False
-        reasons += [f"test set gate: {problem}" for problem in evidence["gate"]]
-    else:
-        reasons.append(f"test set: accuracy {test['challenger_accuracy']:.4f} vs {test['champion_accuracy']:.4f}, within the gate")
-    if test["p_worse"] < alpha:
-        promote = False
-        reasons.append(f"significantly worse on the test set (McNemar p = {test['p_worse']:.3g} < {alpha})")
-    if feedback["examples"] == 0:
-        promote = False
-        reasons.append("no held-out feedback to judge the challenger on")
-    else:
-        change = f"{feedback['champion_accuracy']:.4f} -> {feedback['challenger_accuracy']:.4f} on {feedback['examples']} held-out feedback texts"
-        if feedback["challenger_accuracy"] <= feedback["champion_accuracy"]:
-            promote = False
-            reasons.append(f"not better on feedback: {change}")
-        elif rule == "significant" and feedback["p_better"] >= alpha:
-            promote = False
-            reasons.append(f"better on feedback but not significantly: {change} (McNemar p = {feedback['p_better']:.3g} >= {alpha})")
-        else:
-            reasons.append(f"better on feedback: {change} (McNemar p = {feedback['p_better']:.3g})")
-    if rule == "never": reasons.append("promote_if=never: evaluated and recorded only")
-    return {"promote": promote, "rule": rule, "alpha": alpha, "reasons": reasons}
+           alpha: float = FlywheelConfig.alpha,
+           tolerance: float = FlywheelConfig.tolerance,  # the margin of the not-worse decision
+           undecided: str = FlywheelConfig.undecided     # when the test set cannot decide: block, pool or person
+          ) -> dict[str, Any]:
+    "Whether to promote the challenger, under `rule`, every reason in words, and the not-worse gate with its numbers."
+    gate = not_worse_gate(evidence["test"], evidence["feedback"], tolerance, alpha, undecided)
+    better, on_feedback = feedback_rule(evidence["feedback"], rule, alpha)
+    reasons = [gate["reason"], on_feedback] + (["promote_if=never: evaluated and recorded only"] if rule == "never" else [])
+    return {"promote": rule != "never" and gate["passed"] and better, "rule": rule, "alpha": alpha, "tolerance": tolerance,
+            "undecided": undecided, "reasons": reasons, "gate": gate}
 
 # %% ../nbs/12_flywheel.ipynb #d7da450a
 DECISION_FILE = "decision.json"
@@ -429,8 +456,9 @@ def promote_if_better(registry: Registry, name: str,
                       champion: str = "production",       # version (or alias) to beat; the alias moved is always production
                       rule: Literal["significant", "better", "never"] = FlywheelConfig.promote_if,
                       alpha: float = FlywheelConfig.alpha,
-                      tolerance: float = FlywheelConfig.tolerance,  # the registry gate's tolerance on test metrics
-                      data_dir: Path | str | None = None  # the challenger's dataset; None: its `data` attachment
+                      tolerance: float = FlywheelConfig.tolerance,  # the margin of the not-worse decision
+                      data_dir: Path | str | None = None,  # the challenger's dataset; None: its `data` attachment
+                      undecided: str = FlywheelConfig.undecided  # when the test set cannot decide: block, pool or person
                      ) -> dict[str, Any]:
     "Compare, decide, attach the decision and its evidence to the challenger, and promote it to production if it wins."
     challenger, champion = registry.resolve(name, challenger).name, registry.resolve(name, champion).name
@@ -443,15 +471,16 @@ def promote_if_better(registry: Registry, name: str,
         decision = json.loads(recorded.read_text(encoding="utf-8"))
     else:
         evidence = compare_versions(registry, name, champion, challenger, data_dir or champion_data_dir(registry, name, challenger))
-        evidence["gate"] = promotion_problems(registry.show(name, challenger), registry.show(name, champion), tolerance)
-        decision = {**result, **decide(evidence, rule, alpha), "tolerance": tolerance, "evidence": evidence,
+        decision = {**result, **decide(evidence, rule, alpha, tolerance, undecided), "evidence": evidence,
                     "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with tempfile.TemporaryDirectory() as folder:
             atomic_write_json(Path(folder) / DECISION_FILE, decision)
             registry.attach(name, challenger, kind, folder, info={"promote": decision["promote"], "reasons": decision["reasons"]})
     if decision["promote"] and registry.aliases(name).get("production") != challenger:
         why = f"flywheel: {'; '.join(decision['reasons'])} (evidence: {challenger}/{kind}/{DECISION_FILE})"
-        decision["promotion"] = registry.promote(name, challenger, "production", tolerance=tolerance, reason=why)
+        gate = decision.get("gate") or {}  # none in a record from before the paired gate: the registry judges then
+        decision["promotion"] = registry.promote(name, challenger, "production", tolerance=tolerance, alpha=alpha, reason=why,
+                                                 evidence=gate.get(gate.get("decided_on")))
     get_logger("flywheel").info(f"{name} {challenger} vs {champion}: {'promote' if decision['promote'] else 'keep'} "
                                 f"({'; '.join(decision['reasons'])})")
     return {**decision, "attachment": f"{challenger}/{kind}/{DECISION_FILE}"}
@@ -518,12 +547,12 @@ def flywheel_turn(config: FlywheelConfig | None = None,
         return {"status": "nothing_new", "trigger": trigger, "champion": made.champion, "new_feedback": made.dataset.new_feedback,
                 "skipped": {reason: len(ids) for reason, ids in made.dataset.skipped.items() if ids}}
     decision = promote_if_better(Registry(config.registry_dir), config.model_name, made.challenger, made.champion,
-                                 config.promote_if, config.alpha, config.tolerance)
+                                 config.promote_if, config.alpha, config.tolerance, undecided=config.undecided)
     feedback = made.dataset.manifest["feedback"]
     report = {"status": "promoted" if decision["promote"] else "kept", "trigger": trigger, "run_dir": str(made.run.path),
               "champion": made.champion, "challenger": made.challenger, "data_version": made.dataset.manifest["version"],
               "parent_data_version": feedback["parent"], "added": len(feedback["added"]), "held_out": len(feedback["held_out"]),
-              "decision": {key: decision[key] for key in ("promote", "rule", "reasons", "attachment", "promotion")},
+              "decision": {key: decision.get(key) for key in ("promote", "rule", "undecided", "reasons", "gate", "attachment", "promotion")},
               "evidence": decision.get("evidence")}
     atomic_write_json(made.run.reports / "flywheel.json", report)
     return report
@@ -533,7 +562,8 @@ def _turn_config(args) -> FlywheelConfig:
     "The `FlywheelConfig` of a command line: environment, then flags, then `-p KEY=VALUE`."
     from ainative.core import parse_key_values
     flags = {"registry_dir": args.registry_dir, "model_name": args.model, "champion": args.champion,
-             "database_url": args.database_url, "run_dir": args.run_dir, "promote_if": getattr(args, "promote_if", None)}
+             "database_url": args.database_url, "run_dir": args.run_dir, "promote_if": getattr(args, "promote_if", None),
+             "undecided": getattr(args, "undecided", None)}
     return FlywheelConfig.from_env(**flags, **parse_key_values(args.param))
 
 # %% ../nbs/12_flywheel.ipynb #7ee26cd1
@@ -603,6 +633,9 @@ def add_flywheel_command(commands: Any) -> None:
     _turn_options(flywheel)
     add_option(flywheel, "--promote-if", choices=["significant", "better", "never"], help="rule for promoting to production",
                default_from="ainative.flywheel:FlywheelConfig.promote_if")
+    add_option(flywheel, "--undecided", choices=list(UNDECIDED_POLICIES),
+               help="when the test set cannot decide: pool it with the held-out feedback, block, or leave it to a person",
+               default_from="ainative.flywheel:FlywheelConfig.undecided")
     flywheel.add_argument("--check", action="store_true", help="only report whether a turn is due")
     flywheel.add_argument("--force", action="store_true", help="run a turn even when the trigger says no")
     flywheel.set_defaults(handler=flywheel_command)

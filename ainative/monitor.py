@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from fastcore.basics import patch
 
 from .core import AinativeError, ConfigError, StageConfig, atomic_write_json
+from .evidence import difference_interval, mcnemar_p_values, paired_counts
 # scipy, scikit-learn and matplotlib are imported inside the functions that use them, never here: the server imports
 # this module to log requests, and must start fast and small, without them (nor pandas or torch).
 
@@ -635,18 +636,18 @@ def accuracy_test(champion: Mapping[str, Any],    # `version_summary` of the cha
             "difference": difference, "better": better}
 
 # %% ../nbs/08_monitoring.ipynb #f9447c7b
-def paired_accuracy_test(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]  # from `shadow_pairs`
+def paired_accuracy_test(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],  # from `shadow_pairs`
+                         confidence: float = 1 - MonitorConfig.compare_alpha  # of the interval of the difference (two-sided)
                         ) -> dict[str, Any] | None:
-    "Exact McNemar test on the shadow pairs with feedback: the pairs where exactly one version was right; None without any."
+    "Exact McNemar test on the shadow pairs with feedback, and the interval of challenger minus champion accuracy; None without any."
     judged = [(a, b) for a, b in pairs if a.get("correct_label") is not None]
     if not judged: return None
-    only_champion = sum(a["label"] == a["correct_label"] != b["label"] for a, b in judged)
-    only_challenger = sum(b["label"] == b["correct_label"] != a["label"] for a, b in judged)
-    discordant = only_champion + only_challenger
-    from scipy.stats import binomtest
-    p_value = float(binomtest(only_challenger, discordant, 0.5).pvalue) if discordant else 1.0
-    return {"test": "McNemar (exact)", "pairs": len(judged), "only_champion_right": only_champion,
-            "only_challenger_right": only_challenger, "p_value": p_value}
+    counts = paired_counts([a["label"] == a["correct_label"] for a, _ in judged],
+                           [b["label"] == b.get("correct_label") for _, b in judged])
+    low, high = difference_interval(counts, confidence)
+    return {"test": "McNemar (exact)", "pairs": counts.n, "only_champion_right": counts.only_reference,
+            "only_challenger_right": counts.only_candidate, "p_value": mcnemar_p_values(counts)["p_two_sided"],
+            "difference": counts.difference, "interval": [low, high]}
 
 # %% ../nbs/08_monitoring.ipynb #016416bb
 def _latest_version(rows: Sequence[Mapping[str, Any]], roles: set[str], other_than: str | None = None) -> str | None:

@@ -12,22 +12,28 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from .core import (AinativeError, ConfigError, DeviceInfo, ParityError, RunDir, StageConfig,
-                           atomic_write_json, detect_device, get_logger, select_onnx_providers, session_options)
+from .core import (AinativeError, ConfigError, DeviceInfo, ParityError, RegistryError, RunDir, StageConfig,
+                           atomic_write_json, cpu_features, detect_device, get_logger, select_onnx_providers, session_options)
+from .evidence import UNDECIDED_POLICIES, judge_not_worse, pooled
 from .registry import Registry, RegistryConfig
 
 # %% auto #0
-__all__ = ['ONNX_INPUTS', 'ONNX_OUTPUTS', 'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'batched_logits',
-           'torch_predictor', 'unknown_token_rates', 'monitoring_reference', 'parity_report', 'require_parity',
-           'optimize_graph', 'quantize_int8', 'convert_fp16', 'accuracy_gate', 'sample_batches', 'measure', 'benchmark',
-           'plot_benchmark', 'OptimizationResult', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
+__all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'INT8_FORMATS', 'OptimizationConfig', 'load_for_export',
+           'export_onnx', 'OnnxRunner', 'batched_logits', 'torch_predictor', 'unknown_token_rates',
+           'monitoring_reference', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8', 'convert_fp16',
+           'gold_ids', 'paired_correct', 'judged_margin', 'judge_variant', 'sample_batches', 'measure', 'benchmark',
+           'plot_benchmark', 'OptimizationResult', 'VariantScores', 'score_variants', 'write_probes',
+           'throughput_at_32', 'baseline_predictor', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
+Int8Format = Literal["s8-reduced", "s8", "u8"]  # INT8 weight formats; `INT8_FORMATS` (below) says what each one is
+INT8_POLICIES = tuple(p for p in UNDECIDED_POLICIES if p != "person")  # an undecided INT8 gate: no person reviews it
+
 @dataclass
 class OptimizationConfig(StageConfig):
     "Parameters of the optimisation stage."
@@ -38,12 +44,32 @@ class OptimizationConfig(StageConfig):
     opset: int = 17                         # ONNX opset of the export
     per_channel: bool = True                # per-channel INT8 weight scales
     min_agreement: float = 0.999            # parity gate: share of validation predictions ONNX fp32 must share with torch
-    max_int8_drop: float = 0.005            # accuracy gate: INT8 test accuracy may drop at most this much
+    # the margin is judged on the lower bound of the paired interval, not on the point estimate: one point is what
+    # Banking77's 3,080 test texts can decide (fewer texts need a wider margin)
+    max_int8_drop: float = 0.01             # INT8 (and fp16) gate: the largest test-accuracy loss against ONNX fp32 accepted; 1: any
+    int8_alpha: float = 0.05                # the gate's one-sided level (each bound of a 90% interval)
+    int8_undecided: str = "pool"            # test set undecided: "pool" judges on validation + test, "block" drops the variant
+    int8_format: Int8Format = "s8-reduced"  # INT8 weights: signed 7-bit (the default), signed 8-bit or unsigned 8-bit
+    probe_size: int = 1000                  # validation texts in onnx/probes.json, which the server answers on its own CPU
     bench_seconds: float = 0.5              # measured seconds per variant and batch size
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     threads: int | None = None              # CPU threads for torch and ORT (None: all cores)
     device: Literal["auto", "cuda", "cpu"] = "auto"
     promote_to: str | None = "production"   # alias to point at the version once its ONNX files are attached; None: none
+    tolerance: float = RegistryConfig.tolerance  # the production gate's margin (chapter 4), when promote_to is production
+    undecided: str = RegistryConfig.undecided    # the production gate when the test set cannot decide: block, or pool
+
+    def __post_init__(self):
+        if self.int8_undecided not in INT8_POLICIES:
+            unattended = " (no person reviews an INT8 variant: the stage runs unattended)" if self.int8_undecided == "person" else ""
+            raise ConfigError(f"int8_undecided={self.int8_undecided!r} is not one of {list(INT8_POLICIES)}{unattended}.",
+                              where="int8_undecided", fix="Use pool (judge on validation + test) or block (drop the variant).")
+        if self.int8_format not in get_args(Int8Format):
+            raise ConfigError(f"int8_format={self.int8_format!r} is not one of {list(get_args(Int8Format))}.", where="int8_format")
+        if not 0 <= self.max_int8_drop <= 1 or not 0 < self.int8_alpha < 0.5:
+            raise ConfigError(f"max_int8_drop={self.max_int8_drop} must lie in [0, 1] and int8_alpha={self.int8_alpha} in (0, 0.5).",
+                              where="max_int8_drop", fix="For example max_int8_drop=0.01 (one point) and int8_alpha=0.05.")
+        if self.probe_size < 0: raise ConfigError(f"probe_size={self.probe_size} must be 0 or more.", where="probe_size")
 
 # %% ../nbs/05_optimization.ipynb #5621b56a
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -187,15 +213,24 @@ def optimize_graph(source: Path | str, target: Path | str, num_heads: int, hidde
     return {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}
 
 # %% ../nbs/05_optimization.ipynb #652e01fc
+INT8_FORMATS: dict[str, tuple[str, bool]] = {  # int8_format -> quantize_dynamic's (weight type, reduce_range)
+    "s8-reduced": ("QInt8", True),  # signed 7-bit weights: no u8 x s8 kernel saturates, with or without VNNI
+    "s8": ("QInt8", False),         # signed 8-bit weights: saturating pairs in vpmaddubsw on x86-64 without VNNI
+    "u8": ("QUInt8", False),        # unsigned 8-bit weights: u8 x u8 kernels, which widen to 16 bits first
+}
+
 def quantize_int8(source: Path | str, target: Path | str, per_channel: bool = True,
-                  exclude_nodes: list[str] | None = None) -> Path:
-    "Dynamic INT8 quantisation of `source`'s weights into `target` (`exclude_nodes` stay fp32)."
+                  exclude_nodes: list[str] | None = None,           # nodes that stay fp32
+                  int8_format: Int8Format = "s8-reduced"            # the weights' format (`INT8_FORMATS`)
+                 ) -> Path:
+    "Dynamic INT8 quantisation of `source`'s weights into `target`, in `int8_format` (`exclude_nodes` stay fp32)."
     import logging
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    weight_type, reduce_range = INT8_FORMATS[int8_format]
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint is noise here
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=per_channel,
-                     nodes_to_exclude=exclude_nodes or [],
+    quantize_dynamic(str(source), str(target), weight_type=getattr(QuantType, weight_type), per_channel=per_channel,
+                     reduce_range=reduce_range, nodes_to_exclude=exclude_nodes or [],
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops lack type info
     return Path(target)
 
@@ -208,13 +243,36 @@ def convert_fp16(source: Path | str, target: Path | str) -> Path:
     return Path(target)
 
 # %% ../nbs/05_optimization.ipynb #31df4dc5
-def accuracy_gate(reference_accuracy: float, candidate_accuracy: float,
-                  max_drop: float = OptimizationConfig.max_int8_drop) -> tuple[bool, str]:
-    "Whether `candidate_accuracy` is at most `max_drop` below `reference_accuracy`, and the reason in words."
-    drop = reference_accuracy - candidate_accuracy
-    verdict = "passes" if drop <= max_drop + 1e-12 else "fails"
-    return verdict == "passes", (f"{verdict}: test accuracy {candidate_accuracy:.4f} vs fp32 {reference_accuracy:.4f} "
-                                 f"({-drop * 100:+.2f} points; allowed -{max_drop * 100:.2f})")
+def gold_ids(labels: pd.Series, label2id: dict[str, int]) -> np.ndarray:
+    "The label ids of `labels`; -1 for a label the model does not know (out-of-scope rows held out of training)."
+    return labels.map(label2id).fillna(-1).astype(int).to_numpy()
+
+def paired_correct(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    "Per text with a known label (`gold` >= 0): whether the top class of `logits` is the gold id."
+    known = gold >= 0
+    return logits.argmax(-1)[known] == gold[known]
+
+# %% ../nbs/05_optimization.ipynb #14f9b4d5
+def judged_margin(margin: float) -> float:
+    "`margin` as `judge_not_worse` takes it: 1 (any loss) becomes 0.999, the largest it accepts."
+    return min(margin, 0.999)
+
+def judge_variant(test: tuple[np.ndarray, np.ndarray],        # per test text: (ONNX fp32 right?, the variant right?)
+                  validation: tuple[np.ndarray, np.ndarray],  # the same on the validation texts, pooled when undecided
+                  margin: float = OptimizationConfig.max_int8_drop,    # the largest accuracy loss accepted
+                  alpha: float = OptimizationConfig.int8_alpha,        # one-sided level of each bound
+                  undecided: str = OptimizationConfig.int8_undecided   # "pool" or "block"
+                 ) -> dict[str, Any]:
+    "The gate on a variant against ONNX fp32: paired on the test set; when undecided, judged on validation + test pooled, or blocked."
+    margin = judged_margin(margin)
+    on_test = decision = judge_not_worse(*test, margin=margin, alpha=alpha, evidence="the test set")
+    if on_test.verdict == "undecided" and undecided == "pool":
+        decision = judge_not_worse(*pooled(validation, test), margin=margin, alpha=alpha, evidence="validation and test, pooled")
+    reason = decision.reason
+    if decision.verdict == "undecided":
+        reason = f"dropped, {'int8_undecided=block' if undecided == 'block' else 'undecided even pooled'}: {reason}"
+    return {"passed": decision.passed, "verdict": decision.verdict, "reason": reason, "policy": undecided,
+            "decision": decision.to_dict(), "test": on_test.to_dict()}
 
 # %% ../nbs/05_optimization.ipynb #580b9775
 def sample_batches(texts: list[str], batch_size: int, count: int = 64, group_by_length: bool = False,
@@ -302,11 +360,11 @@ def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, s
     return folder / "model", registry, folder.name
 
 # %% ../nbs/05_optimization.ipynb #99d524a2
-def _promote(registry, name: str, version: str, alias: str) -> dict[str, Any]:
-    "Promote `version` to `alias` through the gate; a refusal is returned (and logged), not raised."
-    from ainative.core import RegistryError
+def _promote(registry, name: str, version: str, config: OptimizationConfig) -> dict[str, Any]:
+    "Promote `version` to `config.promote_to` through the gate; a refusal is returned (and logged), not raised."
+    alias = config.promote_to
     try:
-        registry.promote(name, version, alias)
+        registry.promote(name, version, alias, tolerance=config.tolerance, undecided=config.undecided)
         return {"ok": True, "alias": alias, "version": version}
     except RegistryError as refused:
         get_logger("optimize").warning(f"{name} {version} not promoted to {alias}: {refused.what}")
@@ -320,28 +378,73 @@ def _export_variants(model, tokenizer, staging: Path, config: OptimizationConfig
     fused = optimize_graph(staging / "model.fp32.onnx", staging / "model.onnx",
                            model.config.num_attention_heads, model.config.hidden_size)
     (staging / "model.fp32.onnx").unlink()
-    quantize_int8(staging / "model.onnx", staging / "model.int8.onnx", config.per_channel)
+    quantize_int8(staging / "model.onnx", staging / "model.int8.onnx", config.per_channel, int8_format=config.int8_format)
     variants = {"onnx fp32": "model.onnx", "onnx int8": "model.int8.onnx"}
     if device.kind == "cuda":
         convert_fp16(staging / "model.onnx", staging / "model.fp16.onnx")
         variants["onnx fp16"] = "model.fp16.onnx"
     return fused, variants
 
+# %% ../nbs/05_optimization.ipynb #56251da9
+@dataclass
+class VariantScores:
+    "Every variant's answers, as the gates, the probes and the report need them."
+    gold: dict[str, np.ndarray]                # split -> gold label ids (-1: a label the model does not know)
+    validation_logits: dict[str, np.ndarray]   # ONNX variant -> its logits of the validation texts
+    parity: dict[str, dict[str, float]]        # ONNX variant -> its agreement with torch on the validation texts
+    accuracy: dict[str, float]                 # every predictor -> its test accuracy
+    correct: dict[str, dict[str, np.ndarray]]  # split -> ONNX variant (test: every predictor) -> per known-label text, right?
+
+def score_variants(runners: dict[str, OnnxRunner],                             # ONNX variant -> its runner
+                   predictors: dict[str, Callable[[list[str]], np.ndarray]],   # every predictor, "torch fp32" included
+                   splits: dict[str, pd.DataFrame], label2id: dict[str, int],
+                   min_agreement: float = OptimizationConfig.min_agreement) -> VariantScores:
+    "Score every variant on validation and test; `ParityError` when ONNX fp32 disagrees with torch."
+    validation, test = splits["validation"].text.tolist(), splits["test"].text.tolist()
+    gold = {split: gold_ids(splits[split].label, label2id) for split in ("validation", "test")}
+    reference = batched_logits(predictors["torch fp32"], validation)
+    validation_logits = {name: batched_logits(runner.logits, validation) for name, runner in runners.items()}
+    parity = {name: parity_report(reference, logits) for name, logits in validation_logits.items()}
+    require_parity(parity["onnx fp32"], "model.onnx", min_agreement)
+    test_logits = {name: batched_logits(predict, test) for name, predict in predictors.items()}
+    return VariantScores(gold, validation_logits, parity,
+                         {name: float((logits.argmax(-1) == gold["test"]).mean()) for name, logits in test_logits.items()},
+                         {"test": {name: paired_correct(logits, gold["test"]) for name, logits in test_logits.items()},
+                          "validation": {name: paired_correct(logits, gold["validation"]) for name, logits in validation_logits.items()}})
+
 # %% ../nbs/05_optimization.ipynb #bbe01549
-def _apply_accuracy_gates(accuracy: dict[str, float],    # test accuracy of every variant
+def _apply_accuracy_gates(correct: dict[str, dict[str, np.ndarray]],  # `VariantScores.correct`: split -> variant -> right?
                           variants: dict[str, str],      # variant -> file in `staging`; failures are removed
                           predictors: dict[str, Any],    # variant -> predict function; failures are removed
-                          staging: Path, max_drop: float) -> dict[str, dict[str, Any]]:
-    "Gate every variant but ONNX fp32 against it; drop the ones that fail; return each verdict."
+                          staging: Path, config: OptimizationConfig) -> dict[str, dict[str, Any]]:
+    "Gate every variant but ONNX fp32 against it (`judge_variant`); drop the ones that fail; return each verdict."
     gates = {}
     for name in [n for n in variants if n != "onnx fp32"]:
-        passed, reason = accuracy_gate(accuracy["onnx fp32"], accuracy[name], max_drop)
-        gates[name] = {"passed": passed, "reason": reason}
-        if not passed:
-            get_logger("optimize").warning(f"{name} not registered: {reason}")
+        test, validation = ((correct[split]["onnx fp32"], correct[split][name]) for split in ("test", "validation"))
+        gates[name] = judge_variant(test, validation, config.max_int8_drop, config.int8_alpha, config.int8_undecided)
+        if not gates[name]["passed"]:
+            get_logger("optimize").warning(f"{name} not registered: {gates[name]['reason']}")
             (staging / variants.pop(name)).unlink()
             predictors.pop(name)
     return gates
+
+# %% ../nbs/05_optimization.ipynb #96ac3cba
+def write_probes(folder: Path,                         # the onnx/ folder being built
+                 texts: list[str], gold: np.ndarray,   # the validation texts and their gold ids (-1: a label the model does not know)
+                 logits: dict[str, np.ndarray],        # variant file -> its logits of `texts`, on this host
+                 config: OptimizationConfig, reference: str = "model.onnx",  # the fp32 file the gate judged against
+                 seed: int = 0) -> dict[str, Any]:
+    "Write `folder/probes.json`: up to `config.probe_size` texts with known labels, each variant's answers, the gate and this CPU."
+    if config.probe_size == 0: return {"file": None, "texts": 0}
+    known = np.flatnonzero(gold >= 0)
+    if len(known) > config.probe_size:
+        known = np.sort(np.random.default_rng(seed).choice(known, size=config.probe_size, replace=False))
+    probes = {"texts": [texts[i] for i in known], "labels": gold[known].tolist(), "reference": reference,
+              "answers": {file: values[known].argmax(-1).tolist() for file, values in logits.items()},
+              "margin": judged_margin(config.max_int8_drop), "alpha": config.int8_alpha, "undecided": config.int8_undecided,
+              "int8_format": config.int8_format, "cpu": cpu_features()}
+    atomic_write_json(folder / "probes.json", probes)
+    return {"file": "probes.json", "texts": len(known)}
 
 # %% ../nbs/05_optimization.ipynb #1d5b26b7
 def throughput_at_32(bench: pd.DataFrame,             # `benchmark`'s results
@@ -384,7 +487,7 @@ def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, A
     else:
         registry.attach(config.model_name, version, "onnx", run.onnx, info=report)
     if config.promote_to:
-        report["promotion"] = _promote(registry, config.model_name, version, config.promote_to)
+        report["promotion"] = _promote(registry, config.model_name, version, config)
         atomic_write_json(run.onnx / "promotion.json", report["promotion"])
 
 # %% ../nbs/05_optimization.ipynb #1c76b08a
@@ -413,14 +516,11 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
     predictors = {"torch fp32": torch_predictor(torch_model, tokenizer), **{n: r.logits for n, r in runners.items()}}
     predictors.update(baseline_predictor(run, config.threads))  # measured and scored beside them, never gated or served from here
     validation, test = splits["validation"].text.tolist(), splits["test"].text.tolist()
-    test_labels = splits["test"].label.map(label2id).to_numpy()
-    reference = batched_logits(predictors["torch fp32"], validation)
-    parity = {name: parity_report(reference, batched_logits(runner.logits, validation)) for name, runner in runners.items()}
-    require_parity(parity["onnx fp32"], "model.onnx", config.min_agreement)
-    accuracy = {name: float((batched_logits(predict, test).argmax(-1) == test_labels).mean())
-                for name, predict in predictors.items()}
-    gates = _apply_accuracy_gates(accuracy, variants, predictors, staging, config.max_int8_drop)
+    scores = score_variants(runners, predictors, splits, label2id, config.min_agreement)
+    gates = _apply_accuracy_gates(scores.correct, variants, predictors, staging, config)
     measured = monitoring_reference({file: runners[name] for name, file in variants.items()}, tokenizer, validation, staging)
+    probes = write_probes(staging, validation, scores.gold["validation"],
+                          {file: scores.validation_logits[name] for name, file in variants.items()}, config, variants["onnx fp32"])
 
     bench = benchmark(predictors, test, config.batch_sizes, config.bench_seconds)
     at_32, at_32_random = throughput_at_32(bench, config.batch_sizes)
@@ -433,7 +533,8 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
         "device": device.kind, "providers": {name: runner.provider for name, runner in runners.items() if name in variants},
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": config.threads or "default (all cores)"},
         "files": variants, "outputs": list(ONNX_OUTPUTS), "monitoring_reference": measured,
-        "sizes_bytes": sizes, "parity": parity, "test_accuracy": accuracy, "gates": gates,
+        "sizes_bytes": sizes, "parity": scores.parity, "test_accuracy": scores.accuracy, "gates": gates,
+        "int8_format": config.int8_format, "probes": probes, "cpu": cpu_features(),
         "serving_default": {"cpu": serving_default, "cuda": variants.get("onnx fp16", serving_default)},
         "throughput_at_32": {"by length": at_32.to_dict(), "random": at_32_random.to_dict()},
         "speedup_at_32": {name: float(at_32[name] / at_32["torch fp32"]) for name in at_32.index},
@@ -442,6 +543,6 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
     _publish(run, staging, report, bench)
     if registry is not None: _attach_and_promote(registry, version, run, report, config)
     run.record_params("optimization", config.to_dict())
-    log.info(f"onnx: parity {parity['onnx fp32']['agreement']:.4f}, int8 {gates.get('onnx int8', {}).get('reason')}, "
+    log.info(f"onnx: parity {scores.parity['onnx fp32']['agreement']:.4f}, int8 {gates.get('onnx int8', {}).get('reason')}, "
              f"serving default {serving_default}")
     return OptimizationResult(run, report, bench)

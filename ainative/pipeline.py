@@ -21,10 +21,10 @@ from .core import AinativeError, ConfigError, RunDir, atomic_write_json, find_pr
 from .registry import RegistryConfig
 
 # %% auto #0
-__all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'PROFILES', 'CLINC150_MODEL_NAME', 'PIPELINE_TAG', 'PIPELINE_KERNEL_ENVIRONMENT',
-           'notebooks_dir', 'notebook_parameters', 'stage_parameters', 'PipelineStageError', 'select_stages',
-           'runs_in_pipeline', 'pipeline_notebook', 'kernel_environment', 'run_stage', 'check_upstream', 'run_pipeline',
-           'serving_costs', 'pipeline_summary', 'pipeline_outcome']
+__all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'SMOKE_GATE', 'PROFILES', 'CLINC150_MODEL_NAME', 'PIPELINE_TAG',
+           'PIPELINE_KERNEL_ENVIRONMENT', 'notebooks_dir', 'notebook_parameters', 'stage_parameters',
+           'PipelineStageError', 'select_stages', 'runs_in_pipeline', 'pipeline_notebook', 'kernel_environment',
+           'run_stage', 'check_upstream', 'run_pipeline', 'serving_costs', 'pipeline_summary', 'pipeline_outcome']
 
 # %% ../nbs/09_pipeline.ipynb #5cf98d41
 STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
@@ -37,13 +37,15 @@ STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
 }
 
 SMOKE_MODEL_NAME = f"{RegistryConfig.model_name}-smoke"  # what the smoke profile registers (a check, not a product)
+SMOKE_GATE = {"tolerance": 0.05, "undecided": "pool"}    # the production gate on the smoke profile's 90 labelled texts
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {  # only what differs from the stages' config defaults
     # registry puts a new version on `staging`; optimisation promotes it to `production` once its ONNX files are in
     # the smoke model gets a name of its own: it never competes with (or replaces) the real model in production
-    "smoke": {"data": {}, "training": {}, "registry": {"model_name": SMOKE_MODEL_NAME},
-              "optimization": {"max_int8_drop": 0.05,  # 30 test texts: accuracy moves in steps of 3.3 points
-                               "model_name": SMOKE_MODEL_NAME},
+    # 30 test texts cannot rule out even a ten-point loss (chapter 0a): the smoke profile's gates accept five points and
+    # pool validation with test where the test set cannot decide, so a re-run of `make run` reaches production again
+    "smoke": {"data": {}, "training": {}, "registry": {"model_name": SMOKE_MODEL_NAME, **SMOKE_GATE},
+              "optimization": {"max_int8_drop": 0.05, "model_name": SMOKE_MODEL_NAME, **SMOKE_GATE},
               "explainability": {"model_name": SMOKE_MODEL_NAME}, "abstention": {}},
     # Banking77 on a 2-core CPU in about half an hour; chosen by a sweep of learning rate, head learning-rate
     # multiplier, epochs, batch size and label smoothing (see the training chapter; the sweep kept the default

@@ -20,22 +20,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
+import numpy as np
 from fastcore.basics import patch
 from filelock import FileLock, Timeout
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryError, RunDir, StageConfig,
                            atomic_write_json, atomic_write_text, find_project_root, fsync_path, get_logger, runs_root,
                            sha256_file)
+from .evidence import decode_correct, judge_not_worse, pooled
 
 # %% auto #0
-__all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'VERSION_PATTERN', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES',
-           'LEFT_OUT_FILES', 'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES', 'ATTACHMENT_RECORD', 'TEMP_PATTERN',
-           'check_model_name', 'check_alias', 'RegistryConfig', 'default_registry_root', 'version_id', 'version_number',
-           'find_pickle_files', 'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record',
-           'git_state', 'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines',
-           'attachment_record', 'recorded_attachment_problems', 'scored_rows', 'promotion_problems', 'latest_change',
-           'last_json_line', 'current_aliases', 'Registry', 'describe_holdings', 'model_card', 'latest_trained_run',
-           'RegisteredVersion', 'chosen_family', 'register_model']
+__all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'REGISTRY_POLICIES', 'VERSION_PATTERN', 'PICKLE_SUFFIXES',
+           'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES', 'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES',
+           'ATTACHMENT_RECORD', 'TEMP_PATTERN', 'check_model_name', 'check_alias', 'RegistryConfig',
+           'default_registry_root', 'version_id', 'version_number', 'find_pickle_files', 'safetensors_problems',
+           'check_model_dir', 'manifest_metric', 'read_run_record', 'git_state', 'file_inventory',
+           'attachment_problems', 'inventory_problems', 'read_json_lines', 'attachment_record',
+           'recorded_attachment_problems', 'scored_rows', 'recorded_correctness', 'promotion_gate',
+           'promotion_problems', 'latest_change', 'last_json_line', 'current_aliases', 'Registry', 'describe_holdings',
+           'model_card', 'given_gate', 'gate_fix', 'latest_trained_run', 'RegisteredVersion', 'chosen_family',
+           'register_model']
 
 # %% ../nbs/04_registry.ipynb #2d8846bd
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -57,6 +61,7 @@ def check_alias(alias: str) -> str:
 
 # %% ../nbs/04_registry.ipynb #f6b411a4
 FAMILIES = ("transformer", "baseline", "best")  # what the registry stage registers; best: the higher validation accuracy
+REGISTRY_POLICIES = ("block", "pool")  # the undecided policies the registry knows (it has no feedback, and no person to ask)
 
 @dataclass
 class RegistryConfig(StageConfig):
@@ -66,7 +71,9 @@ class RegistryConfig(StageConfig):
     model_name: str = "intent-classifier"  # the registered model's name (a folder of the registry)
     promote_to: str | None = "staging"     # alias to point at the new version; None only registers
     force: bool = False                    # promote past the production gate (recorded in the history)
-    tolerance: float = 0.005               # how much worse than production a candidate's test metrics may be
+    tolerance: float = 0.01                # the paired decision's margin: the largest test-accuracy loss against production accepted
+    alpha: float = 0.05                    # one-sided level of each bound of the paired decision (chapter 0a)
+    undecided: Literal["block", "pool"] = "block"  # when the test set cannot decide: block refuses; pool judges validation + test
     parent: str | None = None              # parent version or alias; None: the current production version
     family: Literal["transformer", "baseline", "best"] = "transformer"  # the model family to register (chapter 16)
 
@@ -77,7 +84,13 @@ class RegistryConfig(StageConfig):
                               fix=f"Use one of {list(FAMILIES)}.")
         if self.promote_to is not None: check_alias(self.promote_to)
         if not 0 <= self.tolerance < 1:
-            raise ConfigError(f"tolerance={self.tolerance} must be at least 0 and below 1.", fix="For example tolerance=0.005.")
+            raise ConfigError(f"tolerance={self.tolerance} must be at least 0 and below 1.", fix="For example tolerance=0.01.")
+        if not 0 < self.alpha < 0.5:
+            raise ConfigError(f"alpha={self.alpha} must lie strictly between 0 and 0.5.", where="RegistryConfig.alpha",
+                              fix="For example alpha=0.05: each bound of the 90% interval.")
+        if self.undecided not in REGISTRY_POLICIES:
+            raise ConfigError(f"undecided={self.undecided!r} is not one of {list(REGISTRY_POLICIES)}.", where="RegistryConfig.undecided",
+                              fix="block refuses what the test set cannot decide; pool decides on validation + test of the same data.")
 
 # %% ../nbs/04_registry.ipynb #3f1fe58f
 def default_registry_root() -> Path:
@@ -355,18 +368,34 @@ def scored_rows(manifest: dict[str, Any]) -> str:
     handling = ((manifest.get("metrics") or {}).get("out_of_scope") or {}).get("handling")
     return "the in-scope test rows only" if handling == "holdout" else "every test row"
 
-def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
-                       current: dict[str, Any],    # manifest of the version in production now
-                       tolerance: float = RegistryConfig.tolerance  # how much worse a test metric may be
-                      ) -> list[str]:
-    "Why `candidate` may not replace `current` in production; empty when the gate passes."
+def recorded_correctness(manifest: dict[str, Any],  # a version's manifest
+                         split: str = "test"        # which split's record
+                        ) -> np.ndarray | None:
+    "Which texts of `split` a version got right, in the rows' order (`metrics.<split>.correct`); None for a version that records none."
+    recorded = ((manifest.get("metrics") or {}).get(split) or {}).get("correct")
+    return decode_correct(recorded) if isinstance(recorded, str) else None
+
+def _not_comparable(candidate: dict[str, Any], current: dict[str, Any]) -> str | None:
+    "Why the test metrics of `candidate` and `current` say nothing about each other (other test set, other rows); None if they do."
     new_hash, old_hash = candidate.get("test_sha256"), current.get("test_sha256")
     if not new_hash or new_hash != old_hash:
-        return [f"{candidate.get('version')} and production {current.get('version')} were evaluated on different test sets "
-                f"(test sha256 {str(new_hash)[:12]}… vs {str(old_hash)[:12]}…), so their metrics cannot be compared."]
+        return (f"{candidate.get('version')} and production {current.get('version')} were evaluated on different test sets "
+                f"(test sha256 {str(new_hash)[:12]}… vs {str(old_hash)[:12]}…), so their metrics cannot be compared.")
     if scored_rows(candidate) != scored_rows(current):
-        return [f"{candidate.get('version')} was scored on {scored_rows(candidate)} and production {current.get('version')} on "
-                f"{scored_rows(current)} of the same test set, so their metrics cannot be compared."]
+        return (f"{candidate.get('version')} was scored on {scored_rows(candidate)} and production {current.get('version')} on "
+                f"{scored_rows(current)} of the same test set, so their metrics cannot be compared.")
+    return None
+
+# %% ../nbs/04_registry.ipynb #8309aad6
+def _gate(method: str, problems: list[str], decision: dict[str, Any] | None = None) -> dict[str, Any]:
+    "The gate's record: passed, how it judged, the problems in words (none: passed) and the paired decision's numbers."
+    return {"passed": not problems, "method": method, "problems": problems, "decision": decision}
+
+def _point_estimate_problems(candidate: dict[str, Any], current: dict[str, Any], tolerance: float) -> list[str]:
+    "The check of versions without a per-text record: no test metric more than `tolerance` below production's."
+    unpaired = [m["version"] for m in (candidate, current) if recorded_correctness(m) is None]
+    why = (f"Judged on the point estimates because {' and '.join(map(str, unpaired))} record{'s' if len(unpaired) == 1 else ''} "
+           "no per-text test correctness (registered before the paired gate).")
     problems = []
     for metric in GATED_METRICS:
         new, old = manifest_metric(candidate, metric), manifest_metric(current, metric)
@@ -375,7 +404,49 @@ def promotion_problems(candidate: dict[str, Any],  # manifest of the version to 
         elif old - new > tolerance + 1e-12:  # the epsilon keeps a difference of exactly `tolerance` allowed
             problems.append(f"test {metric} {new:.4f} is {old - new:.4f} below production {current.get('version')}'s "
                             f"{old:.4f} (tolerance {tolerance}).")
-    return problems
+    return problems[:-1] + [f"{problems[-1]} {why}"] if problems else []
+
+# %% ../nbs/04_registry.ipynb #884f3cf0
+def promotion_gate(candidate: dict[str, Any],  # manifest of the version to promote
+                   current: dict[str, Any],    # manifest of the version in production now
+                   tolerance: float = RegistryConfig.tolerance,  # the margin: the largest test-accuracy loss accepted
+                   alpha: float = RegistryConfig.alpha,          # one-sided level of each bound
+                   undecided: str = RegistryConfig.undecided     # block, or pool validation + test when the test set cannot decide
+                  ) -> dict[str, Any]:
+    "Whether `candidate` may replace `current` in production: paired on per-text test answers where both record them."
+    unfit = _not_comparable(candidate, current)
+    if unfit: return _gate("not comparable", [unfit])
+    new, old = recorded_correctness(candidate), recorded_correctness(current)
+    if new is None or old is None: return _gate("point estimates", _point_estimate_problems(candidate, current, tolerance))
+    if len(new) != len(old):
+        return _gate("not comparable", [f"{candidate.get('version')} and production {current.get('version')} record which of "
+                                        f"{len(new)} and {len(old)} test texts they got right; those cannot be paired."])
+    decision = judge_not_worse(old, new, margin=tolerance, alpha=alpha, evidence="the test set")
+    if decision.verdict == "undecided" and undecided == "pool": return _pooled_gate(candidate, current, (old, new), tolerance, alpha)
+    if decision.verdict == "undecided":
+        return _gate("paired", [f"{decision.reason}; the registry does not promote on evidence that cannot decide."], decision.to_dict())
+    return _gate("paired", [] if decision.passed else [decision.reason], decision.to_dict())
+
+def _pooled_gate(candidate: dict[str, Any], current: dict[str, Any], test: tuple[np.ndarray, np.ndarray],
+                 tolerance: float, alpha: float) -> dict[str, Any]:
+    "The pool policy: judge on validation + test pooled, when both versions record validation answers on the same data."
+    new, old = recorded_correctness(candidate, "validation"), recorded_correctness(current, "validation")
+    if new is None or old is None or len(new) != len(old) or candidate.get("data_version") != current.get("data_version"):
+        return _gate("paired", [f"the test set cannot decide and the validation answers cannot be pooled (data versions "
+                                f"{candidate.get('data_version')} and {current.get('data_version')}, or no record)."])
+    decision = judge_not_worse(*pooled((old, new), test), margin=tolerance, alpha=alpha, evidence="validation + test pooled")
+    problems = [] if decision.passed else [f"{decision.reason}; the registry does not promote on evidence that cannot decide."
+                                           if decision.verdict == "undecided" else decision.reason]
+    return _gate("paired, pooled", problems, decision.to_dict())
+
+def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
+                       current: dict[str, Any],    # manifest of the version in production now
+                       tolerance: float = RegistryConfig.tolerance,  # the margin of the paired decision
+                       alpha: float = RegistryConfig.alpha,
+                       undecided: str = RegistryConfig.undecided
+                      ) -> list[str]:
+    "Why `candidate` may not replace `current` in production; empty when the gate passes."
+    return promotion_gate(candidate, current, tolerance, alpha, undecided)["problems"]
 
 # %% ../nbs/04_registry.ipynb #78c6a112
 def latest_change(history: list[dict[str, Any]], alias: str) -> dict[str, Any] | None:
@@ -822,26 +893,66 @@ def require_intact(self: Registry, name: str, version: str, doing: str) -> None:
 
 # %% ../nbs/04_registry.ipynb #9cc06082
 @patch
-def _move_alias(self: Registry, name: str, alias: str, version: str, forced: bool, reason: str, action: str) -> dict[str, Any]:
+def _move_alias(self: Registry, name: str, alias: str, version: str, forced: bool, reason: str, action: str,
+                gate: dict[str, Any] | None = None  # the production gate's record, for the history
+               ) -> dict[str, Any]:
     "Record, then make, an alias change (call under the lock): the synced history line is the change."
     folder = self.model_root(name)
     aliases = self.aliases(name)  # the aliases in force, so the file written below also repairs a lagging one
     entry = {"time": _utc_now(), "alias": alias, "from": aliases.get(alias), "to": version,
              "forced": bool(forced), "reason": reason, "action": action}
+    if gate is not None: entry["gate"] = gate
     _append_json_line(folder / "alias_history.jsonl", entry)
     atomic_write_json(folder / "aliases.json", {**aliases, alias: version})  # its rename is fsynced too
     self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
     return entry
 
+# %% ../nbs/04_registry.ipynb #770b242c
+def given_gate(decision: dict[str, Any]  # a `PairedDecision.to_dict()` made on more evidence, e.g. the flywheel's pooled one
+              ) -> dict[str, Any]:
+    "The gate's record of a decision made elsewhere: passed only if it says `not worse`."
+    verdict = decision.get("verdict")
+    problems = [] if verdict == "not worse" else [f"the decision given is {verdict!r}: {decision.get('reason')}"]
+    return _gate("decision given by the caller", problems, dict(decision))
+
+def gate_fix(gate: dict[str, Any]) -> str:
+    "What to do about a refusal of the production gate `gate`."
+    if (gate.get("decision") or {}).get("verdict") == "undecided":
+        return ("If a person has compared the two (e.g. in the shadow: ainative serve --challenger <alias>), promote with --force "
+                "(force=True), which is recorded in alias_history.jsonl; or let a flywheel turn decide on the test set and the "
+                "held-out feedback pooled (ainative flywheel).")
+    return "Promote a better model, or pass force=True to override, which is recorded in alias_history.jsonl."
+
+def _promotion_reason(gate: dict[str, Any] | None, current: str | None, reason: str | None) -> str:
+    "The history's `reason` for a promotion: the caller's words, then what the gate said."
+    if gate is None: why = "promoted"
+    elif gate["problems"]: why = "forced past the gate: " + " ".join(gate["problems"])
+    elif gate["decision"]: why = f"passed the gate against {current}: {gate['decision']['reason']}"
+    else: why = f"passed the gate against {current} ({gate['method']}: no per-text test record to pair)"
+    return f"{reason} ({why})" if reason else why
+
 # %% ../nbs/04_registry.ipynb #0c75f6bb
+@patch
+def _production_gate(self: Registry, name: str, candidate: dict[str, Any], current_version: str, tolerance: float,
+                     alpha: float, undecided: str, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    "The gate's record of `candidate` against production `current_version`, or of the decision `evidence` made elsewhere."
+    if evidence is not None: return given_gate(evidence)
+    try:
+        return promotion_gate(candidate, self._read_manifest(name, current_version), tolerance, alpha, undecided)
+    except IntegrityError as e:
+        return _gate("unreadable", [f"the current production version {current_version} cannot be read ({e.what})"])
+
 @patch
 def promote(self: Registry,
             name: str,                   # the model's name
             version: str | int,          # version id (or alias) to promote
             alias: str = "production",   # the alias to point at it
             force: bool = False,         # override the production gate; recorded in the history
-            tolerance: float = RegistryConfig.tolerance,  # how much worse than production a test metric may be
-            reason: str | None = None    # why, for the history
+            tolerance: float = RegistryConfig.tolerance,  # the margin: the largest test-accuracy loss against production accepted
+            reason: str | None = None,   # why, for the history
+            alpha: float = RegistryConfig.alpha,          # one-sided level of each bound of the paired decision
+            evidence: dict[str, Any] | None = None,       # a decision made on more evidence (the flywheel's): used, not re-judged
+            undecided: str = RegistryConfig.undecided     # when the test set cannot decide: block, or pool validation + test
            ) -> dict[str, Any]:
     "Point `alias` at `version` once it verifies and, for production, passes the gate; return the history entry."
     check_alias(alias)
@@ -853,21 +964,14 @@ def promote(self: Registry,
         if current_version == version:
             return {"time": _utc_now(), "alias": alias, "from": version, "to": version, "forced": False,
                     "reason": "no change: the alias already points there", "action": "none"}
-        gate = []
+        gate = None
         if alias == "production" and current_version is not None:
-            try:
-                gate = promotion_problems(candidate, self._read_manifest(name, current_version), tolerance)
-            except IntegrityError as e:
-                gate = [f"the current production version {current_version} cannot be read ({e.what})"]
-        if gate and not force:
-            raise RegistryError(f"Refusing to promote {name} {version} to production over {current_version}: " + " ".join(gate),
-                                where=str(self.model_root(name)),
-                                fix="Promote a better model, or pass force=True to override, which is recorded in alias_history.jsonl.")
-        if gate: why = "forced past the gate: " + " ".join(gate)
-        elif alias == "production" and current_version: why = f"passed the gate against {current_version}"
-        else: why = "promoted"
-        if reason: why = f"{reason} ({why})"
-        return self._move_alias(name, alias, version, forced=force, reason=why, action="promote")
+            gate = self._production_gate(name, candidate, current_version, tolerance, alpha, undecided, evidence)
+        if gate and gate["problems"] and not force:
+            raise RegistryError(f"Refusing to promote {name} {version} to production over {current_version}: "
+                                + " ".join(gate["problems"]), where=str(self.model_root(name)), fix=gate_fix(gate))
+        return self._move_alias(name, alias, version, forced=force, reason=_promotion_reason(gate, current_version, reason),
+                                action="promote", gate=gate)
 
 # %% ../nbs/04_registry.ipynb #bd15c4f8
 @patch
@@ -1109,5 +1213,6 @@ def register_model(config: RegistryConfig | None = None) -> RegisteredVersion:
                                    "version": version, "registered_family": family})  # later stages find the version here
     promotion = None
     if config.promote_to:
-        promotion = registry.promote(config.model_name, version, config.promote_to, force=config.force, tolerance=config.tolerance)
+        promotion = registry.promote(config.model_name, version, config.promote_to, force=config.force, tolerance=config.tolerance,
+                                     alpha=config.alpha, undecided=config.undecided)
     return RegisteredVersion(registry, config.model_name, version, run, promotion, family)

@@ -27,8 +27,9 @@ from fastcore.basics import patch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, get_logger,
-                           normalize_text, softmax)
+from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, cpu_features,
+                           describe_cpu, get_logger, normalize_text, softmax)
+from .evidence import PairedDecision, judge_not_worse  # numpy only at import
 from .monitor import (FeedbackError, MonitorConfig, MonitorStoreError, RequestStore, compare_models, drift_report,
                               load_reference, request_row)
 from .abstention import AbstentionPolicy, load_policy  # numpy only at import
@@ -38,11 +39,12 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level
 from fastapi.responses import JSONResponse, Response
 
 # %% auto #0
-__all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_METHODS', 'ERROR_RESPONSES', 'predict_router',
-           'probe_router', 'explain_router', 'EXPLAIN_MODULES', 'admin_router', 'monitor_router', 'ServingConfig',
-           'prepare_text', 'read_temperature', 'checked_policy', 'ModelRuntime', 'Inference', 'QueueFull',
-           'length_groups', 'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure',
-           'retry_delay', 'served_model_name', 'with_served_model', 'ModelManager', 'share_bucket', 'Challenger',
+__all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'KNOWN_ENDPOINTS', 'HTTP_METHODS',
+           'ERROR_RESPONSES', 'predict_router', 'probe_router', 'explain_router', 'EXPLAIN_MODULES', 'admin_router',
+           'monitor_router', 'ServingConfig', 'prepare_text', 'read_temperature', 'checked_policy', 'ModelRuntime',
+           'Inference', 'read_probes', 'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull', 'length_groups',
+           'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay',
+           'served_model_name', 'with_served_model', 'ModelManager', 'HostCheckRefused', 'share_bucket', 'Challenger',
            'TextRequest', 'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest',
            'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'ServingMetrics', 'deadline_protocol',
            'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'ExplainTimeout',
@@ -87,6 +89,7 @@ class ServingConfig(StageConfig):
     shadow_queue: int = 256              # shadow: requests waiting to be scored at most; beyond it they are dropped and counted
     split_share: float = 0.1             # split: share of client keys the challenger answers
     client_key_header: str = "X-Client-Key"  # split: the header whose value keeps a client on one model (no header: champion)
+    int8_host_check: Literal["fallback", "refuse", "off"] = "fallback"  # INT8 answering the version's probes worse here than fp32: serve fp32, refuse the version, or skip the check
 
     def __post_init__(self):
         if min(self.max_batch_size, self.max_queue, self.max_batch_texts, self.top_k, self.max_connections,
@@ -102,6 +105,9 @@ class ServingConfig(StageConfig):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must lie between 0 and 1.", where=name, fix="For example 0.1: a tenth.")
         if self.shadow_queue < 1: raise ConfigError("shadow_queue must be at least 1.", where="shadow_queue")
+        if self.int8_host_check not in ("fallback", "refuse", "off"):
+            raise ConfigError(f"int8_host_check={self.int8_host_check!r} is not one of ['fallback', 'refuse', 'off'].",
+                              where="int8_host_check", fix="fallback serves fp32 when INT8 fails its probes here; refuse fails the load.")
         if not re.fullmatch(r"[A-Za-z0-9-]+", self.client_key_header):
             raise ConfigError(f"client_key_header={self.client_key_header!r} is not an HTTP header name.", where="client_key_header",
                               fix="Use letters, digits and dashes, e.g. X-Client-Key.")
@@ -184,6 +190,7 @@ class ModelRuntime:
         self.name, self.version, self.folder = name, folder.name, folder
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.host_check: dict[str, Any] | None = None  # the check of a non-fp32 variant on this host's CPU (ModelManager's)
 
 # %% ../nbs/06_serving.ipynb #2fc47d43
 def _onnx_report(name: str, folder: Path) -> dict[str, Any]:
@@ -253,6 +260,65 @@ def describe(self: ModelRuntime) -> dict[str, Any]:
             "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
+
+# %% ../nbs/06_serving.ipynb #da178052
+PROBE_KEYS = ("texts", "labels", "reference", "answers", "margin", "alpha", "cpu")  # what a probe set must hold
+
+def read_probes(folder: Path  # the version's folder
+               ) -> dict[str, Any] | None:
+    "The version's probe set (`onnx/probes.json`); None for a version optimised before there were probe sets."
+    path = folder / "onnx" / "probes.json"
+    if not path.is_file(): return None
+    try:
+        probes = json.loads(path.read_text(encoding="utf-8"))
+        missing = [key for key in PROBE_KEYS if key not in probes]
+        if missing or len(probes["texts"]) != len(probes["labels"]) or probes["reference"] not in probes["answers"]:
+            raise ValueError(f"missing {missing}" if missing else "texts, labels and answers do not match")
+    except (ValueError, TypeError, AttributeError) as error:
+        raise IntegrityError(f"The probe set is unreadable: {error}.", where=str(path),
+                             fix="Run the optimisation stage again for this version.") from None
+    return probes
+
+# %% ../nbs/06_serving.ipynb #d4d3fc51
+def probe_answers(runtime: ModelRuntime, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    "The label id `runtime` answers for each of `texts` (through `predict`, as served), in length-sorted batches."
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    answers = np.empty(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), batch_size):
+        chosen = order[start:start + batch_size]
+        answers[chosen] = runtime.predict([texts[i] for i in chosen])[0].argmax(-1)
+    return answers
+
+def judge_on_host(probes: dict[str, Any],  # the version's probe set (`read_probes`)
+                  answers: np.ndarray       # this host's answers of the probe texts, with the variant to serve
+                 ) -> PairedDecision:
+    "This host's answers against fp32's stored ones, paired on the gold labels, with the gate's margin and level."
+    gold = np.asarray(probes["labels"])
+    fp32_correct = np.asarray(probes["answers"][probes["reference"]]) == gold
+    return judge_not_worse(fp32_correct, np.asarray(answers) == gold, margin=probes["margin"], alpha=probes["alpha"],
+                           evidence="the version's probes on this host")
+
+# %% ../nbs/06_serving.ipynb #1077ce93
+HOST_CHECK_OUTCOMES = ("not worse", "worse", "undecided", "no probes", "off")  # the metric's `outcome` label values
+
+def check_on_host(runtime: ModelRuntime,           # the runtime about to be served, its variant other than fp32
+                  probes: dict[str, Any] | None,   # its version's probe set; None: a version from before probe sets
+                  mode: str = ServingConfig.int8_host_check,  # "off" skips the check
+                  batch_size: int = 32) -> dict[str, Any]:
+    "Whether `runtime`'s variant answers its version's probes on this host no worse than fp32 did; the outcome in words."
+    outcome = {"version": runtime.version, "variant_asked": runtime.variant, "variant_served": runtime.variant,
+               "fell_back": False, "host_cpu": describe_cpu(cpu_features()),
+               "gate_cpu": describe_cpu(probes["cpu"]) if probes else None}
+    if mode == "off": return {**outcome, "outcome": "off", "reason": "not checked (int8_host_check=off)"}
+    if probes is None:
+        return {**outcome, "outcome": "no probes",
+                "reason": f"{runtime.version} has no onnx/probes.json (optimised before probe sets): served unchecked"}
+    answers = probe_answers(runtime, probes["texts"], batch_size)
+    decision = judge_on_host(probes, answers)
+    at_gate = probes["answers"].get(runtime.variant)  # the same file's answers on the gate's host
+    same = float(np.mean(answers == np.asarray(at_gate))) if at_gate is not None and len(answers) else None
+    return {**outcome, "outcome": decision.verdict, "reason": decision.reason, "decision": decision.to_dict(),
+            "same_answers_as_gate_host": same}
 
 # %% ../nbs/06_serving.ipynb #39d14311
 class QueueFull(AinativeError):
@@ -545,7 +611,8 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
             runtime = self._open(version)
             previous, self.runtime, self.failure = self.runtime, runtime, None
             self._served_state = self._folder_state(runtime.version)
-            result = {"ok": True, "version": runtime.version, "previous": previous.version if previous else None}
+            result = {"ok": True, "version": runtime.version, "previous": previous.version if previous else None,
+                      "int8_host_check": getattr(runtime, "host_check", None)}
         except Exception as error:
             result = self._record_failure(version, error)
         result.update(seconds=round(time.perf_counter() - started, 3),
@@ -557,15 +624,55 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
 # %% ../nbs/06_serving.ipynb #c0699fc8
 @patch
 def _open(self: ModelManager, version: str) -> ModelRuntime | BaselineRuntime:
-    "A runtime of `version`, warmed up; an `IntegrityError` if it does not give finite probabilities."
+    "A runtime of `version`, warmed up and, for a variant other than fp32, checked on this host's CPU (`_checked_on_host`)."
     config = self.config
     arguments = (self.registry, config.model, version, config.variant, config.device, config.threads, config.max_text_chars)
-    runtime = open_runtime(*arguments) or ModelRuntime(*arguments)  # the version's family decides (baseline or transformer)
+    runtime = self._warmed(open_runtime(*arguments) or ModelRuntime(*arguments))  # the version's family decides (baseline or transformer)
+    return self._checked_on_host(runtime)
+
+@patch
+def _warmed(self: ModelManager, runtime: ModelRuntime | BaselineRuntime) -> ModelRuntime | BaselineRuntime:
+    "`runtime` after a warm-up; an `IntegrityError` if it does not give finite probabilities."
     probabilities, _ = runtime.predict(["warm up", "a slightly longer text to warm up the session"])
     if not np.isfinite(probabilities).all():
-        raise IntegrityError(f"{config.model} {runtime.version} gives non-finite probabilities at warm-up.",
+        raise IntegrityError(f"{self.config.model} {runtime.version} gives non-finite probabilities at warm-up.",
                              where=str(runtime.folder), fix="Export the version again (ainative pipeline --from optimization).")
     return runtime
+
+# %% ../nbs/06_serving.ipynb #ff9e9cc2
+class HostCheckRefused(AinativeError):
+    "The version's INT8 (or other non-fp32) variant answers its probes worse on this host than fp32 did (`int8_host_check=refuse`)."
+    def __init__(self, outcome: dict[str, Any], where: str):
+        self.outcome = {**outcome, "variant_served": None}
+        super().__init__(f"{outcome['variant_asked']} is not served on this host ({outcome['host_cpu']}): {outcome['reason']}",
+                         where=where, fix="Serve fp32 (int8_host_check=fallback, or variant=model.onnx), or optimise the "
+                                          "version again with another int8_format (the optimisation chapter).")
+
+@patch
+def _checked_on_host(self: ModelManager, runtime: ModelRuntime | BaselineRuntime) -> ModelRuntime | BaselineRuntime:
+    "`runtime`, once its non-fp32 variant passed `check_on_host`; when it answers worse: fp32 instead (fallback) or `HostCheckRefused`."
+    fp32 = runtime.report.get("files", {}).get("onnx fp32", "model.onnx") if isinstance(runtime, ModelRuntime) else None
+    if fp32 is None or runtime.variant == fp32: return runtime  # the baseline family, or fp32 itself: nothing to check
+    mode = self.config.int8_host_check
+    outcome = check_on_host(runtime, read_probes(runtime.folder) if mode != "off" else None, mode, self.config.max_batch_size)
+    if outcome["outcome"] == "worse":
+        if mode == "refuse": raise HostCheckRefused(outcome, str(runtime.folder / "onnx" / "probes.json"))
+        config = self.config  # the version's fp32 file, opened and warmed up like the variant
+        runtime = self._warmed(ModelRuntime(self.registry, config.model, runtime.version, fp32, config.device, config.threads,
+                                            config.max_text_chars))
+        outcome.update(variant_served=fp32, fell_back=True)
+    runtime.host_check = outcome
+    served = f"serving {outcome['variant_served']}" + (f" instead of {outcome['variant_asked']}" if outcome["fell_back"] else "")
+    log = self.log.warning if outcome["outcome"] in ("worse", "undecided") else self.log.info
+    log(f"INT8 host check of {self.config.model} {runtime.version} "
+        f"({outcome['outcome']}): {served}; {outcome['reason']}; this host: {outcome['host_cpu']}; gate host: {outcome['gate_cpu']}")
+    return runtime
+
+@patch(as_prop=True)
+def int8_host_check(self: ModelManager) -> dict[str, Any] | None:
+    "The host check of the served runtime; while none is served, that of the last load it refused (for /ready and /model)."
+    if self.runtime is not None: return getattr(self.runtime, "host_check", None)
+    return (self.last_reload or {}).get("int8_host_check")
 
 # %% ../nbs/06_serving.ipynb #35549e67
 @patch
@@ -579,7 +686,8 @@ def _record_failure(self: ModelManager, version: str | None, error: Exception) -
     retry = "when its files change" if sticky else f"in {delay:.0f} s"
     self.log.error(f"load of {self.config.model} {version} failed (attempt {attempts}; retry {retry}): {message}")
     return {"ok": False, "version": version, "error": message, "transient": not sticky, "attempts": attempts,
-            "still_serving": self.runtime.version if self.runtime else None}
+            "still_serving": self.runtime.version if self.runtime else None,
+            "int8_host_check": error.outcome if isinstance(error, HostCheckRefused) else None}
 
 # %% ../nbs/06_serving.ipynb #ed6540fd
 @patch
@@ -758,6 +866,7 @@ class ProbeBody(BaseModel):
     components: dict[str, dict[str, Any]]
     model_version: str | None = None
     reasons: list[str] | None = None
+    int8_host_check: dict[str, Any] | None = None  # /ready: the served variant's check on this host's CPU (when not fp32)
 
 # %% ../nbs/06_serving.ipynb #682a2382
 def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Prediction:
@@ -792,6 +901,11 @@ class ServingMetrics:
         self.model_info = Gauge("ainative_model_info", "The model being served (value 1)",
                                 ["name", "version", "variant", "provider"], registry=self.registry)
         self.reloads = Counter("ainative_reloads", "Model (re)loads by result", ["result"], registry=self.registry)
+        self.int8_host_checks = Counter("ainative_int8_host_checks", "Checks of a non-fp32 variant on this host's CPU before "
+                                        "serving it, by outcome", ["outcome"], registry=self.registry)
+        for outcome in HOST_CHECK_OUTCOMES: self.int8_host_checks.labels(outcome)  # every outcome a series from the start
+        self.int8_fallback = Gauge("ainative_int8_fallback", "Whether the served version's fp32 file serves because its INT8 "
+                                   "variant answered its probes worse on this host (1) or not (0)", registry=self.registry)
         self.component_up = Gauge("ainative_component_up", "Whether a background part runs (1) or not (0)",
                                   ["component"], registry=self.registry)
         self.component_restarts = Gauge("ainative_component_restarts", "Restarts of a background part since start",
@@ -829,11 +943,14 @@ def observe_batch(self: ServingMetrics, size: int, seconds: float):
 # %% ../nbs/06_serving.ipynb #0c3473c2
 @patch
 def observe_reload(self: ServingMetrics, result: dict[str, Any], runtime: ModelRuntime | None):
-    "Record a reload attempt and, on success, the new model's info."
+    "Record a reload attempt (and its INT8 host check) and, on success, the new model's info."
     self.reloads.labels("success" if result["ok"] else "failure").inc()
+    check = result.get("int8_host_check")
+    if check is not None: self.int8_host_checks.labels(check["outcome"]).inc()
     if result["ok"] and runtime is not None:
         self.model_info.clear()
         self.model_info.labels(runtime.name, runtime.version, runtime.variant, runtime.provider).set(1)
+        self.int8_fallback.set(1 if check is not None and check["fell_back"] else 0)
 
 # %% ../nbs/06_serving.ipynb #750af434
 @patch
@@ -1336,6 +1453,8 @@ async def ready(state: ServerState = Depends(server_state)) -> JSONResponse:
     runtime = state.manager.runtime if state.manager else None
     body = {"status": "not_ready" if reasons else "ready", "model_version": runtime.version if runtime else None,
             "components": state.components()}
+    if state.manager is not None and state.manager.int8_host_check is not None:  # a fallback stays ready: the reason is here
+        body["int8_host_check"] = state.manager.int8_host_check
     if state.challenger is not None: body["challenger"] = state.challenger.describe()  # never a reason: the champion answers
     if reasons: body.update(error="not_ready", message="; ".join(reasons), reasons=reasons)
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
@@ -1346,6 +1465,7 @@ async def model(state: ServerState = Depends(server_state)) -> dict[str, Any]:
     manager, config = state.manager, state.config
     described = manager.runtime.describe() if manager.runtime else {"name": config.model, "version": None}
     return {**described, "alias": config.alias, "last_reload": manager.last_reload, "failed_version": manager.failed_version,
+            "int8_host_check": manager.int8_host_check,
             "challenger": state.challenger.describe() if state.challenger is not None else None}
 
 # %% ../nbs/06_serving.ipynb #c5a1ea70

@@ -22,6 +22,7 @@ import pandas as pd
 from .core import (AinativeError, ConfigError, DeviceInfo, RunDir, StageConfig, atomic_write_json, detect_device,
                            get_logger, seed_everything)
 from .data import DataConfig, load_splits, prepare_data, read_manifest
+from .evidence import encode_correct
 from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_collator, tokenize_splits
 
 # %% auto #0
@@ -261,11 +262,13 @@ def _ensure_data(run: RunDir, world_size: int) -> None:
 
 # %% ../nbs/03_training.ipynb #6dddbb6e
 def _evaluate(trainer, dataset, label_names: list[str]) -> tuple[dict[str, Any], np.ndarray | None]:
-    "`classification_metrics` of the trainer's predictions on `dataset`, and the predicted class ids in its row order (else None)."
+    "`classification_metrics` of the trainer's predictions on `dataset` (with per-text `correct` in row order), and the predicted ids in row order (else None)."
     output = trainer.predict(dataset)
     predicted = output.predictions.argmax(-1)
     in_row_order = np.array_equal(output.label_ids, np.asarray(dataset["labels"]))  # a length-grouped sampler reorders them
-    return classification_metrics(output.label_ids, predicted, label_names), predicted if in_row_order else None
+    scores = classification_metrics(output.label_ids, predicted, label_names)
+    if in_row_order: scores["correct"] = encode_correct(predicted == output.label_ids)  # a gate pairs versions text by text
+    return scores, predicted if in_row_order else None
 
 # %% ../nbs/03_training.ipynb #cd072820
 def _write_outputs(run: RunDir, trainer, tokenizer, metrics: dict[str, Any], config: TrainingConfig) -> None:

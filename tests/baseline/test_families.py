@@ -18,7 +18,11 @@ def test_mcnemar_on_a_hand_checked_example():
     transformer = np.r_[np.ones(20, bool), [True], np.zeros(9, bool), [False, False]]
     baseline = np.r_[np.ones(20, bool), [False], np.ones(9, bool), [False, False]]
     result = mcnemar_exact(transformer, baseline)
-    assert result == {"examples": 32, "both": 20, "neither": 2, "first_only": 1, "second_only": 9, "p_value": 22 / 1024}
+    counts = {key: result[key] for key in ("examples", "both", "neither", "first_only", "second_only", "p_value")}
+    assert counts == {"examples": 32, "both": 20, "neither": 2, "first_only": 1, "second_only": 9, "p_value": 22 / 1024}
+    assert result["difference"] == pytest.approx(8 / 32) and result["confidence"] == 0.95
+    low, high = result["interval"]  # Newcombe's, of the second minus the first accuracy (the evidence chapter's)
+    assert low < 8 / 32 < high and mcnemar_exact(baseline, transformer)["interval"] == pytest.approx([-high, -low])
     assert result["p_value"] == pytest.approx(2 * binom.cdf(1, 10, 0.5))
     assert mcnemar_exact(baseline, transformer)["p_value"] == result["p_value"]  # symmetric
 
@@ -36,6 +40,9 @@ def test_the_verdict_says_better_as_good_or_worse():
     assert family_verdict({"transformer": 0.9938, "baseline": 0.9985}, 0.3).startswith("the baseline is not significantly different from the transformer")
     assert family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.3).startswith("the baseline is not significantly different from the transformer")
     assert family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.01).startswith("the transformer is better")
+    with_interval = family_verdict({"transformer": 0.95, "baseline": 0.90}, 0.3, interval=(-0.112, 0.013))
+    assert with_interval.startswith("the baseline is not significantly different from the transformer")
+    assert with_interval.endswith("difference -5.00 points, 95% interval [-11.20, +1.30])")
 
 
 @pytest.mark.parametrize("family, accuracy, chosen", [
@@ -65,6 +72,7 @@ def test_compare_families_pairs_the_validation_predictions():
     assert result["accuracy"] == {"validation": {"transformer": 4 / 6, "baseline": 5 / 6}, "test": {"transformer": 1.0, "baseline": 0.5}}
     assert (result["mcnemar"]["transformer_only"], result["mcnemar"]["baseline_only"]) == (0, 1)
     assert result["mcnemar"]["p_value"] == 1.0 and result["verdict"].startswith("the baseline is not significantly different")
+    assert result["mcnemar"]["difference"] == pytest.approx(1 / 6) and "95% interval" in result["verdict"]
     assert result["chosen"] == "baseline" and result["family"] == "best"
 
 

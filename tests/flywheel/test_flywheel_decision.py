@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from ainative import flywheel
 from ainative.core import ConfigError
 from ainative.demo import DEMO_LABELS, make_demo_run
 from ainative.flywheel import (DECISION_FILE, decide, feedback_mark, merge_feedback, paired_test, promote_if_better,
@@ -21,8 +22,12 @@ def test_paired_test_counts_only_the_disagreements():
     assert (result["only_champion"], result["only_challenger"]) == (1, 2)
     assert result["p_better"] == pytest.approx(0.5)       # P(X >= 2 | n = 3, 1/2)
     assert result["p_worse"] == pytest.approx(0.875)      # P(X >= 1 | n = 3, 1/2)
+    assert (result["champion_correct"], result["challenger_correct"]) == ("11001", "10111")
     with pytest.raises(ConfigError, match="one outcome per text"):
         paired_test([True, False], [True])
+
+
+LARGE_TEST = ([True] * 2000, [True] * 2000)  # a test set large enough to decide "not worse" on its own
 
 
 @pytest.mark.parametrize("rule, feedback, promote", [
@@ -33,15 +38,17 @@ def test_paired_test_counts_only_the_disagreements():
     ("never", ([False] * 8, [True] * 8), False),
 ])
 def test_the_rules(rule, feedback, promote):
-    evidence = {"gate": [], "test": paired_test([True] * 20, [True] * 20), "feedback": paired_test(*feedback)}
-    assert decide(evidence, rule)["promote"] is promote
+    evidence = {"test": paired_test(*LARGE_TEST), "feedback": paired_test(*feedback)}
+    decision = decide(evidence, rule)
+    assert decision["promote"] is promote and decision["gate"]["decided_on"] == "test" and decision["gate"]["passed"]
 
 
-def test_significantly_worse_on_the_test_set_is_refused_even_within_the_gate():
-    evidence = {"gate": [], "test": paired_test([True] * 40, [True] * 33 + [False] * 7),
+def test_a_decided_loss_on_the_test_set_is_refused_however_much_better_on_feedback():
+    evidence = {"test": paired_test([True] * 40, [True] * 33 + [False] * 7),
                 "feedback": paired_test([False] * 8, [True] * 8)}
     decision = decide(evidence)
-    assert not decision["promote"] and any("significantly worse on the test set" in reason for reason in decision["reasons"])
+    assert not decision["promote"] and decision["gate"]["test"]["verdict"] == "worse" and decision["gate"]["pooled"] is None
+    assert decision["reasons"][0].startswith("test set: worse by more than the margin")
 
 
 @pytest.fixture
@@ -63,16 +70,28 @@ def two_versions(tmp_path):
     return registry, champion, challenger, tmp_path / "data"
 
 
-def test_a_challenger_below_the_gate_is_kept_out_and_the_decision_is_recorded(two_versions):
+def test_the_versions_answer_the_test_split_and_the_holdout_and_the_decision_is_recorded(two_versions):
+    "The real comparison of two tiny models: 3 test texts and the held-out feedback, decided and recorded with every number."
     registry, champion, challenger, data = two_versions
+    decision = promote_if_better(registry, NAME, challenger, "production", rule="better", data_dir=data)
+    recorded = json.loads((registry.resolve(NAME, challenger) / f"decision-{champion}" / DECISION_FILE).read_text())
+    assert recorded["evidence"]["test"]["examples"] == 3 and recorded["evidence"]["feedback"]["examples"] >= 1
+    assert len(recorded["evidence"]["test"]["champion_correct"]) == 3 and recorded["gate"]["test"]["n"] == 3
+    assert recorded["promote"] == decision["promote"] and recorded["reasons"][0].startswith("test set: ")
+    assert registry.verify(NAME) == []
+
+
+def test_a_challenger_worse_on_the_test_set_is_kept_out_and_the_decision_is_recorded(two_versions, monkeypatch):
+    registry, champion, challenger, data = two_versions
+    monkeypatch.setattr(flywheel, "compare_versions", lambda *args: {
+        "test": paired_test([True] * 40, [True] * 30 + [False] * 10), "feedback": paired_test([False] * 8, [True] * 8)})
     history = registry.history(NAME)
     decision = promote_if_better(registry, NAME, challenger, "production", rule="better", data_dir=data)
     assert not decision["promote"] and decision["promotion"] is None
-    assert any("test set gate" in reason and "below production" in reason for reason in decision["reasons"])
+    assert decision["reasons"][0].startswith("test set: worse by more than the margin")
     assert registry.aliases(NAME)["production"] == champion and registry.history(NAME) == history
     recorded = json.loads((registry.resolve(NAME, challenger) / f"decision-{champion}" / DECISION_FILE).read_text())
-    assert recorded["evidence"]["test"]["examples"] == 3 and recorded["evidence"]["feedback"]["examples"] >= 1
-    assert recorded["evidence"]["gate"] and registry.verify(NAME) == []
+    assert recorded["gate"]["test"]["verdict"] == "worse" and recorded["gate"]["test"]["only_reference"] == 10
     again = promote_if_better(registry, NAME, challenger, "production", rule="better", data_dir=data)
     assert again["time"] == recorded["time"], "the same pair is decided once; the record is reused"
 

@@ -85,7 +85,8 @@ def test_a_turn_learns_the_corrected_slice_and_a_second_turn_changes_nothing(cha
     feedback = evidence["feedback"]
     assert feedback["examples"] == len(recorded["held_out"])
     assert feedback["challenger_accuracy"] > feedback["champion_accuracy"] and feedback["p_better"] < config.alpha
-    assert evidence["gate"] == []
+    gate = report["decision"]["gate"]  # not worse: on the 36 test texts alone, or (too few to decide) pooled with the feedback
+    assert gate["passed"] and gate[gate["decided_on"]]["verdict"] == "not worse" and gate["test"]["n"] == len(a_splits["test"])
     model, tokenizer = registry.load_model(NAME, "production")  # what servers watching the alias now load
     answers = predict_labels(model, tokenizer, holdout.text.tolist())
     assert sum(answer == slice_label for answer in answers) / len(answers) == feedback["challenger_accuracy"]
@@ -97,6 +98,7 @@ def test_a_turn_learns_the_corrected_slice_and_a_second_turn_changes_nothing(cha
     last = registry.history(NAME)[-1]
     assert (last["alias"], last["from"], last["to"]) == ("production", a, b)
     assert f"decision-{a}/{DECISION_FILE}" in last["reason"] and "better on feedback" in last["reason"]
+    assert last["gate"]["method"] == "decision given by the caller" and last["gate"]["decision"] == gate[gate["decided_on"]]
     assert "onnx" in registry.attachments(NAME, b), "the challenger was optimised, so it can serve"
     assert registry.verify(NAME) == []
 

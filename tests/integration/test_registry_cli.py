@@ -61,3 +61,32 @@ def test_missing_registry_is_an_error_and_listings_are_data(tmp_path):
                                                                                    ("staging", "delete", None)]
     assert cli("verify", registry=registry).returncode == 0
     assert (registry / "intent-classifier" / "v0001" / "README.md").stat().st_mode & 0o444 == 0o444
+
+
+def scored_demo_run(folder, correct: str):
+    "A demo run whose metrics record which test texts it got right, as a training run's do."
+    run = make_demo_run(folder, accuracy=correct.count("1") / len(correct), macro_f1=correct.count("1") / len(correct))
+    metrics = json.loads((run.reports / "metrics.json").read_text())
+    metrics["test"]["correct"] = correct
+    (run.reports / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_the_paired_gate_from_the_command_line(tmp_path):
+    "`promote` blocks what 30 texts cannot decide, saying how to go on; `history` shows the numbers a promotion passed on."
+    small = tmp_path / "small"
+    for name, correct in (("a", "1" * 29 + "0"), ("b", "1" * 28 + "00")):
+        assert cli("register", str(scored_demo_run(tmp_path / name, correct).path), *(["--alias", "production"] if name == "a" else []),
+                   registry=small).returncode == 0
+    refused = cli("promote", "v0002", registry=small)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "30 texts cannot tell a" in refused.stderr and "--force" in refused.stderr, refused.stderr
+    large = tmp_path / "large"
+    production = "1" * (2826 + 46) + "0" * (45 + 163)
+    candidate = "1" * 2826 + "0" * 46 + "1" * 45 + "0" * 163
+    assert cli("register", str(scored_demo_run(tmp_path / "c", production).path), "--alias", "production", registry=large).returncode == 0
+    assert cli("register", str(scored_demo_run(tmp_path / "d", candidate).path), registry=large).returncode == 0
+    assert cli("promote", "v0002", registry=large).returncode == 0
+    history = cli("history", registry=large).stdout
+    assert ("gate (paired): not worse on 3080 texts of the test set; 45 right only for the candidate, 46 only for production"
+            in history and "margin 1.00" in history), history

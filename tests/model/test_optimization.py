@@ -1,4 +1,5 @@
-"Optimisation gates and runtime on a tiny random BERT: parity, accuracy, providers, bad files, registry attach."
+"Optimisation gates and runtime on a tiny random BERT: parity, the paired INT8 gate, weight formats, probes, bad files."
+import json
 import warnings
 
 import numpy as np
@@ -7,11 +8,11 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from ainative.core import AinativeError, ParityError
+from ainative.core import AinativeError, ConfigError, ParityError
 from ainative.demo import tiny_model, tiny_tokenizer
-from ainative.optimize import (ONNX_OUTPUTS, OnnxRunner, accuracy_gate, batched_logits, export_onnx, monitoring_reference,
-                               optimize_graph, parity_report, quantize_int8, require_parity, torch_predictor,
-                               unknown_token_rates)
+from ainative.optimize import (INT8_FORMATS, ONNX_OUTPUTS, OnnxRunner, OptimizationConfig, batched_logits, export_onnx,
+                               judge_variant, monitoring_reference, optimize_graph, parity_report, quantize_int8,
+                               require_parity, torch_predictor, unknown_token_rates, write_probes)
 
 TEXTS = [f"message {i} about my {w}" for i, w in enumerate(["refund", "parcel", "card", "password", "order"] * 20)]
 
@@ -62,11 +63,81 @@ def test_swapped_inputs_are_caught_by_parity(tiny, tmp_path):
         require_parity(parity_report(reference, batched_logits(swapped, TEXTS)), "swapped")
 
 
-@pytest.mark.parametrize("reference, candidate, passes", [(0.93, 0.93, True), (0.93, 0.925, True), (0.93, 0.9249, False),
-                                                          (0.93, 0.95, True), (0.5, 0.3, False)])
-def test_accuracy_gate(reference, candidate, passes):
-    passed, reason = accuracy_gate(reference, candidate, 0.005)
-    assert passed == passes and reason.startswith("passes" if passes else "fails")
+def paired(both: int, only_fp32: int, only_variant: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
+    "Per-text correctness of fp32 and a variant with the given counts."
+    fp32 = np.array([True] * (both + only_fp32) + [False] * (only_variant + neither))
+    variant = np.array([True] * both + [False] * only_fp32 + [True] * only_variant + [False] * neither)
+    return fp32, variant
+
+
+def test_a_variant_that_loses_one_of_30_test_texts_is_judged_on_validation_and_test_pooled():
+    gate = judge_variant(paired(28, 1, 0, 1), paired(55, 0, 0, 5), margin=0.05, undecided="pool")
+    assert gate["test"]["verdict"] == "undecided" and gate["test"]["n"] == 30  # 30 texts cannot tell
+    assert gate["passed"] and gate["verdict"] == "not worse" and gate["decision"]["n"] == 90
+    assert gate["decision"]["evidence"] == "validation and test, pooled" and gate["reason"].startswith("not worse: ")
+
+
+def test_block_drops_an_undecided_variant():
+    gate = judge_variant(paired(28, 1, 0, 1), paired(55, 0, 0, 5), margin=0.05, undecided="block")
+    assert not gate["passed"] and gate["verdict"] == "undecided" and gate["decision"]["n"] == 30
+    assert gate["reason"].startswith("dropped, int8_undecided=block: undecided: 30 texts cannot tell")
+
+
+def test_pooled_evidence_that_is_still_undecided_drops_the_variant():
+    gate = judge_variant(paired(28, 1, 0, 1), paired(55, 0, 0, 5), margin=0.01)  # one point needs far more than 90 texts
+    assert not gate["passed"] and gate["reason"].startswith("dropped, undecided even pooled: undecided: 90 texts")
+
+
+@pytest.mark.parametrize("table, verdict", [((2826, 12, 8, 234), "not worse"), ((2800, 50, 5, 225), "worse")])
+def test_banking77_sized_test_sets_decide_at_one_point(table, verdict):
+    gate = judge_variant(paired(*table), paired(0, 0, 0, 0))
+    assert gate["verdict"] == gate["test"]["verdict"] == verdict and gate["passed"] == (verdict == "not worse")
+
+
+def test_a_margin_of_one_accepts_any_loss():
+    assert judge_variant(paired(20, 10, 0, 0), paired(0, 0, 0, 0), margin=1.0)["passed"]
+
+
+def test_int8_gate_settings_are_checked():
+    assert OptimizationConfig().max_int8_drop == 0.01 and OptimizationConfig().int8_format == "s8-reduced"
+    with pytest.raises(ConfigError, match="no person reviews an INT8 variant"):
+        OptimizationConfig(int8_undecided="person")
+    for wrong in ({"int8_format": "s4"}, {"max_int8_drop": 1.5}, {"int8_alpha": 0.5}, {"probe_size": -1}):
+        with pytest.raises(ConfigError):
+            OptimizationConfig.from_params(wrong)
+
+
+@pytest.mark.parametrize("name", list(INT8_FORMATS))
+def test_each_int8_format_stores_its_weights(tiny, tmp_path, name):
+    "s8-reduced: signed weights within 7 bits; s8: signed 8 bits; u8: unsigned. Each file runs."
+    model, tokenizer, folder = tiny
+    optimize_graph(folder / "model.onnx", tmp_path / "model.opt.onnx", num_heads=2, hidden_size=32)
+    quantize_int8(tmp_path / "model.opt.onnx", tmp_path / "model.int8.onnx", int8_format=name)
+    graph = onnx.load(str(tmp_path / "model.int8.onnx")).graph
+    stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    weights = [stored[node.input[1]] for node in graph.node if node.op_type in ("MatMulInteger", "QAttention")]
+    assert len(weights) == 8 + 2, "every MatMul and both attentions hold integer weights"
+    if name == "u8": assert all(w.dtype == np.uint8 for w in weights)
+    else: assert all(w.dtype == np.int8 for w in weights)
+    widest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert widest <= 64 if name == "s8-reduced" else widest > 64
+    assert OnnxRunner(tmp_path / "model.int8.onnx", tokenizer, device="cpu").logits(TEXTS[:3]).shape == (3, 5)
+
+
+def test_the_probe_set_is_a_seeded_sample_of_known_labels(tmp_path):
+    texts = [f"text {i}" for i in range(50)]
+    gold = np.array([i % 5 if i % 10 else -1 for i in range(50)])  # every tenth text: a label the model does not know
+    logits = {"model.onnx": np.eye(5)[np.maximum(gold, 0)], "model.int8.onnx": np.eye(5)[np.zeros(50, dtype=int)]}
+    config = OptimizationConfig(probe_size=20, max_int8_drop=0.02)
+    assert write_probes(tmp_path, texts, gold, logits, config) == {"file": "probes.json", "texts": 20}
+    probes = json.loads((tmp_path / "probes.json").read_text())
+    chosen = [int(text.split()[1]) for text in probes["texts"]]
+    assert chosen == sorted(chosen) and all(i % 10 for i in chosen) and probes["labels"] == [i % 5 for i in chosen]
+    assert probes["answers"] == {"model.onnx": probes["labels"], "model.int8.onnx": [0] * 20} and probes["reference"] == "model.onnx"
+    assert (probes["margin"], probes["alpha"], probes["undecided"], probes["int8_format"]) == (0.02, 0.05, "pool", "s8-reduced")
+    write_probes(tmp_path, texts, gold, logits, config)
+    assert json.loads((tmp_path / "probes.json").read_text())["texts"] == probes["texts"]  # seeded: the same sample again
+    assert write_probes(tmp_path / "none", texts, gold, logits, OptimizationConfig(probe_size=0))["file"] is None
 
 
 def test_int8_is_smaller_and_runs_on_cpu(tiny):

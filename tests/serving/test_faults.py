@@ -298,7 +298,7 @@ def test_the_watcher_survives_an_unreadable_registry_and_reloads_afterwards(live
             aliases.rmdir()
             aliases.write_bytes(saved)
         new = registry.register(live_folder / "run")
-        registry.promote(MODEL, new)
+        registry.promote(MODEL, new, force=True)  # the same model again: 30 test texts cannot decide the gate
         wait_until(lambda: client.post("/predict", json={"text": "refund please"}).json()["model_version"] == new,
                    RELOAD_TIMEOUT_S, f"serving {new} once the registry is readable again")
         assert client.get("/ready").json()["components"]["reload_watcher"]["failed_checks"] == 0
@@ -338,7 +338,7 @@ def test_a_promotion_to_another_label_set_under_load_never_mixes_labels(live_ser
     with ThreadPoolExecutor(4) as pool:
         workers = [pool.submit(load) for _ in range(4)]
         time.sleep(0.5)
-        registry.promote(MODEL, new)
+        registry.promote(MODEL, new, force=True)  # the same model again: 30 test texts cannot decide the gate
         try:
             wait_until(lambda: any(body.get("model_version") == new for _, body in answers[-20:]), RELOAD_TIMEOUT_S,
                        f"answers from {new}")

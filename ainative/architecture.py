@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,8 @@ import ainative
 from .core import atomic_write_json
 
 # %% auto #0
-__all__ = ['LAYERS', 'LAZY_PACKAGES', 'ImportEdge', 'import_graph', 'layer_order', 'architecture_problems', 'import_cycles',
-           'package_folder', 'package_modules', 'architecture_report', 'layer_edges', 'plot_layers',
+__all__ = ['LAYERS', 'LAZY_PACKAGES', 'REFERENCE', 'ImportEdge', 'import_graph', 'layer_order', 'architecture_problems',
+           'import_cycles', 'package_folder', 'package_modules', 'architecture_report', 'layer_edges', 'plot_layers',
            'write_layer_picture']
 
 # %% ../nbs/10a_architecture.ipynb #66c3bda7
@@ -27,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first; a module imports 
     ("families", ("model", "transformer", "baseline")),  # each family in its own module, registered in one table
     ("registry and store", ("registry", "store")),
     ("stages", ("monitor", "training", "optimize", "attributions", "explain", "abstention", "distill", "sweep")),
-    ("serving engine", ("serving",)),                  # batching, supervision, reload, challenger, request log
+    ("serving engine", ("serving", "traffic")),        # batching, supervision, reload; challenger, request log, metrics, parts
     ("HTTP", ("ui", "api")),                           # schemas, routes, middleware, the page
     ("orchestration", ("pipeline", "flywheel", "cli")),
     ("demonstrations", ("demo",)),  # fixtures for the chapters and tests: may use everything, used by no product module
@@ -67,12 +68,13 @@ LAZY_PACKAGES: dict[str, str] = {  # third-party packages a function may import 
 # %% ../nbs/10a_architecture.ipynb #e611fe8e
 @dataclass(frozen=True)
 class ImportEdge:
-    "One import statement of an `ainative` module, or of a third-party package inside a function."
+    "One import statement of an `ainative` module, a reference to one by name, or an import of a third-party package inside a function."
     source: str       # the importing module
     target: str       # the imported ainative module, or the top-level package name
     line: int
     local: bool       # inside a function or method (not at module level)
     internal: bool    # `target` is an ainative module
+    dynamic: bool = False  # a reference by name ("ainative.training:train_model", for `load_object`), not an import statement
 
 # %% ../nbs/10a_architecture.ipynb #709adf1e
 def _imported(node: ast.Import | ast.ImportFrom, modules: set[str]) -> list[tuple[str, bool]]:
@@ -88,14 +90,31 @@ def _imported(node: ast.Import | ast.ImportFrom, modules: set[str]) -> list[tupl
     return [(parts[1], True)] if len(parts) > 1 else [(a.name, True) for a in node.names if a.name in modules]
 
 # %% ../nbs/10a_architecture.ipynb #21eb5676
+REFERENCE = re.compile(r"ainative\.(\w+)(?:[:.][\w.]*)?")  # a whole string that names a module, or an object in it
+
+def _referenced(node: ast.AST, modules: set[str]) -> str | None:
+    "The module of `modules` that `node` names, if it is a string such as 'ainative.training:train_model'; else None."
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)): return None
+    match = REFERENCE.fullmatch(node.value)
+    return match.group(1) if match and match.group(1) in modules else None
+
+def _inside_functions(tree: ast.Module) -> set[int]:
+    "The ids of the nodes inside a function, a method or a lambda of `tree`."
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))]
+    return {id(inner) for function in functions for inner in ast.walk(function) if inner is not function}
+
+# %% ../nbs/10a_architecture.ipynb #9611117e
 def import_graph(package: Path | str) -> list[ImportEdge]:
-    "Every import of an ainative module, and every function-local import, in the modules of `package` (a folder)."
+    "Every import of an ainative module, every reference to one by name, and every function-local import, in the modules of `package` (a folder)."
     files = {p.stem: p for p in sorted(Path(package).glob("*.py")) if not p.stem.startswith("_")}
     edges = []
     for name, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        top_level = {id(node) for node in tree.body}
+        top_level, in_functions = {id(node) for node in tree.body}, _inside_functions(tree)
         for node in ast.walk(tree):
+            referenced = _referenced(node, set(files))
+            if referenced and referenced != name:
+                edges.append(ImportEdge(name, referenced, node.lineno, id(node) in in_functions, True, dynamic=True))
             if not isinstance(node, (ast.Import, ast.ImportFrom)): continue
             for target, internal in _imported(node, set(files)):
                 local = id(node) not in top_level
@@ -112,14 +131,15 @@ def architecture_problems(edges: list[ImportEdge],
                           modules: list[str],                        # every module of the package
                           layers: list[tuple[str, tuple[str, ...]]] = LAYERS,
                           lazy: dict[str, str] = LAZY_PACKAGES) -> dict[str, list[str]]:
-    "What breaks the three rules, by rule: upward imports, local ainative imports, unlisted local packages; and unlisted modules."
+    "What breaks the three rules, by rule: upward imports (and references by name), local ainative imports, unlisted local packages; and unlisted modules."
     order = layer_order(layers)
     where = lambda e: f"{e.source}.py:{e.line}"
     return {
         "unlisted modules": sorted(set(modules) - set(order)),
-        "upward imports": sorted({f"{where(e)} imports {e.target}" for e in edges
+        "upward imports": sorted({f"{where(e)} imports {e.target}{' by name' if e.dynamic else ''}" for e in edges
                                   if e.internal and e.source in order and e.target in order and order[e.target] >= order[e.source]}),
-        "local ainative imports": [f"{where(e)} imports {e.target} inside a function" for e in edges if e.internal and e.local],
+        "local ainative imports": [f"{where(e)} imports {e.target} inside a function" for e in edges
+                                   if e.internal and e.local and not e.dynamic],
         "local imports without a reason": [f"{where(e)} imports {e.target} inside a function (not in LAZY_PACKAGES)"
                                            for e in edges if not e.internal and e.target not in lazy],
     }
@@ -174,8 +194,9 @@ def architecture_report(package: Path | str | None = None) -> dict[str, object]:
 
 # %% ../nbs/10a_architecture.ipynb #f31290d7
 def layer_edges(package: Path | str | None = None) -> list[list[str]]:
-    "The package's module-level ainative imports as sorted [importer, imported] pairs (what the picture draws)."
-    pairs = {(e.source, e.target) for e in import_graph(package or package_folder()) if e.internal and not e.local and e.source != e.target}
+    "The package's module-level ainative imports and its references by name, as sorted [importer, imported] pairs (what the picture draws)."
+    pairs = {(e.source, e.target) for e in import_graph(package or package_folder())
+             if e.internal and (e.dynamic or not e.local) and e.source != e.target}
     return [list(pair) for pair in sorted(pairs)]
 
 # %% ../nbs/10a_architecture.ipynb #437034c8

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import importlib
 import inspect
 import json
 import os
@@ -18,48 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import ainative
-from .core import AinativeError, ConfigError, RegistryError, parse_key_values
+from .core import (AinativeError, ConfigError, DefaultsHelp, ModelNotFoundError, RegistryError, RunDir, add_option,
+                           default_of, load_object, parse_key_values)
+from .flywheel import add_flywheel_command, add_retrain_command
 from .pipeline import PROFILES, pipeline_outcome, pipeline_summary, run_pipeline
+from .reference import load_reference
 from .registry import Registry, RegistryConfig, register_model
+from .sweep import add_sweep_command
+# The data, training, distillation, optimisation, explainability, serving and monitoring modules bring torch, pandas,
+# FastAPI or SQLAlchemy: the handlers name what they run (`load_object`), so building the parser imports none of them.
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'default_of', 'DefaultsHelp', 'add_option', 'subcommand',
-           'build_parser', 'exit_status', 'missing_dependency', 'main', 'read_params_file', 'pipeline_command',
-           'add_pipeline_command', 'data_command', 'add_data_command', 'train_command', 'add_train_command',
-           'distill_params', 'distill_command', 'add_distill_command', 'open_registry', 'registry_list',
-           'registry_show', 'registry_verify', 'registry_register', 'registry_promote', 'registry_rollback',
-           'registry_delete_alias', 'gate_summary', 'registry_history', 'registry_gc', 'registry_tag',
-           'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command', 'add_optimize_command',
-           'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command', 'describe_comparison',
-           'monitor_command', 'add_monitor_command']
-
-# %% ../nbs/11_cli.ipynb #876b5276
-def default_of(source: str  # "module:Class.field" of a dataclass field, or "module:function.parameter"
-              ) -> Any:
-    "The default that `source` declares."
-    module, _, qualified = source.partition(":")
-    owner_name, _, name = qualified.rpartition(".")
-    owner = getattr(importlib.import_module(module), owner_name)
-    if dataclasses.is_dataclass(owner):
-        return next(f.default for f in dataclasses.fields(owner) if f.name == name)
-    return inspect.signature(owner).parameters[name].default
-
-# %% ../nbs/11_cli.ipynb #fd47b996
-class DefaultsHelp(argparse.HelpFormatter):
-    "Help that appends `(default: …)` to options added with `default_from`, reading the default only when shown."
-    def _get_help_string(self, action: argparse.Action) -> str:
-        source = getattr(action, "default_from", None)
-        if source is None: return action.help
-        return f"{action.help} (default: {str(default_of(source)).replace('%', '%%')})"
-
-# %% ../nbs/11_cli.ipynb #f278f047
-def add_option(parser: argparse.ArgumentParser, *flags: str,
-               default_from: str | None = None,  # where the default lives, for `default_of`
-               **kwargs: Any) -> argparse.Action:
-    "`parser.add_argument(*flags, **kwargs)`, its help naming the default that `default_from` declares."
-    action = parser.add_argument(*flags, **kwargs)
-    action.default_from = default_from
-    return action
+__all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'subcommand', 'build_parser', 'exit_status',
+           'missing_dependency', 'main', 'read_params_file', 'pipeline_command', 'add_pipeline_command', 'data_command',
+           'add_data_command', 'train_command', 'add_train_command', 'distill_params', 'distill_command',
+           'add_distill_command', 'open_registry', 'registry_list', 'registry_show', 'registry_verify',
+           'registry_register', 'registry_promote', 'registry_rollback', 'registry_delete_alias', 'gate_summary',
+           'registry_history', 'registry_gc', 'registry_tag', 'registry_describe', 'add_registry_command',
+           'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command', 'add_explain_command',
+           'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #297b88b0
 SUBCOMMANDS: dict[str, Callable[[Any], None]] = {}  # name -> function that adds that sub-command (filled below)
@@ -160,9 +135,9 @@ def add_pipeline_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #7a645b06
 def data_command(args: argparse.Namespace) -> int:
     "Prepare the data of a run and print its version, counts and dropped rows."
-    from ainative.data import DataConfig, prepare_data
+    data_config, prepare_data = load_object("ainative.data:DataConfig"), load_object("ainative.data:prepare_data")
     params = {"dataset": args.dataset, "run_dir": args.run_dir, **parse_key_values(args.param)}
-    prepared = prepare_data(DataConfig.from_params({k: v for k, v in params.items() if v is not None}))
+    prepared = prepare_data(data_config.from_params({k: v for k, v in params.items() if v is not None}))
     manifest = prepared.manifest
     print(json.dumps({"run_dir": str(prepared.run.path), "version": manifest["version"], "counts": manifest["counts"],
                       "num_labels": manifest["num_labels"], "dropped": manifest["dropped"]}, indent=2))
@@ -183,9 +158,9 @@ def add_data_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #2b2eedbc
 def train_command(args: argparse.Namespace) -> int:
     "Train the model of a run and (on the main process) print its test metrics."
-    from ainative.training import TrainingConfig, train_model
+    training_config, train_model = load_object("ainative.training:TrainingConfig"), load_object("ainative.training:train_model")
     params = {"run_dir": args.run_dir, **parse_key_values(args.param)}
-    result = train_model(TrainingConfig.from_params({k: v for k, v in params.items() if v is not None}))
+    result = train_model(training_config.from_params({k: v for k, v in params.items() if v is not None}))
     if int(os.environ.get("RANK", "0")) == 0:
         metrics = result.metrics
         print(json.dumps({"run_dir": str(result.run.path), "test_accuracy": metrics["test"]["accuracy"],
@@ -213,8 +188,8 @@ def distill_params(args: argparse.Namespace) -> dict[str, Any]:
 # %% ../nbs/11_cli.ipynb #77cb2090
 def distill_command(args: argparse.Namespace) -> int:
     "Distil the teachers into a student run; print its size and scores, and the command that registers and optimises it."
-    from ainative.distill import DistillationConfig, distill_model
-    config = DistillationConfig.from_params(distill_params(args))
+    config = load_object("ainative.distill:DistillationConfig").from_params(distill_params(args))
+    distill_model = load_object("ainative.distill:distill_model")
     with contextlib.redirect_stdout(sys.stderr): result = distill_model(config)  # the Trainer logs to stdout; stdout is for the summary
     metrics, distillation = result.metrics, result.metrics["distillation"]
     print(json.dumps({"run_dir": str(result.run.path), "student": distillation["student"], "layers": distillation["layers"],
@@ -426,8 +401,8 @@ def stage_run_params(args: argparse.Namespace) -> dict[str, Any]:
 # %% ../nbs/11_cli.ipynb #9b32fbe8
 def optimize_command(args: argparse.Namespace) -> int:
     "Optimise the model of a run and print the variants, the serving default, the speed-ups and the promotion."
-    from ainative.optimize import OptimizationConfig, optimize_model
-    report = optimize_model(OptimizationConfig.from_params(stage_run_params(args))).report
+    config = load_object("ainative.optimize:OptimizationConfig").from_params(stage_run_params(args))
+    report = load_object("ainative.optimize:optimize_model")(config).report
     print(json.dumps({"run_dir": str(Path(args.run_dir).resolve()), "serving_default": report.get("serving_default"),
                       "test_accuracy": report.get("test_accuracy"), "speedup_at_32": report.get("speedup_at_32"),
                       "promotion": report.get("promotion")}, indent=2, default=str))
@@ -447,8 +422,8 @@ def add_optimize_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #bd79a6f8
 def explain_command(args: argparse.Namespace) -> int:
     "Explain the model of a run and print its calibration, faithfulness and behavioural-test pass rate."
-    from ainative.explain import ExplainConfig, explain_model
-    result = explain_model(ExplainConfig.from_params(stage_run_params(args)))
+    config = load_object("ainative.explain:ExplainConfig").from_params(stage_run_params(args))
+    result = load_object("ainative.explain:explain_model")(config)
     print(json.dumps({"run_dir": str(result.run.path), "calibration": result.report.get("calibration"),
                       "faithfulness": result.report.get("faithfulness"),
                       "behaviour_pass_rate": float(result.behaviour.passed.mean()) if len(result.behaviour) else None,
@@ -468,7 +443,7 @@ def add_explain_command(commands: Any) -> None:
 # %% ../nbs/11_cli.ipynb #62dee841
 def serve_command(args: argparse.Namespace) -> int:
     "Serve the configured alias until interrupted."
-    from ainative.serving import ServingConfig, serve
+    serve, ServingConfig = load_object("ainative.api:serve"), load_object("ainative.serving:ServingConfig")  # FastAPI loads only here
     config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
                                     device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                                     max_queue=args.max_queue, threads=args.threads, challenger=args.challenger,
@@ -485,7 +460,7 @@ def add_serve_command(commands: Any) -> None:
                                 formatter_class=DefaultsHelp,
                                 description="Serve an alias of the registry with micro-batching and hot reload. "
                                             "Flags override AINATIVE_<NAME> environment variables.")
-    config, server = "ainative.serving:ServingConfig", "ainative.serving:serve"
+    config, server = "ainative.serving:ServingConfig", "ainative.api:serve"
     add_option(serve, "--host", help="address to bind (0.0.0.0 in containers)", default_from=f"{server}.host")
     add_option(serve, "--port", type=int, help="port", default_from=f"{server}.port")
     add_option(serve, "--model", help="registered model name (none: intent-classifier, or the registry's only model)",
@@ -524,8 +499,7 @@ def describe_comparison(comparison: dict[str, Any]  # `compare_models`' result (
 # %% ../nbs/11_cli.ipynb #295ae018
 def monitor_command(args: argparse.Namespace) -> int:
     "Judge drift, feedback accuracy and champion vs challenger of the logged traffic; write the report and its plots."
-    from ainative.core import ModelNotFoundError, RunDir
-    from ainative.monitor import MonitorConfig, RequestStore, load_reference, monitor_report
+    store = load_object("ainative.store")  # the request log (SQLAlchemy): loaded when the job runs, not for the parser
     registry = Registry(args.registry_dir)
     model = args.model or RegistryConfig.model_name
     folder = registry.resolve(model, args.version)
@@ -535,11 +509,11 @@ def monitor_command(args: argparse.Namespace) -> int:
         raise ModelNotFoundError(f"{model} {folder.name} has no reference profile to compare the traffic with.",
                                  where=str(reference_path), fix="Run the explainability stage for this version "
                                  "(ainative pipeline --from explainability), which attaches it.")
-    config = MonitorConfig.from_env(database_url=args.database_url, window_requests=args.window_requests,
-                                    window_hours=args.window_hours)
+    config = store.MonitorConfig.from_env(database_url=args.database_url, window_requests=args.window_requests,
+                                          window_hours=args.window_hours)
     run = RunDir.create(args.run_dir)
-    report = monitor_report(RequestStore.from_config(config, registry.root, model),
-                            reference, config, run.reports)
+    report = load_object("ainative.monitor:monitor_report")(store.RequestStore.from_config(config, registry.root, model),
+                                                            reference, config, run.reports)
     if args.json: print(json.dumps(report, indent=2, default=str))
     else:
         print(f"{model} {folder.name}: drift {report['status']} over {report['window']['requests']} requests; "
@@ -556,7 +530,7 @@ def add_monitor_command(commands: Any) -> None:
                                   formatter_class=DefaultsHelp,
                                   description="Read the request log, judge drift against the served version's reference "
                                               "profile and feedback accuracy, write reports/monitor.json and plots.")
-    config = "ainative.monitor:MonitorConfig"
+    config = "ainative.store:MonitorConfig"
     monitor.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
     monitor.add_argument("--model", help=f"registered model name (default: {RegistryConfig.model_name})")
     monitor.add_argument("--version", default="production", help="version or alias whose reference profile to use (default: %(default)s)")
@@ -570,9 +544,6 @@ def add_monitor_command(commands: Any) -> None:
     monitor.set_defaults(handler=monitor_command)
 
 # %% ../nbs/11_cli.ipynb #ba78fa53
-from .flywheel import add_flywheel_command, add_retrain_command
-from .sweep import add_sweep_command
-
 subcommand(add_retrain_command)
 subcommand(add_flywheel_command)
 subcommand(add_sweep_command);

@@ -14,6 +14,9 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 
 from .core import RunDir, atomic_write_json
 from .model import load_tokenizer
+from .optimize import OptimizationConfig, optimize_model
+from .registry import RegistryConfig, register_model
+from .training import TrainingConfig, train_model
 
 # %% auto #0
 __all__ = ['DEMO_LABELS', 'KEYWORDS', 'tiny_tokenizer', 'tiny_model', 'keyword_examples', 'train_tiny', 'make_demo_run',
@@ -105,9 +108,6 @@ def make_demo_run(run_dir: Path | str,          # folder to create (or fill)
 # %% ../nbs/90_demo.ipynb #9c47516c
 def demo_registry(folder: Path | str) -> Path:
     "A registry at `folder` with one quickly trained, optimised `intent-classifier` promoted to production."
-    from ainative.optimize import OptimizationConfig, optimize_model
-    from ainative.registry import RegistryConfig, register_model
-    from ainative.training import TrainingConfig, train_model
     folder = Path(folder)
     run = train_model(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
     register_model(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))

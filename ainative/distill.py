@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
+import copy
 import hashlib
+import json
 import os
 import random
 import re
@@ -21,7 +23,12 @@ import pandas as pd
 
 from .core import (AinativeError, ConfigError, RunDir, atomic_write_json, detect_device, get_logger,
                            seed_everything, sha256_file)
-from .training import TrainingConfig, TrainingResult
+from .baseline import baseline_text, fit_baseline
+from .data import load_splits, read_manifest, save_figure
+from .model import load_classifier, load_tokenizer, tokenize_splits
+from .optimize import batched_logits, load_for_export, torch_predictor
+from .training import (TrainingConfig, TrainingResult, _check_not_diverged, _ensure_data, _evaluate, _write_outputs,
+                               build_trainer, plot_training_curves, run_metrics)
 
 # %% auto #0
 __all__ = ['DistillationConfig', 'distillation_loss', 'resolve_model_folder', 'check_teacher_labels', 'model_fingerprint',
@@ -91,7 +98,6 @@ def check_teacher_labels(folder: Path,                 # a teacher's model folde
                          label2id: dict[str, int]      # the student's label map (from the data manifest)
                         ) -> None:
     "Raise unless the model in `folder` was trained on exactly `label2id` (same names, same ids)."
-    import json
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     teacher = {str(name): int(i) for name, i in (config.get("label2id") or {}).items()}
     if teacher != dict(label2id):
@@ -113,7 +119,6 @@ def ensemble_logits(teachers: list[Path],               # teacher model folders
                     max_length: int = TrainingConfig.max_length,
                     batch_size: int = DistillationConfig.teacher_batch_size) -> np.ndarray:
     "The mean of the teachers' logits (float32, one row per text), each computed in length-sorted batches."
-    from ainative.optimize import batched_logits, load_for_export, torch_predictor
     total = None
     for folder in teachers:
         model, tokenizer = load_for_export(folder)
@@ -135,7 +140,6 @@ def cached_teacher_logits(folder: Path | str,         # where the cache lives: <
                           max_length: int = TrainingConfig.max_length,
                           batch_size: int = DistillationConfig.teacher_batch_size) -> tuple[np.ndarray, dict[str, Any]]:
     "The ensemble's logits of `texts`: loaded from `folder` when its manifest matches, else computed and saved; and the manifest."
-    import json
     folder = Path(folder)
     key = {"teachers": [{"path": str(t), "sha256": model_fingerprint(t)} for t in teachers],
            "texts_sha256": texts_fingerprint(texts), "examples": len(texts), "max_length": max_length}
@@ -188,7 +192,6 @@ def baseline_probabilities(train_texts: list[str],     # the train split's texts
                            texts: list[str],           # the texts to score
                            num_labels: int) -> np.ndarray:
     "Class probabilities of `texts`, one column per class id, from the TF-IDF baseline fitted on the train split."
-    from ainative.baseline import baseline_text, fit_baseline
     classifier = fit_baseline(train_texts, train_label_ids)
     probabilities = np.zeros((len(texts), num_labels))
     probabilities[:, classifier.classes_] = classifier.predict_proba([baseline_text(text) for text in texts])
@@ -267,8 +270,6 @@ def pruned_student(teacher_folder: Path | str,              # the teacher's mode
                    ffn_units: int | None = DistillationConfig.ffn_units  # None: every feed-forward unit of the kept layers
                   ):
     "A copy of the teacher with only the encoder layers `keep_layers` and, given `ffn_units`, only that many feed-forward units in each (structured pruning); embeddings and head kept."
-    import copy
-
     from transformers import AutoModelForSequenceClassification
     folder = resolve_model_folder(teacher_folder)
     teacher = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
@@ -332,7 +333,6 @@ def teacher_run_dir(teacher: Path | str  # a teacher as `DistillationConfig.teac
 
 def _student_data(run: RunDir, config: DistillationConfig) -> None:
     "Give `run` its data: keep its own, copy the data/ of `config.data_from` or the first teacher's run (atomically), or prepare the bundled dataset."
-    from ainative.training import _ensure_data
     if (run.data / "manifest.json").exists(): return
     data_from = config.data_from or (teacher_run_dir(config.teachers[0]) if config.teachers else None)
     if data_from is None: return _ensure_data(run, 1)
@@ -349,7 +349,6 @@ def _student_data(run: RunDir, config: DistillationConfig) -> None:
 # %% ../nbs/17_distillation.ipynb #110d59d0
 def build_student(config: DistillationConfig, teacher: Path, label2id: dict[str, int]):
     "The student model and its tokenizer: the pruned first teacher, or `config.base_model` with a new head for `label2id`."
-    from ainative.model import load_classifier, load_tokenizer
     if config.student == "pruned": return pruned_student(teacher, config.keep_layers, config.ffn_units), load_tokenizer(str(teacher))
     return load_classifier(config.base_model, label2id), load_tokenizer(config.base_model)
 
@@ -378,9 +377,6 @@ def teacher_targets(run: RunDir, config: DistillationConfig,
 def distill_model(config: DistillationConfig | None = None  # the run's parameters
                  ) -> TrainingResult:
     "Distil `config.teachers` into the student on the run's data; write model, metrics, logs and plots as the training stage does."
-    from ainative.data import load_splits, read_manifest, save_figure
-    from ainative.model import tokenize_splits
-    from ainative.training import _check_not_diverged, _evaluate, _write_outputs, build_trainer, plot_training_curves, run_metrics
     config = config or DistillationConfig()
     if not config.teachers: raise ConfigError("A distillation needs at least one teacher.", where="teachers",
                                               fix="Pass teachers=<model folder>[,<another>] (a run's model/, a run or a registry version).")

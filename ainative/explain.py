@@ -5,46 +5,40 @@
 # %% ../nbs/07_explainability.ipynb #df168a7d
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import re
-import shutil
 import tempfile
-import threading
-import time
-import weakref
-from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
-import pandas as pd
-import torch  # matplotlib, by contrast, loads inside the plotting functions: the server imports this module and never plots
-from captum.attr import LayerIntegratedGradients
+import pandas as pd  # matplotlib, by contrast, loads inside the plotting functions: only notebooks and the stage plot
 from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.optimize import minimize_scalar
 from scipy.spatial.distance import squareform
-from scipy.special import log_softmax
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .monitor import attach_reference, reference_profile
+from .core import (ConfigError, ModelNotFoundError, RunDir, StageConfig, UnseenLabelError, atomic_write_json,
+                           detect_device, get_logger, softmax)
+from .data import load_splits, read_manifest, save_figure
+# the calibration math (chapter 2a) and one text's attributions (chapter 7a) moved down; imported here, their old
+# home keeps answering `from ainative.explain import ...`
+from .scoring import (batched_logits, calibration_report, classification_metrics, expected_calibration_error,
+                              fit_temperature, negative_log_likelihood, reliability_bins)
 from .registry import Registry, RegistryConfig
-
-from .core import (AinativeError, ConfigError, EmptyTextError, ModelNotFoundError, NonStringTextError,
-                           RunDir, StageConfig, UnseenLabelError, atomic_write_json, detect_device, get_logger, normalize_text,
-                           softmax)
+from .monitor import attach_reference, reference_profile
+from .optimize import torch_predictor
+from .attributions import (INTERNAL_BATCH_SIZE, MAX_STEPS, ExplainTimeoutError, TokenAttributions, class_id,
+                                   embedding_layer, explain_text, merge_to_words, model_lock, padding_reference,
+                                   token_attributions)
 
 # %% auto #0
-__all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'embedding_layer', 'padding_baseline',
-           'ExplainTimeoutError', 'model_lock', 'TokenAttributions', 'token_attributions', 'merge_to_words', 'class_id',
-           'explain_text', 'attribution_html', 'plot_attributions', 'delete_words', 'deletion_curves',
-           'faithfulness_summary', 'plot_deletion_curves', 'confusion_order', 'largest_confusions',
-           'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'reliability_bins',
-           'expected_calibration_error', 'negative_log_likelihood', 'fit_temperature', 'calibration_report',
-           'plot_reliability', 'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests',
-           'behaviour_summary', 'ExplainResult', 'explain_model']
+__all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'attribution_html', 'plot_attributions', 'delete_words',
+           'deletion_curves', 'faithfulness_summary', 'plot_deletion_curves', 'confusion_order', 'largest_confusions',
+           'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'plot_reliability',
+           'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests', 'behaviour_summary',
+           'ExplainResult', 'explain_model']
 
 # %% ../nbs/07_explainability.ipynb #72f02dc5
 @dataclass
@@ -56,8 +50,8 @@ class ExplainConfig(StageConfig):
     version: str | None = None              # version or alias; None: the version this run registered, else the run's model
     sample_size: int = 20                   # test texts explained (faithfulness and invariance checks use the same sample)
     n_steps: int = 20                       # integration steps of integrated gradients
-    max_steps: int = 200                    # most integration steps one explanation may ask for (the server's cap too)
-    internal_batch_size: int = 8            # integration steps per forward/backward pass: bounds memory, whatever n_steps
+    max_steps: int = MAX_STEPS              # most integration steps one explanation may ask for (the server's cap too)
+    internal_batch_size: int = INTERNAL_BATCH_SIZE  # integration steps per forward/backward pass: bounds memory, whatever n_steps
     top_k: int = 3                          # words deleted for the headline faithfulness number
     max_k: int = 6                          # the deletion curves run k = 0..max_k
     random_repeats: int = 5                 # random deletions averaged per text and k
@@ -78,175 +72,6 @@ class ExplainConfig(StageConfig):
             raise ConfigError(f"top_k={self.top_k} is beyond the deletion curve (max_k={self.max_k}).",
                               where="ExplainConfig.top_k", fix="Use top_k <= max_k.")
 
-# %% ../nbs/07_explainability.ipynb #d593b616
-def embedding_layer(model) -> Any:
-    "The embedding block of a Hugging Face classifier (`model.base_model.embeddings`), where attributions are taken."
-    layer = getattr(getattr(model, "base_model", None), "embeddings", None)
-    if layer is None:
-        raise AinativeError(f"{type(model).__name__} has no base_model.embeddings layer to attribute to.",
-                            where=type(model).__name__,
-                            fix="Explain a Hugging Face encoder classifier (BERT, MiniLM, RoBERTa, DistilBERT...).")
-    return layer
-
-# %% ../nbs/07_explainability.ipynb #7d23b213
-def padding_baseline(input_ids,              # token ids, shape (batch, tokens)
-                     keep,                   # bool mask of the tokens to keep as they are ([CLS], [SEP])
-                     pad_token_id: int) -> Any:
-    "`input_ids` with every token replaced by `pad_token_id`, except where `keep` is true."
-    return torch.where(keep, input_ids, torch.full_like(input_ids, pad_token_id))
-
-# %% ../nbs/07_explainability.ipynb #c7cf3d18
-class ExplainTimeoutError(AinativeError, TimeoutError):
-    "An explanation ran out of its time (waiting for the model, or integrating)."
-
-_model_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock; gone with the model
-_model_locks_guard = threading.Lock()
-
-def _check_deadline(deadline: float | None) -> None:
-    "Raise `ExplainTimeoutError` if the `time.monotonic()` `deadline` has passed."
-    if deadline is not None and time.monotonic() > deadline:
-        raise ExplainTimeoutError("The explanation ran out of time while integrating.", where="timeout_s",
-                                  fix="Ask for fewer n_steps, a shorter text, or a longer timeout.")
-
-# %% ../nbs/07_explainability.ipynb #8d194029
-@contextlib.contextmanager
-def model_lock(model,                          # the model captum will hook
-               deadline: float | None = None   # time.monotonic() after which waiting gives up; None: wait
-              ) -> Iterator[None]:
-    "Hold `model`'s own (re-entrant) lock for the block: captum's hooks on a shared model must not overlap."
-    with _model_locks_guard:
-        lock = _model_locks.setdefault(model, threading.RLock())
-    wait = -1 if deadline is None else max(deadline - time.monotonic(), 0.0)
-    if not lock.acquire(timeout=wait):
-        raise ExplainTimeoutError("The model was busy with another explanation until the deadline.", where="timeout_s",
-                                  fix="Retry shortly; explanations of one model run one at a time.")
-    try: yield
-    finally: lock.release()
-
-# %% ../nbs/07_explainability.ipynb #d1a864a0
-@dataclass
-class TokenAttributions:
-    "Integrated-gradients attributions of one text's tokens to one class."
-    scores: np.ndarray        # one number per token, summed over the hidden dimension
-    delta: float              # convergence delta: sum(scores) - (value - baseline_value); near 0 with enough steps
-    value: float              # f(x): the class's probability for the text
-    baseline_value: float     # f(x'): the class's probability for the all-padding baseline
-
-# %% ../nbs/07_explainability.ipynb #d38d1924
-@contextlib.contextmanager
-def _eval_mode(model) -> Iterator[None]:
-    "Run the block with `model` in eval mode, then restore its mode."
-    was_training = model.training
-    model.eval()
-    try: yield
-    finally: model.train(was_training)
-
-# %% ../nbs/07_explainability.ipynb #1d195028
-def token_attributions(model,                       # Hugging Face sequence classifier
-                       inputs: dict[str, Any],       # one encoded text: input_ids, attention_mask (, token_type_ids)
-                       baseline_ids,                 # the baseline's token ids, same shape as input_ids
-                       target: int,                  # class id to explain
-                       n_steps: int = 20,
-                       internal_batch_size: int | None = ExplainConfig.internal_batch_size,  # steps per pass; None: all at once
-                       deadline: float | None = None  # time.monotonic() after which it stops (ExplainTimeoutError)
-                      ) -> TokenAttributions:
-    "Layer integrated gradients of class `target`'s probability through the embedding layer, from `baseline_ids`."
-    others = [name for name in inputs if name != "input_ids"]  # passed positionally: captum expands them per step
-
-    def class_probabilities(input_ids, *other_inputs):
-        _check_deadline(deadline)  # captum calls this once per chunk: the integration stops between two chunks
-        return torch.softmax(model(input_ids=input_ids, **dict(zip(others, other_inputs))).logits, dim=-1)
-
-    extra = tuple(inputs[name] for name in others)
-    with model_lock(model, deadline), _eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-        attributions, delta = LayerIntegratedGradients(class_probabilities, embedding_layer(model)).attribute(
-            inputs["input_ids"], baselines=baseline_ids, target=target, additional_forward_args=extra,
-            n_steps=n_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True)
-        with torch.no_grad():
-            value = class_probabilities(inputs["input_ids"], *extra)[0, target]
-            baseline_value = class_probabilities(baseline_ids, *extra)[0, target]
-    return TokenAttributions(attributions.sum(dim=-1)[0].detach().float().cpu().numpy(), float(delta[0]),
-                             float(value), float(baseline_value))
-
-# %% ../nbs/07_explainability.ipynb #697113a3
-def merge_to_words(text: str,                              # the text that was tokenised
-                   offsets: Sequence[tuple[int, int]],     # character span of each token (fast tokenizer's offsets)
-                   word_ids: Sequence[int | None],         # fast tokenizer's word_ids(); None marks special tokens
-                   scores: Sequence[float]                 # one attribution per token
-                  ) -> list[dict[str, Any]]:
-    "Sum token `scores` into the whitespace-separated words of `text`; word pieces join their word, special tokens go."
-    spans = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-    starts = [start for start, _ in spans]
-    totals = [0.0] * len(spans)
-    for (start, end), word_id, score in zip(offsets, word_ids, scores):
-        if word_id is None or end <= start or not spans: continue
-        while start < end - 1 and text[start].isspace(): start += 1  # some tokenizers count the leading space
-        totals[max(bisect_right(starts, start) - 1, 0)] += float(score)
-    return [{"word": text[start:end], "attribution": total} for (start, end), total in zip(spans, totals)]
-
-# %% ../nbs/07_explainability.ipynb #6cd39764
-def _check_text(text: Any) -> str:
-    "`text` if it is a non-blank string, else the data stage's error for it."
-    if not isinstance(text, str):
-        raise NonStringTextError(f"The text to explain is a {type(text).__name__}, not a string.", where="text",
-                                 fix="Send the utterance as a JSON string.")
-    if not text.strip():
-        raise EmptyTextError("The text to explain is empty.", where="text", fix="Send a non-blank utterance.")
-    return text
-
-# %% ../nbs/07_explainability.ipynb #2434bae2
-def class_id(target: int | str,              # class id or label name
-             id2label: dict[int, str]) -> int:
-    "The class id of `target`, given as an id or a label name of `id2label`."
-    label2id = {label: int(i) for i, label in id2label.items()}
-    if isinstance(target, str) and target in label2id: return label2id[target]
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool) and int(target) in label2id.values():
-        return int(target)
-    raise ConfigError(f"Unknown target class {target!r}.", where="target",
-                      fix=f"Use a class id 0..{len(id2label) - 1} or one of the labels {sorted(label2id)[:10]}...")
-
-# %% ../nbs/07_explainability.ipynb #c1299edd
-def explain_text(model,                              # Hugging Face sequence classifier
-                 tokenizer,                          # its fast tokenizer
-                 text: str,                          # the utterance to explain
-                 n_steps: int = 32,                  # integration steps: more is slower and more exact (see above)
-                 target: int | str | None = None,    # class to explain (id or label); None: the predicted one
-                 max_length: int = 128,              # tokens; longer texts are truncated
-                 internal_batch_size: int | None = ExplainConfig.internal_batch_size,  # steps per pass; None: all at once
-                 max_steps: int = ExplainConfig.max_steps,  # n_steps beyond it are refused
-                 timeout_s: float | None = None      # seconds for waiting on the model and integrating; None: no limit
-                ) -> dict[str, Any]:
-    "Word attributions for the normalised `text` to the predicted class (or `target`), as JSON-able data; no file I/O."
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    text = normalize_text(_check_text(text))  # as training saw its texts: no train/serve skew
-    if not 1 <= n_steps <= max_steps:
-        raise ConfigError(f"n_steps={n_steps} is outside 1..{max_steps}.", where="n_steps",
-                          fix=f"Ask for 1 to {max_steps} integration steps (32 keeps the error near 1.5%).")
-    if internal_batch_size is not None and internal_batch_size < 1:
-        raise ConfigError(f"internal_batch_size={internal_batch_size} must be at least 1 (or None).", where="internal_batch_size")
-    if tokenizer.pad_token_id is None:
-        raise ConfigError("The tokenizer has no pad token, which the baseline needs.", fix="Set tokenizer.pad_token.")
-    device = next(model.parameters()).device
-    encoding = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt", return_offsets_mapping=True)
-    offsets = encoding.pop("offset_mapping")[0].tolist()
-    word_ids = encoding.word_ids(0)
-    inputs = {name: tensor.to(device) for name, tensor in encoding.items()}
-    keep = torch.tensor([word_id is None for word_id in word_ids], device=device).unsqueeze(0)
-    id2label = {int(i): label for i, label in model.config.id2label.items()}
-    target_id = None if target is None else class_id(target, id2label)
-    with model_lock(model, deadline):  # the prediction too: another thread's captum hook would rewrite it
-        with _eval_mode(model), torch.no_grad():
-            probabilities = torch.softmax(model(**inputs).logits.float(), dim=-1)[0]
-        predicted = int(probabilities.argmax())
-        target_id = predicted if target_id is None else target_id
-        attributed = token_attributions(model, inputs, padding_baseline(inputs["input_ids"], keep, tokenizer.pad_token_id),
-                                        target_id, n_steps, internal_batch_size, deadline)
-    return {"text": text, "label": id2label[target_id], "label_id": target_id,
-            "probability": float(probabilities[target_id]), "predicted": id2label[predicted],
-            "baseline_probability": attributed.baseline_value, "delta": attributed.delta, "n_steps": n_steps,
-            "truncated": len(tokenizer(text)["input_ids"]) > max_length,
-            "words": merge_to_words(text, offsets, word_ids, attributed.scores)}
-
 # %% ../nbs/07_explainability.ipynb #3977e32f
 def _shade(attribution: float, scale: float) -> str:
     "CSS background for `attribution`: green if positive, red if negative, opacity by |attribution| / `scale`."
@@ -262,7 +87,7 @@ def attribution_html(explanation: dict[str, Any]) -> str:
     spans = [f'<span title="{w["attribution"]:+.3f}" style="background-color: {_shade(w["attribution"], scale)}; '
              f'padding: 1px 3px; margin: 1px; border-radius: 3px">{html.escape(w["word"])}</span>' for w in words]
     header = (f'<b>{html.escape(str(explanation["label"]))}</b> {explanation["probability"]:.1%} '
-              f'<span style="color: #666">(baseline {explanation["baseline_probability"]:.1%}, '
+              f'<span style="color: #666">(reference {explanation["baseline_probability"]:.1%}, '
               f'delta {explanation["delta"]:+.3f})</span>')
     return f'<div style="line-height: 1.9; font-family: sans-serif">{header}<br>{" ".join(spans)}</div>'
 
@@ -291,7 +116,7 @@ def plot_attributions(explanations: list[dict[str, Any]],  # from `explain_text`
         ax.set_xlabel("attribution to the class's probability")
         ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(explanations):]: ax.axis("off")
-    fig.suptitle("Word attributions (integrated gradients, padding baseline)", fontsize=11)
+    fig.suptitle("Word attributions (integrated gradients, all-padding reference)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
@@ -494,77 +319,6 @@ def plot_per_class_f1(per_class: dict[str, dict[str, float]],  # `classification
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explainability.ipynb #d347ccfb
-def _check_calibration_inputs(confidences: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    "`confidences` and `correct` as float arrays, or a `ConfigError` saying what does not fit."
-    confidences, correct = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
-    if confidences.ndim != 1 or confidences.shape != correct.shape or len(confidences) == 0:
-        raise ConfigError(f"confidences {confidences.shape} and correct {correct.shape} must be equal, non-empty 1-d arrays.")
-    if not np.all((confidences >= 0) & (confidences <= 1)):
-        raise ConfigError("Confidences must lie in [0, 1].", fix="Pass probabilities, not logits.")
-    if n_bins < 1: raise ConfigError(f"n_bins={n_bins} must be at least 1.")
-    return confidences, correct
-
-# %% ../nbs/07_explainability.ipynb #d44acb50
-def reliability_bins(confidences: np.ndarray,   # top probability of each prediction
-                     correct: np.ndarray,       # 1 where the prediction was right, else 0
-                     n_bins: int = 15) -> pd.DataFrame:
-    "Per equal-width bin (lower, upper] of confidence: count, mean confidence, accuracy, and their gap."
-    confidences, correct = _check_calibration_inputs(confidences, correct, n_bins)
-    edges = np.linspace(0, 1, n_bins + 1)
-    index = np.clip(np.searchsorted(edges, confidences, side="left") - 1, 0, n_bins - 1)  # 0 joins the first bin
-    counts = np.bincount(index, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        confidence = np.bincount(index, confidences, n_bins) / counts
-        accuracy = np.bincount(index, correct, n_bins) / counts
-    return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": counts, "confidence": confidence,
-                         "accuracy": accuracy, "gap": np.abs(accuracy - confidence)})
-
-# %% ../nbs/07_explainability.ipynb #0360944f
-def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
-    "ECE: the count-weighted mean gap between accuracy and confidence over equal-width confidence bins."
-    bins = reliability_bins(confidences, correct, n_bins)
-    filled = bins[bins["count"] > 0]
-    return float((filled["count"] * filled["gap"]).sum() / filled["count"].sum())
-
-# %% ../nbs/07_explainability.ipynb #7d68a72d
-def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    "Mean negative log-probability of the true `labels` under softmax(`logits` / `temperature`)."
-    log_probabilities = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
-    return float(-log_probabilities[np.arange(len(labels)), np.asarray(labels)].mean())
-
-# %% ../nbs/07_explainability.ipynb #74aaafcd
-def fit_temperature(logits: np.ndarray,     # validation logits (n, classes)
-                    labels: np.ndarray,     # validation class ids
-                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    "The temperature T > 0 that minimises the NLL of softmax(`logits` / T), searched on log T within `bounds`."
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
-        raise ConfigError(f"logits {logits.shape} and labels {labels.shape} do not fit: one row of logits per label is needed.")
-    if not np.isfinite(logits).all():
-        raise AinativeError("The logits contain NaN or infinite values; no temperature can be fitted.",
-                            fix="Check the model: it produces non-finite outputs.")
-    if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ConfigError(f"Labels must be class ids 0..{logits.shape[1] - 1}.")
-    fitted = minimize_scalar(lambda log_t: negative_log_likelihood(logits, labels, np.exp(log_t)),
-                             bounds=tuple(np.log(bounds)), method="bounded", options={"xatol": 1e-5})
-    return float(np.exp(fitted.x))
-
-# %% ../nbs/07_explainability.ipynb #39e5f9e0
-def calibration_report(validation_logits: np.ndarray, validation_labels: np.ndarray,
-                       test_logits: np.ndarray, test_labels: np.ndarray, n_bins: int = 15) -> dict[str, Any]:
-    "Fit a temperature on validation; ECE and NLL on test before and after: the content of `calibration.json`."
-    temperature = fit_temperature(validation_logits, validation_labels)
-    correct = np.asarray(test_logits).argmax(1) == np.asarray(test_labels)
-    return {"temperature": temperature, "fitted_on": "validation", "examples": int(len(validation_labels)),
-            "evaluated_on": "test", "test_examples": int(len(test_labels)), "n_bins": n_bins,
-            "ece_before": expected_calibration_error(softmax(test_logits).max(1), correct, n_bins),
-            "ece_after": expected_calibration_error(softmax(test_logits, temperature).max(1), correct, n_bins),
-            "nll_before": negative_log_likelihood(test_logits, test_labels),
-            "nll_after": negative_log_likelihood(test_logits, test_labels, temperature),
-            "validation_nll_before": negative_log_likelihood(validation_logits, validation_labels),
-            "validation_nll_after": negative_log_likelihood(validation_logits, validation_labels, temperature)}
-
 # %% ../nbs/07_explainability.ipynb #21a99ac7
 def plot_reliability(test_logits: np.ndarray, test_labels: np.ndarray, temperature: float, n_bins: int = 15):
     "Reliability diagrams of the test predictions before and after temperature scaling, with the bin counts below."
@@ -759,7 +513,6 @@ def _attach_reference(registry, config: ExplainConfig, version: str | None, run:
 def _save_figures(folder: Path) -> tuple[dict[str, Path], Callable[[str, Any], None]]:
     "A dict of saved figures and a function that saves (and closes) a figure in `folder` under a name."
     import matplotlib.pyplot as plt
-    from ainative.data import save_figure
     figures = {}
     def save(name: str, figure) -> None:
         figures[name] = save_figure(figure, folder / f"{name}.png")
@@ -821,10 +574,6 @@ def _stage_report(config: ExplainConfig, run: RunDir, version: str | None, devic
 # %% ../nbs/07_explainability.ipynb #36f47e00
 def explain_model(config: ExplainConfig | None = None) -> ExplainResult:
     "Attributions, faithfulness, error analysis, calibration and behavioural tests of a run's model; write reports/."
-    # the server imports this module for explain_text: what only the stage needs (ONNX, the trainer) loads here
-    from ainative.data import load_splits, read_manifest
-    from ainative.optimize import batched_logits, torch_predictor
-    from ainative.training import classification_metrics
     config = config or ExplainConfig()
     log = get_logger("explain")
     run = RunDir.create(config.run_dir)

@@ -5,6 +5,7 @@
 # %% ../nbs/12_flywheel.ipynb #efbeda4b
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,15 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .core import (ConfigError, DataFileNotFoundError, IntegrityError, RunDir, StageConfig, atomic_write_json,
-                           get_logger, normalize_text, sha256_file)
+from .core import (ConfigError, DataFileNotFoundError, DefaultsHelp, IntegrityError, RunDir, StageConfig, add_option,
+                           atomic_write_json, get_logger, load_object, normalize_text, parse_key_values, sha256_file)
 from .evidence import (UNDECIDED_POLICIES, check_policy, decode_correct, encode_correct, judge_not_worse,
                                mcnemar_p_values, paired_counts, pooled)
-from .registry import Registry, RegistryConfig, check_alias, check_model_name
+from .reference import load_reference
+from .registry import Registry, RegistryConfig, check_alias, check_model_name, register_model
 
 if TYPE_CHECKING: import pandas as pd
-# pandas, torch, scipy and the stages are imported inside the functions that use them: the `ainative` command imports
-# this module to build its parser, and must start fast.
+# The `ainative` command imports this module to build its parser, and must start fast: pandas is imported inside the
+# functions that use it, and the data, training, optimisation and monitoring modules (torch, pandas, SQLAlchemy) are
+# named where they are used and loaded then (`load_object("ainative.data:read_manifest")`).
 
 # %% auto #0
 __all__ = ['FEEDBACK_COLUMNS', 'SKIP_REASONS', 'HOLDOUT_FILE', 'DECISION_FILE', 'FlywheelConfig', 'read_feedback',
@@ -78,13 +81,14 @@ class FlywheelConfig(StageConfig):
 # %% ../nbs/12_flywheel.ipynb #6328f378
 FEEDBACK_COLUMNS = ("feedback_id", "at", "label", "source", "request_id", "position", "text", "predicted", "model_version")
 
-def read_feedback(store) -> pd.DataFrame:  # a `ainative.monitor.RequestStore`
+def read_feedback(store) -> pd.DataFrame:  # a `ainative.store.RequestStore`
     "Every feedback row of `store` with its text (the corrected answer's logged text, or its own), oldest first."
     import pandas as pd
     import sqlalchemy as sa
-    from ainative.monitor import ANSWERED, FEEDBACK, REQUESTS, store_error
+    FEEDBACK, REQUESTS = load_object("ainative.store:FEEDBACK"), load_object("ainative.store:REQUESTS")  # the request log's tables
     # the answer a client received (a challenger's shadow answer to the same text is not what was corrected)
-    answer = sa.and_(FEEDBACK.c.request_id == REQUESTS.c.request_id, FEEDBACK.c.position == REQUESTS.c.position, ANSWERED)
+    answered = load_object("ainative.store:ANSWERED")
+    answer = sa.and_(FEEDBACK.c.request_id == REQUESTS.c.request_id, FEEDBACK.c.position == REQUESTS.c.position, answered)
     query = (sa.select(FEEDBACK.c.id.label("feedback_id"), FEEDBACK.c.at, FEEDBACK.c.label, FEEDBACK.c.source,
                        FEEDBACK.c.request_id, FEEDBACK.c.position, sa.func.coalesce(FEEDBACK.c.text, REQUESTS.c.text).label("text"),
                        REQUESTS.c.label.label("predicted"), REQUESTS.c.model_version)
@@ -93,7 +97,7 @@ def read_feedback(store) -> pd.DataFrame:  # a `ainative.monitor.RequestStore`
         with store.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
     except sa.exc.SQLAlchemyError as error:
-        raise store_error(error, "read the feedback", store.where) from None
+        raise load_object("ainative.store:store_error")(error, "read the feedback", store.where) from None
     frame = pd.DataFrame(rows, columns=list(FEEDBACK_COLUMNS))
     return frame.drop_duplicates("feedback_id", keep="last").reset_index(drop=True)  # a reused request id: its latest answer
 
@@ -184,7 +188,7 @@ HOLDOUT_FILE = "feedback_holdout.parquet"
 
 def champion_data_dir(registry: Registry, name: str, version: str) -> Path:
     "The data folder `version` was trained on: its `data` attachment, else its run's `data/` if it holds the same dataset version."
-    from ainative.data import read_manifest
+    read_manifest = load_object("ainative.data:read_manifest")
     folder = registry.resolve(name, version)
     if (folder / "data" / "dataset" / "manifest.json").is_file(): return folder / "data" / "dataset"
     manifest = registry.show(name, version)
@@ -199,8 +203,7 @@ def champion_data_dir(registry: Registry, name: str, version: str) -> Path:
 def read_holdout(data_dir: Path | str) -> pd.DataFrame:
     "The feedback hold-out of a data folder, verified against its manifest; empty if the dataset has none."
     import pandas as pd
-    from ainative.data import read_manifest
-    record = (read_manifest(data_dir).get("feedback") or {}).get("holdout")
+    record = (load_object("ainative.data:read_manifest")(data_dir).get("feedback") or {}).get("holdout")
     if not record:
         return pd.DataFrame({"feedback_id": pd.Series(dtype="int64"), "text": pd.Series(dtype=object), "label": pd.Series(dtype=object)})
     path = Path(data_dir) / record["file"]
@@ -217,13 +220,13 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
                            mark: Mapping[str, Any] | None    # from `feedback_mark`
                           ) -> dict[str, Any]:
     "Write `merge` as a new dataset version into `target` (splits, hold-out, manifest with its lineage); the manifest."
-    from ainative.data import data_version, out_of_scope_record, split_statistics, write_data_dir
+    data = load_object("ainative.data")  # data_version, split_statistics, out_of_scope_record, write_data_dir
     target = Path(target)
     splits, label2id = merge.splits, dict(parent["label2id"])
     record = {"parent": parent["version"], "added": merge.added, "held_out": merge.held_out,
               "skipped": {**{reason: list(ids) for reason, ids in skipped.items()}, "duplicate": merge.duplicate},
               "relabelled": merge.relabelled, "mark": dict(mark) if mark else None}
-    version = data_version(splits, {"parent": parent["version"], "added": merge.added, "held_out": merge.held_out})
+    version = data.data_version(splits, {"parent": parent["version"], "added": merge.added, "held_out": merge.held_out})
     with tempfile.TemporaryDirectory() as scratch:
         holdout_path = Path(scratch) / HOLDOUT_FILE
         merge.holdout.assign(feedback_id=merge.holdout.feedback_id.astype("int64")).to_parquet(holdout_path, index=False)
@@ -231,10 +234,10 @@ def write_feedback_dataset(target: Path | str,              # the new run's data
         manifest = {
             "version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent": parent["version"],
             "source": {"kind": "feedback", "name": (parent.get("source") or {}).get("name"), "parent": parent["version"]},
-            "params": parent.get("params", {}), **split_statistics(splits, label2id), "feedback": record}
+            "params": parent.get("params", {}), **data.split_statistics(splits, label2id), "feedback": record}
         if parent.get("out_of_scope"):
-            manifest["out_of_scope"] = out_of_scope_record(splits, parent["out_of_scope"]["handling"], parent["out_of_scope"]["label"])
-        manifest = write_data_dir(target, splits, manifest)
+            manifest["out_of_scope"] = data.out_of_scope_record(splits, parent["out_of_scope"]["handling"], parent["out_of_scope"]["label"])
+        manifest = data.write_data_dir(target, splits, manifest)
         holdout_path.replace(target / HOLDOUT_FILE)
     return manifest
 
@@ -253,11 +256,11 @@ class FeedbackDataset:
 def build_feedback_dataset(registry: Registry,   # where the champion is registered
                            name: str,             # the registered model
                            champion: str,         # the champion's version (or alias)
-                           store,                 # the request log (`ainative.monitor.RequestStore`)
+                           store,                 # the request log (`ainative.store.RequestStore`)
                            run_dir: Path | str | None = None,  # run directory for the new dataset; None: a new one
                            holdout_fraction: float = FlywheelConfig.holdout_fraction) -> FeedbackDataset:
     "Merge the feedback in `store` that is new to `champion`'s dataset into a new dataset version in a run's data/."
-    from ainative.data import load_splits, read_manifest
+    load_splits, read_manifest = load_object("ainative.data:load_splits"), load_object("ainative.data:read_manifest")
     parent_dir = champion_data_dir(registry, name, champion)
     parent = read_manifest(parent_dir)
     previous_mark = (parent.get("feedback") or {}).get("mark")
@@ -288,16 +291,15 @@ def challenger_training_config(champion_manifest: Mapping[str, Any],  # the cham
                                overrides: Mapping[str, Any] | None = None  # TrainingConfig fields to change
                               ):
     "The `TrainingConfig` of the challenger: the champion's training parameters, `overrides`, this run, and the warm start."
-    import dataclasses
-    from ainative.training import TrainingConfig
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    training_config = load_object("ainative.training:TrainingConfig")
+    fields = {f.name for f in dataclasses.fields(training_config)}
     recorded = ((champion_manifest.get("params") or {}).get("training") or {})
     params = {key: value for key, value in recorded.items() if key in fields and key != "run_dir"}
     if original_base_model(champion_manifest): params["base_model"] = original_base_model(champion_manifest)
     params.update(overrides or {})
     params["run_dir"] = str(run_dir)
     if warm_start_from is not None: params["base_model"] = str(warm_start_from)
-    return TrainingConfig.from_params(params)
+    return training_config.from_params(params)
 
 # %% ../nbs/12_flywheel.ipynb #aeea5cc3
 @dataclass
@@ -313,8 +315,8 @@ class RetrainResult:
 # %% ../nbs/12_flywheel.ipynb #94b36b4d
 def _store(config: FlywheelConfig, registry: Registry):
     "The request log of `config` (its URL, else the monitoring default beside the registry)."
-    from ainative.monitor import MonitorConfig, RequestStore
-    return RequestStore.from_config(MonitorConfig.from_env(database_url=config.database_url), registry.root, config.model_name)
+    monitor_config, request_store = load_object("ainative.store:MonitorConfig"), load_object("ainative.store:RequestStore")
+    return request_store.from_config(monitor_config.from_env(database_url=config.database_url), registry.root, config.model_name)
 
 # %% ../nbs/12_flywheel.ipynb #f8214031
 def retrain(config: FlywheelConfig | None = None,
@@ -322,9 +324,9 @@ def retrain(config: FlywheelConfig | None = None,
             optimization: Mapping[str, Any] | None = None  # OptimizationConfig fields (run, registry and version are set here)
            ) -> RetrainResult:
     "Make a challenger: a dataset from the new feedback, trained, registered with its lineage, optimised, on the challenger alias."
-    from ainative.optimize import OptimizationConfig, optimize_model
-    from ainative.registry import register_model
-    from ainative.training import train_model
+    train_model = load_object("ainative.training:train_model")
+    optimization_config = load_object("ainative.optimize:OptimizationConfig")
+    optimize_model = load_object("ainative.optimize:optimize_model")
     config = config or FlywheelConfig()
     registry = Registry(config.registry_dir)
     champion = registry.resolve(config.model_name, config.champion).name
@@ -347,9 +349,9 @@ def retrain(config: FlywheelConfig | None = None,
         shutil.copytree(run.data, Path(folder) / "dataset")
         registry.attach(config.model_name, registered.version, "data", folder,
                         info={"version": dataset.manifest["version"], "parent": dataset.parent["version"]})
-    optimize_model(OptimizationConfig.from_params({**(optimization or {}), "run_dir": str(run.path), "registry_dir": str(registry.root),
-                                             "model_name": config.model_name, "version": registered.version,
-                                             "promote_to": config.challenger_alias}))
+    optimize_model(optimization_config.from_params({**(optimization or {}), "run_dir": str(run.path), "registry_dir": str(registry.root),
+                                                   "model_name": config.model_name, "version": registered.version,
+                                                   "promote_to": config.challenger_alias}))
     return RetrainResult("trained", run, dataset, champion, registered.version, result.metrics)
 
 # %% ../nbs/12_flywheel.ipynb #f048594e
@@ -369,8 +371,9 @@ def paired_test(champion_correct: Sequence[bool],   # per text: did the champion
 # %% ../nbs/12_flywheel.ipynb #6681987b
 def predict_labels(model, tokenizer, texts: Sequence[str]) -> list[str]:
     "The label `model` predicts for each text."
-    from ainative.optimize import batched_logits, torch_predictor
     if len(texts) == 0: return []
+    batched_logits = load_object("ainative.optimize:batched_logits")
+    torch_predictor = load_object("ainative.optimize:torch_predictor")
     logits = batched_logits(torch_predictor(model, tokenizer), list(texts))
     return [model.config.id2label[int(i)] for i in logits.argmax(-1)]
 
@@ -380,8 +383,7 @@ def compare_versions(registry: Registry, name: str,
                      data_dir: Path | str              # the challenger's dataset: its test split and feedback hold-out
                     ) -> dict[str, Any]:
     "Both versions' answers on the fixed test split and the feedback hold-out, paired: accuracies, agreement, McNemar."
-    from ainative.data import load_splits
-    texts = {"test": load_splits(data_dir)["test"], "feedback": read_holdout(data_dir)}
+    texts = {"test": load_object("ainative.data:load_splits")(data_dir)["test"], "feedback": read_holdout(data_dir)}
     answers = {}
     for version in (champion, challenger):
         model, tokenizer = registry.load_model(name, version)
@@ -506,13 +508,11 @@ def last_turn_mark(registry: Registry, name: str, champion: str) -> dict[str, An
         if record and record.get("feedback"): return record["feedback"].get("mark")
     try: data_dir = champion_data_dir(registry, name, champion)
     except DataFileNotFoundError: return None
-    from ainative.data import read_manifest
-    return (read_manifest(data_dir).get("feedback") or {}).get("mark")
+    return (load_object("ainative.data:read_manifest")(data_dir).get("feedback") or {}).get("mark")
 
 # %% ../nbs/12_flywheel.ipynb #5b413fb6
 def check_trigger(config: FlywheelConfig | None = None) -> dict[str, Any]:
     "Whether a turn should start now for `config`'s champion: the new feedback since the last turn, drift, and the reasons."
-    from ainative.monitor import MonitorConfig, drift_report, load_reference
     config = config or FlywheelConfig()
     registry = Registry(config.registry_dir)
     champion = registry.resolve(config.model_name, config.champion).name
@@ -523,8 +523,8 @@ def check_trigger(config: FlywheelConfig | None = None) -> dict[str, Any]:
         drift = None
         reference = load_reference(registry.resolve(config.model_name, champion)) if config.drift_trigger else None
         if reference is not None:  # the served variant's embeddings and unknown-token rate included
-            monitor = MonitorConfig.from_env(database_url=config.database_url)
-            drift = drift_report(reference, store.window(monitor), monitor)
+            settings = load_object("ainative.store:MonitorConfig").from_env(database_url=config.database_url)
+            drift = load_object("ainative.monitor:drift_report")(reference, store.window(settings), settings)
     finally:
         store.close()
     reasons = turn_reasons(new, config.min_new_feedback, drift)
@@ -560,7 +560,6 @@ def flywheel_turn(config: FlywheelConfig | None = None,
 # %% ../nbs/12_flywheel.ipynb #911cff70
 def _turn_config(args) -> FlywheelConfig:
     "The `FlywheelConfig` of a command line: environment, then flags, then `-p KEY=VALUE`."
-    from ainative.core import parse_key_values
     flags = {"registry_dir": args.registry_dir, "model_name": args.model, "champion": args.champion,
              "database_url": args.database_url, "run_dir": args.run_dir, "promote_if": getattr(args, "promote_if", None),
              "undecided": getattr(args, "undecided", None)}
@@ -569,7 +568,6 @@ def _turn_config(args) -> FlywheelConfig:
 # %% ../nbs/12_flywheel.ipynb #7ee26cd1
 def retrain_command(args) -> int:
     "Make a challenger from the new feedback and print what it is made of."
-    from ainative.core import parse_key_values
     made = retrain(_turn_config(args), parse_key_values(args.training), parse_key_values(args.optimization))
     summary = {"status": made.status, "champion": made.champion, "new_feedback": made.dataset.new_feedback}
     if made.status == "trained":
@@ -584,7 +582,6 @@ def retrain_command(args) -> int:
 # %% ../nbs/12_flywheel.ipynb #b4c8f65b
 def flywheel_command(args) -> int:
     "Check the trigger (`--check`), or run a turn and print its report."
-    from ainative.core import parse_key_values
     config = _turn_config(args)
     if args.check:
         print(json.dumps(check_trigger(config), indent=2))
@@ -596,7 +593,6 @@ def flywheel_command(args) -> int:
 # %% ../nbs/12_flywheel.ipynb #7de589c3
 def _turn_options(parser) -> None:
     "The options `retrain` and `flywheel` share."
-    from ainative.cli import add_option
     config = "ainative.flywheel:FlywheelConfig"
     parser.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
     add_option(parser, "--model", help="registered model name", default_from=f"{config}.model_name")
@@ -612,7 +608,6 @@ def _turn_options(parser) -> None:
 # %% ../nbs/12_flywheel.ipynb #ba9f8069
 def add_retrain_command(commands: Any) -> None:
     "`ainative retrain`: make a challenger from the feedback."
-    from ainative.cli import DefaultsHelp
     retrain = commands.add_parser("retrain", help="make a challenger: a dataset from feedback, trained, registered, optimised",
                                   formatter_class=DefaultsHelp,
                                   description="Build a dataset version from the champion's data and the new feedback, train a "
@@ -624,7 +619,6 @@ def add_retrain_command(commands: Any) -> None:
 # %% ../nbs/12_flywheel.ipynb #b421c07f
 def add_flywheel_command(commands: Any) -> None:
     "`ainative flywheel`: check the trigger and run a turn."
-    from ainative.cli import DefaultsHelp, add_option
     flywheel = commands.add_parser("flywheel", help="one flywheel turn: trigger, retrain, promote if better",
                                    formatter_class=DefaultsHelp,
                                    description="Check whether a turn is due (new feedback, drift); if so make a challenger "

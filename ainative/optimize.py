@@ -5,10 +5,9 @@
 # %% ../nbs/05_optimization.ipynb #a20bb504
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shutil
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,18 @@ import pandas as pd
 from .core import (AinativeError, ConfigError, DeviceInfo, ParityError, RegistryError, RunDir, StageConfig,
                            atomic_write_json, cpu_features, detect_device, get_logger, select_onnx_providers, session_options)
 from .evidence import UNDECIDED_POLICIES, judge_not_worse, pooled
+from .data import load_splits, read_manifest
+# how every model is scored and timed (chapter 2a); imported here, `from ainative.optimize import ...` keeps working
+from .scoring import batched_logits, measure, parity_report, require_parity, sample_batches
+from .baseline import baseline_session, baseline_text, onnx_probabilities
 from .registry import Registry, RegistryConfig
 
 # %% auto #0
 __all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'INT8_FORMATS', 'OptimizationConfig', 'load_for_export',
-           'export_onnx', 'OnnxRunner', 'batched_logits', 'torch_predictor', 'unknown_token_rates',
-           'monitoring_reference', 'parity_report', 'require_parity', 'optimize_graph', 'quantize_int8', 'convert_fp16',
-           'gold_ids', 'paired_correct', 'judged_margin', 'judge_variant', 'sample_batches', 'measure', 'benchmark',
-           'plot_benchmark', 'OptimizationResult', 'VariantScores', 'score_variants', 'write_probes',
-           'throughput_at_32', 'baseline_predictor', 'optimize_model']
+           'export_onnx', 'OnnxRunner', 'torch_predictor', 'unknown_token_rates', 'monitoring_reference',
+           'optimize_graph', 'quantize_int8', 'convert_fp16', 'gold_ids', 'paired_correct', 'judged_margin',
+           'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult', 'VariantScores', 'score_variants',
+           'write_probes', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 Int8Format = Literal["s8-reduced", "s8", "u8"]  # INT8 weight formats; `INT8_FORMATS` (below) says what each one is
@@ -143,15 +145,6 @@ class OnnxRunner:
         "Sentence embeddings (float32, one row per text) of one batch of `texts`."
         return self.session.run(["sentence_embedding"], self.encode(texts))[0].astype(np.float32)
 
-# %% ../nbs/05_optimization.ipynb #6a3ceff9
-def batched_logits(predict: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int = 64) -> np.ndarray:
-    "Logits of all `texts` from `predict`, computed in length-sorted batches and returned in the original order."
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    pieces = [predict([texts[i] for i in order[start:start + batch_size]]) for start in range(0, len(texts), batch_size)]
-    logits = np.empty((len(texts), pieces[0].shape[1]), dtype=np.float32)
-    logits[order] = np.concatenate(pieces)
-    return logits
-
 # %% ../nbs/05_optimization.ipynb #15a410cc
 def torch_predictor(model, tokenizer, max_length: int = 128) -> Callable[[list[str]], np.ndarray]:
     "A `predict(texts) -> logits` function running the torch `model` (eager, no grad)."
@@ -188,22 +181,6 @@ def monitoring_reference(runners: dict[str, OnnxRunner],  # variant file -> its 
     return {"unknown_token_rate": {"mean": float(rates.mean()), "any": float((rates > 0).mean()), "texts": len(texts)},
             "embeddings": files}
 
-# %% ../nbs/05_optimization.ipynb #25c96c77
-def parity_report(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    "Largest absolute logit difference and share of equal predicted labels of `candidate` against `reference`."
-    return {"max_abs_diff": float(np.abs(reference - candidate).max()),
-            "agreement": float((reference.argmax(-1) == candidate.argmax(-1)).mean()),
-            "examples": int(len(reference))}
-
-# %% ../nbs/05_optimization.ipynb #634ec788
-def require_parity(report: dict[str, float], variant: str, min_agreement: float = 0.999) -> dict[str, float]:
-    "Raise `ParityError` unless `report`'s label agreement reaches `min_agreement`."
-    if report["agreement"] < min_agreement:
-        raise ParityError(f"{variant} agrees with the torch model on {report['agreement']:.2%} of {report['examples']} "
-                          f"validation predictions (needs {min_agreement:.2%}); max |logit diff| {report['max_abs_diff']:.3g}.",
-                          where=variant, fix="The export is wrong: check the input names/order and the opset, and export again.")
-    return report
-
 # %% ../nbs/05_optimization.ipynb #212daad1
 def optimize_graph(source: Path | str, target: Path | str, num_heads: int, hidden_size: int) -> dict[str, int]:
     "Fuse the transformer's subgraphs of `source` with ORT's optimiser into `target`; return the fused-op counts."
@@ -224,7 +201,6 @@ def quantize_int8(source: Path | str, target: Path | str, per_channel: bool = Tr
                   int8_format: Int8Format = "s8-reduced"            # the weights' format (`INT8_FORMATS`)
                  ) -> Path:
     "Dynamic INT8 quantisation of `source`'s weights into `target`, in `int8_format` (`exclude_nodes` stay fp32)."
-    import logging
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     weight_type, reduce_range = INT8_FORMATS[int8_format]
@@ -273,34 +249,6 @@ def judge_variant(test: tuple[np.ndarray, np.ndarray],        # per test text: (
         reason = f"dropped, {'int8_undecided=block' if undecided == 'block' else 'undecided even pooled'}: {reason}"
     return {"passed": decision.passed, "verdict": decision.verdict, "reason": reason, "policy": undecided,
             "decision": decision.to_dict(), "test": on_test.to_dict()}
-
-# %% ../nbs/05_optimization.ipynb #580b9775
-def sample_batches(texts: list[str], batch_size: int, count: int = 64, group_by_length: bool = False,
-                   seed: int = 0) -> list[list[str]]:
-    "`count` batches of random `texts`; with `group_by_length`, each batch holds texts of similar length."
-    rng = np.random.default_rng(seed)
-    pool = [texts[i] for i in rng.integers(0, len(texts), batch_size * count)]
-    if group_by_length: pool.sort(key=len)
-    batches = [pool[start:start + batch_size] for start in range(0, len(pool), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-# %% ../nbs/05_optimization.ipynb #63da758f
-def measure(predict: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int,
-            seconds: float = 1.0, warmup: int = 3, group_by_length: bool = False, seed: int = 0) -> dict[str, float]:
-    "Latency percentiles (ms per batch) and throughput (texts/s) of `predict` on random batches of `texts`."
-    batches = sample_batches(texts, batch_size, 64, group_by_length, seed)
-    for batch in batches[:warmup]: predict(batch)
-    latencies, started = [], time.perf_counter()
-    while time.perf_counter() - started < seconds or len(latencies) < 5:
-        batch = batches[len(latencies) % len(batches)]
-        tick = time.perf_counter()
-        predict(batch)
-        latencies.append(time.perf_counter() - tick)
-    latencies = np.array(latencies) * 1000
-    return {"batch_size": batch_size, "batching": "by length" if group_by_length else "random",
-            "batches": len(latencies), "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)), "p99_ms": float(np.percentile(latencies, 99)),
-            "throughput": float(batch_size * len(latencies) / (latencies.sum() / 1000))}
 
 # %% ../nbs/05_optimization.ipynb #710bd7d1
 def benchmark(predictors: dict[str, Callable[[list[str]], np.ndarray]],  # variant name -> predict(texts)
@@ -471,7 +419,6 @@ def baseline_predictor(run: RunDir, threads: int | None = None) -> dict[str, Cal
     "The run's exported baseline (chapter 16) as `{'baseline onnx': predict}`, benchmarked beside the variants; {} if none."
     path = run.path / "baseline" / "onnx" / "model.onnx"
     if not path.is_file(): return {}
-    from ainative.baseline import baseline_session, baseline_text, onnx_probabilities
     session = baseline_session(path, threads)
     return {"baseline onnx": lambda texts: onnx_probabilities(session, [baseline_text(t) for t in texts])}
 
@@ -494,7 +441,6 @@ def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, A
 def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResult:
     "Export, optimise, quantise, gate and benchmark the run's model; write `onnx/` and attach it to the version."
     import torch
-    from ainative.data import load_splits, read_manifest
     config = config or OptimizationConfig()
     log = get_logger("optimize")
     run = RunDir.create(config.run_dir)

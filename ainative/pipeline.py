@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import ainative
-from .core import AinativeError, ConfigError, RunDir, atomic_write_json, find_project_root, get_logger
-from .registry import RegistryConfig
+from .core import AinativeError, ConfigError, RunDir, atomic_write_json, find_project_root, get_logger, load_object
+from .registry import Registry, RegistryConfig
 
 # %% auto #0
 __all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'SMOKE_GATE', 'PROFILES', 'CLINC150_MODEL_NAME', 'PIPELINE_TAG',
@@ -179,7 +180,6 @@ def _kernel_transport(folder: Path) -> dict[str, Any]:
 def run_stage(stage: str, run: RunDir, parameters: dict[str, Any],
               cell_timeout: int = 3600, start_timeout: int = 120, stream_output: bool = True) -> Path:
     "Execute one stage notebook's stage run into `<run>/notebooks/` with `parameters`; return the executed notebook."
-    import sys
     import papermill
     from papermill.exceptions import PapermillExecutionError
     notebook = notebooks_dir() / STAGES[stage]
@@ -205,14 +205,12 @@ def run_stage(stage: str, run: RunDir, parameters: dict[str, Any],
 # %% ../nbs/09_pipeline.ipynb #3a539e51
 def check_upstream(run: RunDir, stage: str):
     "Before resuming at `stage`, check that the artifacts of the stages before it are whole; raise if not."
-    from ainative.data import load_splits
     earlier = list(STAGES)[:list(STAGES).index(stage)]
     try:
-        if "data" in earlier: load_splits(run.data)  # every split against its sha256 in the manifest
+        if "data" in earlier: load_object("ainative.data:load_splits")(run.data)  # every split against its sha256 in the manifest
         if "training" in earlier and not ((run.model / "model.safetensors").is_file() and (run.reports / "metrics.json").is_file()):
             raise AinativeError(f"{run.path} has no trained model (model/model.safetensors and reports/metrics.json).")
         if "registry" in earlier:
-            from ainative.registry import Registry
             recorded = run.read_params().get("registry", {})
             if "version" not in recorded: raise AinativeError(f"{run.path} records no registered version.")
             problems = Registry(recorded.get("registry_dir")).verify(recorded["model_name"], recorded["version"])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import typing
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from .core import AinativeError, ConfigError, RunDir, StageConfig, atomic_write_text, get_logger
+from .core import (AinativeError, ConfigError, DefaultsHelp, RunDir, StageConfig, add_option, atomic_write_text,
+                           coerce_value, get_logger, load_object)
 
 if TYPE_CHECKING: import pandas as pd
-# optuna, pandas, torch and the stages are imported inside the functions that use them: the `ainative` command
-# imports this module to build its parser, and must start fast (and work where only the base install is).
+# The `ainative` command imports this module to build its parser, and must start fast (and work where only the base
+# install is): optuna and matplotlib are imported inside the functions that use them, and the data and training stages
+# (pandas, torch) are named where they are used and loaded then (`load_object("ainative.training:TrainingConfig")`).
 
 # %% auto #0
 __all__ = ['PARAMETER_TYPES', 'NOT_SEARCHABLE', 'SWEEP_KEYS', 'ParameterSpec', 'parse_parameter', 'SweepSpec', 'parse_sweep_spec',
@@ -46,8 +49,8 @@ class ParameterSpec:
 
 # %% ../nbs/14_sweep.ipynb #22a31552
 def _training_fields() -> list[str]:
-    from ainative.training import TrainingConfig
-    return [f.name for f in dataclasses.fields(TrainingConfig) if f.name not in NOT_SEARCHABLE]
+    "The fields of `TrainingConfig` a sweep may search or fix."
+    return [f.name for f in dataclasses.fields(load_object("ainative.training:TrainingConfig")) if f.name not in NOT_SEARCHABLE]
 
 def _check_name(name: str, where: str) -> None:
     "A `ConfigError` naming the valid fields unless `name` is a `TrainingConfig` field a sweep may set."
@@ -58,10 +61,9 @@ def _check_name(name: str, where: str) -> None:
 # %% ../nbs/14_sweep.ipynb #50307d6d
 def _check_training_field(name: str, value: Any, where: str) -> Any:
     "`value` converted to the type of the `TrainingConfig` field `name` (a `ConfigError` if it is none or does not fit)."
-    from ainative.core import coerce_value
-    from ainative.training import TrainingConfig
     _check_name(name, where)
-    try: return coerce_value(value, typing.get_type_hints(TrainingConfig)[name], name)
+    annotation = typing.get_type_hints(load_object("ainative.training:TrainingConfig"))[name]
+    try: return coerce_value(value, annotation, name)
     except ConfigError as error: raise ConfigError(error.what, where=where, fix=error.fix) from None
 
 # %% ../nbs/14_sweep.ipynb #4b1038dc
@@ -125,7 +127,6 @@ def parse_sweep_spec(values: dict,              # the YAML file's mapping
                      where: str = "sweep file"  # its path, for error messages
                     ) -> SweepSpec:
     "Check a sweep file's mapping (keys, parameter ranges, fixed values, budget) and return a `SweepSpec`."
-    from ainative.data import DataConfig
     if not isinstance(values, dict) or not isinstance(values.get("parameters"), dict) or not values["parameters"]:
         raise ConfigError("A sweep file needs a mapping 'parameters' with at least one parameter to search.", where=where,
                           fix="See sweeps/banking77.yaml for an example.")
@@ -135,7 +136,7 @@ def parse_sweep_spec(values: dict,              # the YAML file's mapping
     fixed = {name: _check_training_field(name, value, f"{where}: fixed") for name, value in (values.get("fixed") or {}).items()}
     both = sorted(set(fixed) & set(parameters))
     if both: raise ConfigError(f"{both} are both fixed and searched.", where=where, fix="Keep each in one place.")
-    try: DataConfig.from_params(values.get("data") or {})  # fails now, with the field list, not after a trial
+    try: load_object("ainative.data:DataConfig").from_params(values.get("data") or {})  # fails now, with the field list, not after a trial
     except ConfigError as error: raise ConfigError(error.what, where=f"{where}: data", fix=error.fix) from None
     spec = SweepSpec(parameters, **{key: values[key] for key in SWEEP_KEYS if key in values and key not in ("parameters", "fixed")},
                      fixed=fixed)
@@ -199,11 +200,11 @@ def create_study(spec: SweepSpec, storage: str | None = None):
 def prepare_shared_data(run: RunDir, data: dict[str, Any]) -> dict[str, Any]:
     "Prepare the data stage with `data` into `run` once (a file lock keeps parallel workers from racing); its manifest."
     from filelock import FileLock
-    from ainative.data import DataConfig, prepare_data, read_manifest
-    wanted = DataConfig.from_params(data, run_dir=str(run.path)).to_dict()
+    data_config = load_object("ainative.data:DataConfig")
+    wanted = data_config.from_params(data, run_dir=str(run.path)).to_dict()
     with FileLock(str(run.path / ".data.lock")):
-        if not (run.data / "manifest.json").exists(): prepare_data(DataConfig.from_params(wanted))
-    manifest = read_manifest(run.data)
+        if not (run.data / "manifest.json").exists(): load_object("ainative.data:prepare_data")(data_config.from_params(wanted))
+    manifest = load_object("ainative.data:read_manifest")(run.data)
     changed = {key: value for key, value in wanted.items() if key != "run_dir" and manifest["params"].get(key) != value}
     if changed:
         raise ConfigError(f"The sweep's data was prepared with other parameters than {changed}.", where=str(run.data),
@@ -229,13 +230,12 @@ def suggest(trial, parameter: ParameterSpec) -> Any:
 def run_trial(trial, spec: SweepSpec, sweep_run: RunDir) -> float:
     "Train with `trial`'s parameters in its own run directory; its objective: the validation score."
     import optuna
-    from ainative.training import TrainingConfig, train_model
     params = {name: suggest(trial, parameter) for name, parameter in spec.parameters.items()}
     run = trial_run(sweep_run, trial.number)
     trial.set_user_attr("run_dir", str(run.path))
-    config = TrainingConfig.from_params({**spec.fixed, **params}, run_dir=str(run.path))
+    config = load_object("ainative.training:TrainingConfig").from_params({**spec.fixed, **params}, run_dir=str(run.path))
     live = PruningCallback(trial, spec.metric)
-    result = train_model(config, callbacks=[live])
+    result = load_object("ainative.training:train_model")(config, callbacks=[live])
     if live.pruned: raise optuna.TrialPruned(f"stopped after epoch {result.metrics.get('epochs_run')}")
     return validation_score(result.metrics, spec.metric)
 
@@ -313,7 +313,7 @@ def write_best_yaml(path: Path | str, study, spec: SweepSpec) -> Path:
 def write_sweep_reports(study, spec: SweepSpec, run: RunDir) -> dict[str, Path]:
     "The study table (CSV, JSON), the history and importance plots and `best.yaml`, in the sweep's `reports/`."
     import matplotlib.pyplot as plt
-    from ainative.data import save_figure
+    save_figure = load_object("ainative.data:save_figure")
     run.reports.mkdir(parents=True, exist_ok=True)
     table = study_table(study)
     paths = {"table_csv": run.reports / "sweep_trials.csv", "table_json": run.reports / "sweep_trials.json"}
@@ -372,7 +372,6 @@ def sweep(config: SweepConfig | None = None) -> SweepResult:
 # %% ../nbs/14_sweep.ipynb #35aa0aa6
 def sweep_command(args) -> int:
     "Run a sweep from the parsed `ainative sweep` arguments and print where its reports are and the best trial."
-    import json
     names = ("run_dir", "storage", "study_name", "n_trials", "timeout", "seed")
     config = SweepConfig.from_params({name: getattr(args, name) for name in names if getattr(args, name) is not None}, space=args.space)
     result = sweep(config)
@@ -386,7 +385,6 @@ def sweep_command(args) -> int:
 # %% ../nbs/14_sweep.ipynb #21dc1929
 def add_sweep_command(commands: Any) -> None:
     "`ainative sweep`: search the training stage's parameters with Optuna."
-    from ainative.cli import DefaultsHelp, add_option
     parser = commands.add_parser("sweep", help="search training parameters (Optuna: TPE, median pruning, resumable)",
                                  formatter_class=DefaultsHelp,
                                  description="Prepare the data once, then train one run per trial with the parameters "

@@ -23,12 +23,14 @@ from .core import (AinativeError, ConfigError, DeviceInfo, RunDir, StageConfig, 
                            get_logger, seed_everything)
 from .data import DataConfig, load_splits, prepare_data, read_manifest
 from .evidence import encode_correct
+from .scoring import classification_metrics  # chapter 2a; `from ainative.training import classification_metrics` still works
 from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_collator, tokenize_splits
+from .baseline import BaselineConfig, compare_families, export_baseline
 
 # %% auto #0
-__all__ = ['TrainingConfig', 'classification_metrics', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines',
-           'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
-           'build_optimizer', 'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
+__all__ = ['TrainingConfig', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines', 'format_duration',
+           'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments', 'build_optimizer',
+           'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -61,24 +63,6 @@ class TrainingConfig(StageConfig):
             raise ConfigError("epochs, learning_rate, batch_size and gradient_accumulation_steps must be positive.")
         if not 0 <= self.warmup_fraction < 1: raise ConfigError(f"warmup_fraction={self.warmup_fraction} must be in [0, 1).")
 
-# %% ../nbs/03_training.ipynb #83e48aaa
-def classification_metrics(labels: np.ndarray,        # true label ids
-                           predictions: np.ndarray,   # predicted label ids
-                           label_names: list[str]      # name of each id
-                          ) -> dict[str, Any]:
-    "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-    ids = list(range(len(label_names)))
-    precision, recall, f1, support = precision_recall_fscore_support(labels, predictions, labels=ids, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, labels=ids, average="macro", zero_division=0)),
-        "examples": int(len(labels)),
-        "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for name, p, r, f, s in zip(label_names, precision, recall, f1, support)},
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=ids).tolist(),
-    }
-
 # %% ../nbs/03_training.ipynb #60bafba9
 def trainer_metrics(eval_prediction) -> dict[str, float]:
     "The Trainer's `compute_metrics`: accuracy and macro-F1 of an `EvalPrediction`."
@@ -94,7 +78,6 @@ def train_baseline(run: RunDir,                          # the run, with data/ w
                    seed: int = 42                        # the logistic regression's random state
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     "Export the baseline of chapter 16 into `<run>/baseline/`; its metrics, and its comparison with the transformer."
-    from ainative.baseline import BaselineConfig, compare_families, export_baseline
     if any(ids is None for ids in transformer.values()):
         raise AinativeError("The transformer's predictions are not in row order, so they cannot be paired with the baseline's.",
                             fix="Predict with a sequential sampler (train_sampling_strategy='sequential') before comparing.")

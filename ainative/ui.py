@@ -13,17 +13,40 @@ from typing import Any, Sequence
 
 import numpy as np
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query  # module level: FastAPI resolves route annotations from the module's globals
+from fastapi import APIRouter, Depends, Query, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastcore.basics import patch
 
-from .monitor import ANSWERED, REQUESTS, RequestStore
-from .serving import ModelRuntime, ServerState, in_log_thread, loaded_runtime, server_state
+from .serving import ModelRuntime
+from .store import ANSWERED, REQUESTS, RequestStore
+from .traffic import Answering, Explainer, Monitoring, Telemetry, in_log_thread
 
 # %% auto #0
 __all__ = ['CONTENT_SECURITY_POLICY', 'SECURITY_HEADERS', 'UI_ASSETS', 'MEDIA_TYPES', 'INLINE_CODE', 'HTML_SINKS', 'ui_router',
-           'ui_files', 'unsafe_markup', 'traffic_series', 'ui_file', 'home', 'try_page', 'watch_page', 'static_file',
-           'served_labels', 'traffic_per_minute']
+           'answering_part', 'monitoring_part', 'explainer_part', 'telemetry_part', 'loaded_runtime', 'ui_files',
+           'unsafe_markup', 'traffic_series', 'ui_file', 'root_endpoint', 'try_page_endpoint', 'watch_page_endpoint',
+           'static_file_endpoint', 'labels_endpoint', 'traffic_endpoint']
+
+# %% ../nbs/13_ui.ipynb #b0461893
+async def answering_part(request: Request) -> Answering:
+    "The server's `Answering` part: the champion's manager and batcher, the challenger (a FastAPI dependency)."
+    return request.app.state.parts.answering
+
+async def monitoring_part(request: Request) -> Monitoring:
+    "The server's `Monitoring` part: the request log, its store and their evaluation (a FastAPI dependency)."
+    return request.app.state.parts.monitoring
+
+async def explainer_part(request: Request) -> Explainer:
+    "The server's `Explainer` (a FastAPI dependency)."
+    return request.app.state.parts.explainer
+
+async def telemetry_part(request: Request) -> Telemetry:
+    "The server's `Telemetry` part: the metrics and each background part's state (a FastAPI dependency)."
+    return request.app.state.parts.telemetry
+
+async def loaded_runtime(answering: Answering = Depends(answering_part)) -> ModelRuntime:
+    "The served runtime; the engine's `NotReady` (503) while there is none (a FastAPI dependency)."
+    return answering.loaded_runtime()
 
 # %% ../nbs/13_ui.ipynb #46c00987
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -113,37 +136,37 @@ def ui_file(name: str) -> Response:
 _READ_METHODS = ["GET", "HEAD"]  # HEAD too, so that `curl -I` and link checkers see what a browser gets
 
 @ui_router.api_route("/", methods=_READ_METHODS)
-async def home() -> RedirectResponse:
+async def root_endpoint() -> RedirectResponse:
     "The server's root leads people to the Try page."
     return RedirectResponse("/ui", status_code=307)
 
 @ui_router.api_route("/ui", methods=_READ_METHODS)
-async def try_page() -> Response:
+async def try_page_endpoint() -> Response:
     "The Try page: classify, explain, correct."
     return ui_file("index.html")
 
 @ui_router.api_route("/ui/watch", methods=_READ_METHODS)
-async def watch_page() -> Response:
+async def watch_page_endpoint() -> Response:
     "The Watch page: the served version, traffic, latency, drift and feedback accuracy."
     return ui_file("watch.html")
 
 @ui_router.api_route("/ui/static/{name}", methods=_READ_METHODS)
-async def static_file(name: str) -> Response:
+async def static_file_endpoint(name: str) -> Response:
     "A script, style sheet or icon of the pages."
     return ui_file(name)
 
 # %% ../nbs/13_ui.ipynb #11c728d6
 @ui_router.get("/ui/api/labels")
-async def served_labels(runtime: ModelRuntime = Depends(loaded_runtime)) -> JSONResponse:
+async def labels_endpoint(runtime: ModelRuntime = Depends(loaded_runtime)) -> JSONResponse:
     "The served version and its label names, in class-id order."
     return JSONResponse({"version": runtime.version, "labels": runtime.labels}, headers=SECURITY_HEADERS)
 
 # %% ../nbs/13_ui.ipynb #f1ae6741
 @ui_router.get("/ui/api/traffic")
-async def traffic_per_minute(minutes: int = Query(60, ge=1, le=1440),  # how many minutes back, up to a day
-                             state: ServerState = Depends(server_state)) -> JSONResponse:
+async def traffic_endpoint(minutes: int = Query(60, ge=1, le=1440),  # how many minutes back, up to a day
+                           monitoring: Monitoring = Depends(monitoring_part)) -> JSONResponse:
     "Answers per minute and their latency percentiles over the last `minutes` minutes, from the request log."
-    if state.request_log is not None: await state.request_log.flush()
+    await monitoring.flush()
     now = time.time()  # after the flush: the log stamps a row when it writes it
-    answers = await in_log_thread(state, "answer_times", now - minutes * 60)
+    answers = await in_log_thread(monitoring, "answer_times", now - minutes * 60)
     return JSONResponse(traffic_series(answers, now, minutes), headers=SECURITY_HEADERS)

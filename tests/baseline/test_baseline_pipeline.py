@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from ainative.core import RunDir
 from ainative.pipeline import pipeline_outcome, pipeline_summary, run_pipeline
 from ainative.registry import Registry
-from ainative.serving import ServingConfig, create_app
+from ainative.api import create_app
+from ainative.serving import ServingConfig
 
 from baseline_fixtures import TEMPLATES, wait_ready, write_templated_dataset
 

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from ainative.baseline import BaselineConfig, compare_run_families, register_baseline
 from ainative.registry import Registry
-from ainative.serving import ServingConfig, create_app
+from ainative.api import create_app
+from ainative.serving import ServingConfig
 
 from baseline_fixtures import MODEL, TEMPLATES, wait_ready
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ainative.core import AinativeError, ConfigError, DeviceInfo
-from ainative.training import (TrainingConfig, _check_not_diverged, build_optimizer, classification_metrics,
-                               resolve_precision)
+from ainative.scoring import classification_metrics
+from ainative.training import TrainingConfig, _check_not_diverged, build_optimizer, resolve_precision, trainer_metrics
 
 CPU = DeviceInfo("cpu", "2 threads", 1, False, "test")
 GPU = DeviceInfo("cuda", "fake", 1, True, "test")
@@ -56,3 +56,13 @@ def test_macro_f1_counts_every_class_equally():
     assert metrics["accuracy"] == 0.8
     assert math.isclose(metrics["macro_f1"], (2 * 0.8 / 1.8) / 3)  # only the big class scores
     assert metrics["per_class"]["small1"]["recall"] == 0.0
+
+
+def test_trainer_metrics_agree_with_the_report():
+    "The Trainer's per-epoch scores are the report's accuracy and macro-F1 when every class occurs."
+    from types import SimpleNamespace
+    logits = np.random.default_rng(0).normal(size=(60, 3))
+    labels = np.arange(60) % 3
+    epoch = trainer_metrics(SimpleNamespace(predictions=logits, label_ids=labels))
+    report = classification_metrics(labels, logits.argmax(1), ["a", "b", "c"])
+    assert epoch == {"accuracy": report["accuracy"], "macro_f1": pytest.approx(report["macro_f1"], abs=1e-12)}

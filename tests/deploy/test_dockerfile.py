@@ -225,7 +225,7 @@ def test_builder_checks_the_server_imports_no_torch(instructions, global_args):
     "The build fails if the installed server would import torch or pandas (the slim image's promise)."
     builder = next(stage for stage in split_stages(instructions, {**global_args, "VARIANT": "cpu"}) if stage["name"] == "builder")
     install = next(arguments for keyword, arguments in builder["instructions"] if keyword == "RUN" and "pip install" in arguments)
-    assert "import sys, ainative.serving" in install and "'torch'" in install and "'pandas'" in install
+    assert "import sys, ainative.api" in install and "'torch'" in install and "'pandas'" in install
 
 
 def test_builder_copies_the_stage_notebooks(instructions):

@@ -18,7 +18,7 @@ from kubernetes_validate.utils import latest_version
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 CONTAINER_PORT = 8000
-SERVER_DRAIN_SECONDS = 30  # `ainative.serving.serve` drains for up to 30 s on SIGTERM (timeout_graceful_shutdown)
+SERVER_DRAIN_SECONDS = 30  # `ainative.api.serve` drains for up to 30 s on SIGTERM (timeout_graceful_shutdown)
 KUBERNETES_VERSIONS = ["1.30.0", latest_version()]  # the oldest version we support, and the newest schemas we have
 RESOURCE_FILES = sorted(path.name for path in MANIFESTS.glob("*.yaml") if path.name != "kustomization.yaml")
 

@@ -1,6 +1,8 @@
 "Integrated-gradients attributions on a tiny BERT: word merging, special tokens, completeness, targets, bad input, HTML."
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,8 +11,8 @@ import torch
 from ainative.core import AinativeError, ConfigError, EmptyTextError, NonStringTextError
 from ainative.demo import tiny_model
 from tiny_models import LABELS
-from ainative.explain import (attribution_html, embedding_layer, explain_text, merge_to_words, padding_baseline,
-                              plot_attributions, token_attributions)
+from ainative.attributions import embedding_layer, explain_text, merge_to_words, padding_reference, token_attributions
+from ainative.explain import attribution_html, plot_attributions
 
 
 def test_word_pieces_join_their_word_and_special_tokens_go(tokenizer, tiny):
@@ -34,32 +36,32 @@ def test_merge_sums_the_pieces_of_each_word(tokenizer):
     assert words[1]["attribution"] == sum(range(pieces + 1, len(scores) - 1))  # [SEP] (last) left out
 
 
-def test_baseline_keeps_cls_and_sep_only(tokenizer):
+def test_reference_input_keeps_cls_and_sep_only(tokenizer):
     encoded = tokenizer("where is my parcel", return_tensors="pt")
     keep = torch.tensor([w is None for w in encoded.word_ids(0)])
-    baseline = padding_baseline(encoded["input_ids"], keep, tokenizer.pad_token_id)[0].tolist()
-    assert baseline[0] == tokenizer.cls_token_id and baseline[-1] == tokenizer.sep_token_id
-    assert set(baseline[1:-1]) == {tokenizer.pad_token_id} and len(baseline) == encoded["input_ids"].shape[1]
+    reference = padding_reference(encoded["input_ids"], keep, tokenizer.pad_token_id)[0].tolist()
+    assert reference[0] == tokenizer.cls_token_id and reference[-1] == tokenizer.sep_token_id
+    assert set(reference[1:-1]) == {tokenizer.pad_token_id} and len(reference) == encoded["input_ids"].shape[1]
 
 
 def test_delta_is_finite_and_attributions_add_up_to_the_change(tokenizer, tiny):
-    "Completeness, checked against f(x) and f(baseline) computed here, not by the code under test."
+    "Completeness, checked against f(x) and f(reference input) computed here, not by the code under test."
     text = "I want a refund for my broken kettle"
     explanation = explain_text(tiny, tokenizer, text, n_steps=64)
     encoded = tokenizer(text, return_tensors="pt")
     keep = torch.tensor([w is None for w in encoded.word_ids(0)])
-    baseline = padding_baseline(encoded["input_ids"], keep, tokenizer.pad_token_id)
+    reference = padding_reference(encoded["input_ids"], keep, tokenizer.pad_token_id)
     target = explanation["label_id"]
     with torch.no_grad():
         f_x = torch.softmax(tiny(**encoded).logits, -1)[0, target].item()
-        f_baseline = torch.softmax(tiny(input_ids=baseline, attention_mask=encoded["attention_mask"],
-                                        token_type_ids=encoded["token_type_ids"]).logits, -1)[0, target].item()
+        f_reference = torch.softmax(tiny(input_ids=reference, attention_mask=encoded["attention_mask"],
+                                         token_type_ids=encoded["token_type_ids"]).logits, -1)[0, target].item()
     total = sum(w["attribution"] for w in explanation["words"])
     assert math.isfinite(explanation["delta"])
     assert explanation["probability"] == pytest.approx(f_x, abs=1e-5)
-    assert explanation["baseline_probability"] == pytest.approx(f_baseline, abs=1e-5)
-    assert abs(total - (f_x - f_baseline)) <= abs(explanation["delta"]) + 1e-5
-    assert abs(explanation["delta"]) < 0.05 * abs(f_x - f_baseline) + 1e-4  # 64 steps converge on this model
+    assert explanation["baseline_probability"] == pytest.approx(f_reference, abs=1e-5)  # the API's name for f(reference)
+    assert abs(total - (f_x - f_reference)) <= abs(explanation["delta"]) + 1e-5
+    assert abs(explanation["delta"]) < 0.05 * abs(f_x - f_reference) + 1e-4  # 64 steps converge on this model
 
 
 def test_more_steps_do_not_converge_worse(tokenizer, tiny):
@@ -126,9 +128,10 @@ def test_embedding_layer_error_names_the_model():
 def test_token_attributions_one_score_per_token(tokenizer, tiny):
     encoded = tokenizer("please refund me", return_tensors="pt")
     keep = torch.tensor([w is None for w in encoded.word_ids(0)])
-    result = token_attributions(tiny, dict(encoded), padding_baseline(encoded["input_ids"], keep, 0), target=0, n_steps=8)
+    result = token_attributions(tiny, dict(encoded), padding_reference(encoded["input_ids"], keep, 0), target=0, n_steps=8)
     assert result.scores.shape == (encoded["input_ids"].shape[1],)
-    assert result.scores[0] == 0 and result.scores[-1] == 0  # [CLS] and [SEP] equal the baseline's
+    assert result.scores[0] == 0 and result.scores[-1] == 0  # [CLS] and [SEP] equal the reference input's
+    assert result.value - result.reference_value == pytest.approx(result.scores.sum() + result.delta, abs=1e-5)
 
 
 def test_html_escapes_user_text(tokenizer, tiny):
@@ -157,3 +160,20 @@ def test_attribution_plot_has_a_panel_per_text(tokenizer, tiny):
     assert len(panels) == 2 and len(panels[1].get_yticklabels()) == 10
     assert "largest 10 of 30 words" in panels[1].get_title()
     plt.close(figure)
+
+
+def test_the_module_loads_without_torch():
+    "The server imports it for /explain and must start without torch: the heavy packages load inside its functions."
+    probe = ("import sys, ainative.attributions; "
+             "print(sorted(m for m in ('torch', 'captum', 'transformers', 'pandas', 'scipy', 'sklearn') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_the_stage_module_still_answers_for_the_moved_names():
+    "`from ainative.explain import explain_text` (and the rest that moved to chapter 7a) keeps working."
+    import ainative.attributions as attributions
+    import ainative.explain as explain
+    for name in ("explain_text", "token_attributions", "merge_to_words", "embedding_layer", "model_lock",
+                 "ExplainTimeoutError", "TokenAttributions", "class_id", "padding_reference"):
+        assert getattr(explain, name) is getattr(attributions, name), name

@@ -1,10 +1,11 @@
-"Calibration: ECE by hand, equal-width bins, temperature scaling, calibration report, bad input."
+"Calibration (chapter 2a's math, chapter 7's diagram): ECE by hand, equal-width bins, temperature scaling, calibration report, bad input."
 import numpy as np
 import pytest
 
-from ainative.core import AinativeError, ConfigError
-from ainative.explain import (calibration_report, expected_calibration_error, fit_temperature, negative_log_likelihood,
-                              plot_reliability, reliability_bins, softmax)
+from ainative.core import AinativeError, ConfigError, softmax
+from ainative.explain import plot_reliability
+from ainative.scoring import (calibration_report, expected_calibration_error, fit_temperature, negative_log_likelihood,
+                              reliability_bins)
 
 
 def test_ece_matches_a_hand_computed_example():

@@ -4,7 +4,7 @@ import pytest
 
 from ainative.explain import (confident_mistakes, confused_pairs, confusion_order, largest_confusions,
                               plot_confusion_matrix, plot_per_class_f1)
-from ainative.training import classification_metrics
+from ainative.scoring import classification_metrics
 
 
 def test_order_puts_confused_classes_side_by_side():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import ainative.explain as explain
+import ainative.attributions as attributions
 from ainative.core import ConfigError
+from ainative.explain import ExplainConfig
 from tiny_models import LABELS
 
 from ainative.demo import tiny_model
@@ -23,7 +24,7 @@ def _attributions(explanation: dict) -> np.ndarray:
 def _largest_embedding_batch(model) -> tuple[list[int], object]:
     "Record the batch size of every pass through the embedding layer (a list), and the hook's handle."
     sizes: list[int] = []
-    handle = explain.embedding_layer(model).register_forward_hook(lambda module, args, output: sizes.append(output.shape[0]))
+    handle = attributions.embedding_layer(model).register_forward_hook(lambda module, args, output: sizes.append(output.shape[0]))
     return sizes, handle
 
 
@@ -36,9 +37,9 @@ def slow_model(tokenizer):
 
 
 def test_internal_batching_leaves_attributions_unchanged(tokenizer, tiny):
-    whole = explain.explain_text(tiny, tokenizer, TEXT, n_steps=50, internal_batch_size=None)
+    whole = attributions.explain_text(tiny, tokenizer, TEXT, n_steps=50, internal_batch_size=None)
     for chunk in (7, 16, 50):  # 7 does not divide 50: the last chunk is short
-        batched = explain.explain_text(tiny, tokenizer, TEXT, n_steps=50, internal_batch_size=chunk)
+        batched = attributions.explain_text(tiny, tokenizer, TEXT, n_steps=50, internal_batch_size=chunk)
         np.testing.assert_allclose(_attributions(batched), _attributions(whole), rtol=1e-4, atol=1e-6)
         assert batched["delta"] == pytest.approx(whole["delta"], abs=1e-5)
         assert batched["probability"] == whole["probability"]
@@ -49,42 +50,42 @@ def test_internal_batching_bounds_the_forward_batch(tokenizer):
     model = tiny_model(LABELS, vocab_size=len(tokenizer), seed=1)
     sizes, handle = _largest_embedding_batch(model)
     try:
-        explain.explain_text(model, tokenizer, TEXT, n_steps=120)  # the default chunk
-        assert max(sizes) <= explain.ExplainConfig.internal_batch_size < 120
+        attributions.explain_text(model, tokenizer, TEXT, n_steps=120)  # the default chunk
+        assert max(sizes) <= ExplainConfig.internal_batch_size < 120
         sizes.clear()
-        explain.explain_text(model, tokenizer, TEXT, n_steps=120, internal_batch_size=5)
+        attributions.explain_text(model, tokenizer, TEXT, n_steps=120, internal_batch_size=5)
         assert max(sizes) == 5
         sizes.clear()
-        explain.explain_text(model, tokenizer, TEXT, n_steps=120, internal_batch_size=None)
+        attributions.explain_text(model, tokenizer, TEXT, n_steps=120, internal_batch_size=None)
         assert max(sizes) == 120  # all steps at once: what the server did before
     finally:
         handle.remove()
 
 
 def test_steps_beyond_the_cap_are_refused(tokenizer, tiny):
-    cap = explain.ExplainConfig.max_steps
-    assert cap == 200
-    assert explain.explain_text(tiny, tokenizer, "refund please", n_steps=cap)["n_steps"] == cap
+    cap = ExplainConfig.max_steps
+    assert cap == attributions.MAX_STEPS == 200  # the stage's cap is the server's
+    assert attributions.explain_text(tiny, tokenizer, "refund please", n_steps=cap)["n_steps"] == cap
     for bad in (cap + 1, 10_000, 0):
         with pytest.raises(ConfigError) as caught:
-            explain.explain_text(tiny, tokenizer, "refund please", n_steps=bad)
+            attributions.explain_text(tiny, tokenizer, "refund please", n_steps=bad)
         assert caught.value.where == "n_steps" and str(cap) in caught.value.what
     with pytest.raises(ConfigError, match="internal_batch_size"):
-        explain.explain_text(tiny, tokenizer, "refund please", internal_batch_size=0)
+        attributions.explain_text(tiny, tokenizer, "refund please", internal_batch_size=0)
     with pytest.raises(ConfigError, match="n_steps"):
-        explain.ExplainConfig(n_steps=cap + 1)
+        ExplainConfig(n_steps=cap + 1)
 
 
 def test_concurrent_explanations_match_single_threaded_ones(tokenizer, slow_model):
     "captum hooks the shared model's embedding layer: without a per-model lock, one thread's hook rewrites the other's pass."
     texts = [TEXT, "where is my parcel, it has not come yet", "cancel my order now please"]
-    expected = {text: explain.explain_text(slow_model, tokenizer, text, n_steps=24, internal_batch_size=8) for text in texts}
+    expected = {text: attributions.explain_text(slow_model, tokenizer, text, n_steps=24, internal_batch_size=8) for text in texts}
     results, errors = [], []
 
     def worker(order: list[str]):
         try:
             for text in order:
-                results.append((text, explain.explain_text(slow_model, tokenizer, text, n_steps=24, internal_batch_size=8)))
+                results.append((text, attributions.explain_text(slow_model, tokenizer, text, n_steps=24, internal_batch_size=8)))
         except Exception as error:  # collected: an exception in a thread would not fail the test
             errors.append(error)
 
@@ -97,24 +98,24 @@ def test_concurrent_explanations_match_single_threaded_ones(tokenizer, slow_mode
         assert got["label_id"] == expected[text]["label_id"]
         np.testing.assert_allclose(_attributions(got), _attributions(expected[text]), rtol=1e-5, atol=1e-7)
         assert got["delta"] == pytest.approx(expected[text]["delta"], abs=1e-6)
-    assert not explain.embedding_layer(slow_model)._forward_hooks  # captum removed its hooks
+    assert not attributions.embedding_layer(slow_model)._forward_hooks  # captum removed its hooks
 
 
 def test_a_deadline_stops_the_attribution_and_leaves_the_model_usable(tokenizer, slow_model):
     started = time.monotonic()
-    with pytest.raises(explain.ExplainTimeoutError) as caught:  # 100 passes of >= 20 ms: over 2 s without a deadline
-        explain.explain_text(slow_model, tokenizer, TEXT, n_steps=200, internal_batch_size=2, timeout_s=0.3)
+    with pytest.raises(attributions.ExplainTimeoutError) as caught:  # 100 passes of >= 20 ms: over 2 s without a deadline
+        attributions.explain_text(slow_model, tokenizer, TEXT, n_steps=200, internal_batch_size=2, timeout_s=0.3)
     assert time.monotonic() - started < 1.5
     assert isinstance(caught.value, TimeoutError) and caught.value.fix
-    assert not explain.embedding_layer(slow_model)._forward_hooks  # captum's hooks are gone
-    assert explain.explain_text(slow_model, tokenizer, "refund please", n_steps=4, timeout_s=30)["n_steps"] == 4  # lock free
+    assert not attributions.embedding_layer(slow_model)._forward_hooks  # captum's hooks are gone
+    assert attributions.explain_text(slow_model, tokenizer, "refund please", n_steps=4, timeout_s=30)["n_steps"] == 4  # lock free
 
 
 def test_waiting_for_a_busy_model_times_out(tokenizer, tiny):
     held, release = threading.Event(), threading.Event()
 
     def hold():
-        with explain.model_lock(tiny):
+        with attributions.model_lock(tiny):
             held.set()
             release.wait(10)
 
@@ -123,19 +124,19 @@ def test_waiting_for_a_busy_model_times_out(tokenizer, tiny):
     try:
         assert held.wait(10)
         started = time.monotonic()
-        with pytest.raises(explain.ExplainTimeoutError, match="busy"):
-            explain.explain_text(tiny, tokenizer, "refund please", n_steps=4, timeout_s=0.2)
+        with pytest.raises(attributions.ExplainTimeoutError, match="busy"):
+            attributions.explain_text(tiny, tokenizer, "refund please", n_steps=4, timeout_s=0.2)
         assert 0.15 < time.monotonic() - started < 2
     finally:
         release.set()
         holder.join(10)
-    assert explain.explain_text(tiny, tokenizer, "refund please", n_steps=4, timeout_s=5)["n_steps"] == 4
+    assert attributions.explain_text(tiny, tokenizer, "refund please", n_steps=4, timeout_s=5)["n_steps"] == 4
 
 
 def test_text_is_normalised_as_in_training(tokenizer, tiny):
     "Training texts are NFKC- and whitespace-normalised (ainative.core.normalize_text); explanations must see the same."
-    plain = explain.explain_text(tiny, tokenizer, "refund my parcel please", n_steps=8)
-    odd = explain.explain_text(tiny, tokenizer, "  ｒｅｆｕｎｄ\u00a0my \t parcel\u3000please ", n_steps=8)  # fullwidth, NBSP, tabs
+    plain = attributions.explain_text(tiny, tokenizer, "refund my parcel please", n_steps=8)
+    odd = attributions.explain_text(tiny, tokenizer, "  ｒｅｆｕｎｄ\u00a0my \t parcel\u3000please ", n_steps=8)  # fullwidth, NBSP, tabs
     assert odd["text"] == plain["text"] == "refund my parcel please"
     assert [w["word"] for w in odd["words"]] == ["refund", "my", "parcel", "please"]
     np.testing.assert_allclose(_attributions(odd), _attributions(plain), rtol=1e-6)

@@ -231,7 +231,7 @@ def test_serve_extra_serves_without_torch_or_pandas(serve_venv, outside):
     folder.mkdir()
     answer = serve_and_predict(serve_venv, folder, registry=demo / "registry")
     assert answer["status"] == 200 and answer["intent"] and 0 <= answer["confidence"] <= 1
-    probe = "import sys, ainative.serving, ainative.cli; print(sorted(m for m in ('torch', 'pandas', 'transformers') if m in sys.modules))"
+    probe = "import sys, ainative.api, ainative.cli; print(sorted(m for m in ('torch', 'pandas', 'transformers') if m in sys.modules))"
     assert run([str(venv_python(serve_venv)), "-c", probe], cwd=folder, env=user_environment()).stdout.strip() == "[]"
 
 

@@ -10,9 +10,10 @@ from onnx import numpy_helper
 
 from ainative.core import AinativeError, ConfigError, ParityError
 from ainative.demo import tiny_model, tiny_tokenizer
-from ainative.optimize import (INT8_FORMATS, ONNX_OUTPUTS, OnnxRunner, OptimizationConfig, batched_logits, export_onnx,
-                               judge_variant, monitoring_reference, optimize_graph, parity_report, quantize_int8,
-                               require_parity, torch_predictor, unknown_token_rates, write_probes)
+from ainative.optimize import (INT8_FORMATS, ONNX_OUTPUTS, OnnxRunner, OptimizationConfig, export_onnx, judge_variant,
+                               monitoring_reference, optimize_graph, quantize_int8, torch_predictor, unknown_token_rates,
+                               write_probes)
+from ainative.scoring import batched_logits, parity_report, require_parity
 
 TEXTS = [f"message {i} about my {w}" for i, w in enumerate(["refund", "parcel", "card", "password", "order"] * 20)]
 

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import pytest
 
 from ainative.core import ConfigError
-from ainative.serving import ServingConfig, choose_model, offer_shadow, share_bucket
+from ainative.serving import ServingConfig
+from ainative.traffic import choose_model, offer_shadow, share_bucket
 
 
 def state_with(mode: str = "shadow", active: bool = True, queue: int = 1, **settings) -> SimpleNamespace:
-    "What `offer_shadow` and `choose_model` read of the server's state: config, champion batcher, challenger."
+    "What `offer_shadow` and `choose_model` read of the answering part: config, champion batcher, challenger."
     challenger = SimpleNamespace(mode=mode, active=active, counts=Counter(), batcher="challenger batcher",
                                  shadow=asyncio.Queue(maxsize=queue) if mode == "shadow" else None)
     return SimpleNamespace(config=ServingConfig(challenger="challenger", challenger_mode=mode, **settings),

@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 
 from ainative.core import IntegrityError
 from ainative.registry import Registry
-from ainative.serving import Inference, MicroBatcher, ModelManager, ModelRuntime, ServingConfig, create_app
+from ainative.api import create_app
+from ainative.serving import Inference, MicroBatcher, ModelManager, ModelRuntime, ServingConfig
 from live_server import HOST, MODEL, copy_demo, wait_until
 
 RELOAD_TIMEOUT_S = 60
@@ -65,7 +66,7 @@ def test_a_caller_giving_up_during_the_one_by_one_fallback_does_not_kill_the_wor
         patient_result = await asyncio.wait_for(patient, 10)
         later = await asyncio.wait_for(batcher.submit(["later"]), 10)  # before the fix: never answered
         alive = batcher.alive
-        await batcher.stop()
+        await batcher.drain()
         return patient_result, later, alive
     patient, later, alive = asyncio.run(scenario())
     assert alive and patient[0].version == later[0].version == "v-fake"
@@ -74,7 +75,7 @@ def test_a_caller_giving_up_during_the_one_by_one_fallback_does_not_kill_the_wor
 def test_the_model_raising_fails_only_those_requests_and_the_server_stays_ready(demo_registry_dir, monkeypatch):
     with app_client(demo_registry_dir) as client:
         wait_ready(client)
-        runtime = client.app.state.serving.manager.runtime
+        runtime = client.app.state.parts.answering.manager.runtime
         monkeypatch.setattr(runtime, "infer", lambda texts: (_ for _ in ()).throw(RuntimeError("CUDA error: device lost")))
         failed = client.post("/predict", json={"text": "refund please"})
         assert failed.status_code == 500 and failed.json()["error"] == "internal_error"
@@ -86,12 +87,12 @@ def test_the_model_raising_fails_only_those_requests_and_the_server_stays_ready(
 def test_ready_and_health_fail_when_the_batch_worker_cannot_be_restarted(demo_registry_dir):
     with app_client(demo_registry_dir) as client:
         wait_ready(client)
-        state = client.app.state.serving
+        batcher = client.app.state.parts.answering.batcher
 
         async def break_worker():
             async def crash(): raise RuntimeError("worker broke")
-            state.batcher.worker.run, state.batcher.worker.max_restarts = crash, 2
-            state.batcher.queue.put_nowait("not a queued text")  # the running loop crashes; each restart now crashes at once
+            batcher.worker.run, batcher.worker.max_restarts = crash, 2
+            batcher.queue.put_nowait("not a queued text")  # the running loop crashes; each restart now crashes at once
             await asyncio.sleep(1.0)
         client.portal.call(break_worker)
         ready, health = client.get("/ready"), client.get("/health")
@@ -127,7 +128,7 @@ def test_probes_and_predictions_do_not_queue_behind_a_full_thread_pool(demo_regi
 
 def test_a_slow_drift_evaluation_of_an_older_window_never_overwrites_a_newer_one(demo_registry_dir, monkeypatch):
     "The periodic evaluation and GET /monitor run at once; gauges must end with the evaluation that read the window last."
-    import ainative.serving as serving
+    import ainative.traffic as traffic
     calls, older_may_finish = [], threading.Event()
 
     def slow_first_report(reference, rows, config):
@@ -135,16 +136,16 @@ def test_a_slow_drift_evaluation_of_an_older_window_never_overwrites_a_newer_one
         call = calls[-1]
         if call == 1: older_may_finish.wait(10)  # the older window's evaluation is still computing ...
         return {"status": "ok", "scores": {"embedding_auc": {"status": "ok", "value": float(call)}}}
-    monkeypatch.setattr(serving, "drift_report", slow_first_report)
+    monkeypatch.setattr(traffic, "drift_report", slow_first_report)
     with app_client(demo_registry_dir, drift_interval_s=0) as client:
         wait_ready(client)
-        state = client.app.state.serving
-        monkeypatch.setattr(state.manager.runtime, "reference", {"stand-in": True})
+        monitoring = client.app.state.parts.monitoring
+        monkeypatch.setattr(monitoring.answering.manager.runtime, "reference", {"stand-in": True})
 
         async def older_then_newer():
-            older = asyncio.ensure_future(serving.evaluate_monitoring(state))
+            older = asyncio.ensure_future(traffic.evaluate_monitoring(monitoring))
             await asyncio.sleep(0.3)
-            newer = asyncio.ensure_future(serving.evaluate_monitoring(state))  # ... when a newer one starts
+            newer = asyncio.ensure_future(traffic.evaluate_monitoring(monitoring))  # ... when a newer one starts
             await asyncio.sleep(0.3)
             older_may_finish.set()
             await asyncio.gather(older, newer)
@@ -205,7 +206,7 @@ def test_an_integrity_failure_is_not_retried_until_the_files_change(demo_registr
 def test_results_carry_the_labels_of_the_version_that_computed_them(demo_registry_dir):
     with app_client(demo_registry_dir, reload_interval_s=0) as client:
         wait_ready(client)
-        manager = client.app.state.serving.manager
+        manager = client.app.state.parts.answering.manager
         old = manager.runtime
         computing, release = threading.Event(), threading.Event()
         real_infer = old.infer
@@ -401,8 +402,8 @@ def test_connections_beyond_the_limit_get_503_and_the_server_recovers(strict_ser
 # --- a slim installation -----------------------------------------------------------------------------------------
 def test_explain_without_the_explain_extra_is_501_naming_what_to_install(demo_registry_dir, monkeypatch):
     "A serve-only install (no torch, captum, pandas) answers /explain with 501 and the extra to install, not a 500."
-    import ainative.serving as serving
-    monkeypatch.setattr(serving, "EXPLAIN_MODULES", ("numpy", "ainative_no_such_module"))
+    import ainative.traffic as traffic
+    monkeypatch.setattr(traffic, "EXPLAIN_MODULES", ("numpy", "ainative_no_such_module"))
     with app_client(demo_registry_dir) as client:
         wait_ready(client)
         answer = client.post("/explain", json={"text": "refund please", "n_steps": 2})

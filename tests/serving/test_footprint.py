@@ -8,7 +8,8 @@ import sys
 SERVE_ONE = """
 import json, sys
 from fastapi.testclient import TestClient
-from ainative.serving import ServingConfig, create_app
+from ainative.api import create_app
+from ainative.serving import ServingConfig
 with TestClient(create_app(ServingConfig(registry_dir=sys.argv[1], device="auto", reload_interval_s=0))) as client:
     import time
     for _ in range(600):

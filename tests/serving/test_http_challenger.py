@@ -7,7 +7,7 @@ import pytest
 
 from ainative.monitor import RequestStore, default_database_url
 from ainative.registry import Registry
-from ainative.serving import share_bucket
+from ainative.traffic import share_bucket
 from live_server import MODEL, copy_demo, scrape, wait_until
 
 TEXTS = ["where is my parcel?", "I want my money back", "cancel my order please", "my card was charged twice"]

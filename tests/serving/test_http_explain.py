@@ -47,7 +47,7 @@ def test_explain_unknown_target_is_422(client):
 
 def test_the_step_cap_has_one_home():
     from ainative.explain import ExplainConfig
-    from ainative.serving import ExplainRequest
+    from ainative.api import ExplainRequest
     limits = {type(rule).__name__: rule for rule in ExplainRequest.model_fields["n_steps"].metadata}
     assert limits["Le"].le == ExplainConfig.max_steps
 

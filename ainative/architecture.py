@@ -24,9 +24,9 @@ __all__ = ['LAYERS', 'LAZY_PACKAGES', 'REFERENCE', 'ImportEdge', 'import_graph',
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first; a module imports only modules listed before it
     ("foundations", ("core", "evidence")),
     ("data and docs", ("data", "architecture", "docs")),
-    ("tasks", ("scoring", "reference", "tasks", "families")),  # how models are scored and monitored; Task, Family, Runtime
+    ("tasks", ("scoring", "reference", "tasks", "policy", "families")),  # scoring, drift profile, Task, abstention policy, Family
     ("families", ("model", "transformer", "baseline")),  # each family in its own module, registered in one table
-    ("registry and store", ("registry", "store")),
+    ("registry and store", ("gates", "registry", "store")),
     ("stages", ("monitor", "training", "optimize", "attributions", "explain", "abstention", "distill", "sweep")),
     ("serving engine", ("serving", "traffic")),        # batching, supervision, reload; challenger, request log, metrics, parts
     ("HTTP", ("ui", "api")),                           # schemas, routes, middleware, the page

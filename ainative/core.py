@@ -35,11 +35,12 @@ __all__ = ['WORKSPACE_VARIABLES', 'VECTOR_FLAGS', 'AinativeError', 'ConfigError'
            'DataFileNotFoundError', 'DataEncodingError', 'ChecksumError', 'DataValidationError', 'MissingColumnError',
            'EmptyTextError', 'MissingLabelError', 'NonStringTextError', 'UnseenLabelError', 'ClassTooSmallError',
            'EmptySplitError', 'SingleLabelError', 'LongTextWarning', 'ModelNotFoundError', 'RegistryError',
-           'ParityError', 'IntegrityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json', 'sha256_file',
-           'normalize_text', 'find_project_root', 'runs_root', 'new_run_id', 'RunDir', 'isolate_test_workspace',
-           'coerce_value', 'StageConfig', 'parse_key_values', 'load_object', 'default_of', 'DefaultsHelp', 'add_option',
-           'seed_everything', 'DeviceInfo', 'detect_device', 'cpu_model_name', 'cpu_features', 'describe_cpu',
-           'cuda_device_count', 'select_onnx_providers', 'session_options', 'softmax', 'get_logger']
+           'ParityError', 'IntegrityError', 'CapabilityError', 'atomic_write_text', 'fsync_path', 'atomic_write_json',
+           'sha256_file', 'normalize_text', 'find_project_root', 'runs_root', 'new_run_id', 'RunDir',
+           'isolate_test_workspace', 'coerce_value', 'StageConfig', 'parse_key_values', 'load_object', 'default_of',
+           'DefaultsHelp', 'add_option', 'seed_everything', 'DeviceInfo', 'detect_device', 'cpu_model_name',
+           'cpu_features', 'describe_cpu', 'cuda_device_count', 'select_onnx_providers', 'session_options', 'softmax',
+           'get_logger']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class AinativeError(Exception):
@@ -119,6 +120,9 @@ class ParityError(AinativeError):
 
 class IntegrityError(AinativeError):
     "A stored file does not match its recorded sha256, or is truncated or corrupt."
+
+class CapabilityError(AinativeError):
+    "A stage or endpoint needs something the version's model family cannot do (chapter 2d: families and capabilities)."
 
 # %% ../nbs/00_core.ipynb #4ab8a170
 def atomic_write_text(path: Path | str,  # file to (over)write

@@ -28,14 +28,15 @@ from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryErro
                            atomic_write_json, atomic_write_text, find_project_root, fsync_path, get_logger, runs_root,
                            sha256_file)
 from .evidence import decode_correct, judge_not_worse, pooled
+from .families import Family, family_of
 
 # %% auto #0
 __all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'REGISTRY_POLICIES', 'VERSION_PATTERN', 'PICKLE_SUFFIXES',
            'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES', 'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES',
-           'ATTACHMENT_RECORD', 'TEMP_PATTERN', 'check_model_name', 'check_alias', 'RegistryConfig',
-           'default_registry_root', 'version_id', 'version_number', 'find_pickle_files', 'safetensors_problems',
-           'check_model_dir', 'manifest_metric', 'read_run_record', 'git_state', 'file_inventory',
-           'attachment_problems', 'inventory_problems', 'read_json_lines', 'attachment_record',
+           'ATTACHMENT_RECORD', 'TEMP_PATTERN', 'BUILTIN_FAMILY_MODULES', 'check_model_name', 'check_alias',
+           'RegistryConfig', 'default_registry_root', 'version_id', 'version_number', 'find_pickle_files',
+           'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record', 'git_state',
+           'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines', 'attachment_record',
            'recorded_attachment_problems', 'scored_rows', 'recorded_correctness', 'promotion_gate',
            'promotion_problems', 'latest_change', 'last_json_line', 'current_aliases', 'Registry', 'describe_holdings',
            'model_card', 'given_gate', 'gate_fix', 'latest_trained_run', 'RegisteredVersion', 'chosen_family',
@@ -649,6 +650,14 @@ def _read_manifest(self: Registry, name: str, version: str) -> dict[str, Any]:
 def show(self: Registry, name: str, version_or_alias: str | int) -> dict[str, Any]:
     "The manifest of a version of `name` (metrics, data, code, parameters, files)."
     return self._read_manifest(name, self.resolve(name, version_or_alias).name)
+
+# %% ../nbs/04_registry.ipynb #dc2f20ff
+BUILTIN_FAMILY_MODULES = {"transformer": "ainative.transformer", "baseline": "ainative.baseline"}  # for manifests naming no module
+
+@patch
+def version_family(self: Registry, name: str, version_or_alias: str | int) -> Family:
+    "The model family of a version of `name`, as its manifest records it."
+    return family_of(self.show(name, version_or_alias), BUILTIN_FAMILY_MODULES)
 
 # %% ../nbs/04_registry.ipynb #d65b77d7
 @patch

@@ -24,15 +24,15 @@ from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundErro
                            describe_cpu, get_logger, normalize_text, select_onnx_providers, session_options, softmax)
 from .evidence import PairedDecision, judge_not_worse  # numpy only at import
 from .reference import load_reference
-from .abstention import AbstentionPolicy, load_policy  # numpy only at import
+from .policy import AbstentionPolicy, checked_policy, load_policy  # numpy only at import
 from .baseline import BaselineRuntime, open_runtime  # the baseline family's runtime: numpy and onnxruntime only
 from .registry import Registry, RegistryConfig, describe_holdings, version_number
 
 # %% auto #0
-__all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'ServingConfig', 'prepare_text', 'read_temperature', 'checked_policy',
-           'ModelRuntime', 'Inference', 'read_probes', 'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull',
-           'length_groups', 'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure',
-           'retry_delay', 'served_model_name', 'with_served_model', 'ModelManager', 'HostCheckRefused']
+__all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'ServingConfig', 'prepare_text', 'read_temperature', 'ModelRuntime', 'Inference',
+           'read_probes', 'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull', 'length_groups',
+           'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay',
+           'served_model_name', 'with_served_model', 'ModelManager', 'HostCheckRefused']
 
 # %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
@@ -113,27 +113,6 @@ def read_temperature(path: Path) -> float:
         raise IntegrityError(f"The calibration temperature {temperature} is not a finite positive number.", where=str(path),
                              fix="Run the explainability stage again for this version.")
     return temperature
-
-# %% ../nbs/06_serving.ipynb #2ae7a151
-def checked_policy(policy: AbstentionPolicy | None,  # the version's policy (`load_policy`), None when it has none
-                   labels: list[str],                 # the served model's labels, in id order
-                   temperature: float,                # the served calibration temperature
-                   has_embeddings: bool,              # whether the served graph gives sentence embeddings
-                   folder: Path                       # the version's folder, for the message
-                  ) -> AbstentionPolicy | None:
-    "`policy` if the server can apply exactly what was evaluated; otherwise an `IntegrityError` saying what differs."
-    if policy is None: return None
-    where, fix = str(folder / "abstention"), "Serve the version the policy was chosen for, or run the abstention stage for a new version."
-    if list(policy.labels) != list(labels):
-        raise IntegrityError(f"The abstention policy was chosen for other labels ({len(policy.labels)}) than the model's ({len(labels)}).",
-                             where=where, fix=fix)
-    calibrated = policy.strategy != "oos_class" and policy.score == "max_probability"
-    if calibrated and not math.isclose(policy.temperature, temperature, rel_tol=1e-6):
-        raise IntegrityError(f"The abstention threshold was chosen on probabilities at temperature {policy.temperature:g}, "
-                             f"and the version serves them at {temperature:g}.", where=where, fix=fix)
-    try: policy.check(has_embeddings)
-    except ConfigError as error: raise IntegrityError(error.what, where=where, fix=error.fix) from None
-    return policy
 
 # %% ../nbs/06_serving.ipynb #109dbc37
 class ModelRuntime:

@@ -6,22 +6,28 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np  # the server imports this module: the standard library and numpy only, at module level
+import numpy as np  # pandas and matplotlib load inside the functions that tabulate and plot
 
 from .core import (AinativeError, ConfigError, IntegrityError, RunDir, StageConfig, atomic_write_json,
                            get_logger, sha256_file, softmax)
+from .data import DataConfig, load_splits, read_manifest, save_figure
+# the policy a served version carries lives below the families (chapter 2e); imported here, its old home keeps
+# answering `from ainative.abstention import AbstentionPolicy, load_policy, ...`
 from .policy import (ATTACHMENT_KIND, CENTROIDS_FILE, POLICY_FILE, SCORES, STRATEGIES, AbstentionPolicy,
                              choose_threshold, class_centroids, confidence_scores, intent_columns, load_policy, save_policy)
+from .families import Family, can, read_temperature, require
+from .model import load_tokenizer
+from .registry import Registry, RegistryConfig
+from .optimize import OnnxRunner
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'AbstentionConfig', 'abstention_metrics', 'ScoredSplit', 'evaluate_policy', 'candidate_policies',
-           'select_policy', 'tradeoff_curve', 'plot_tradeoff', 'AbstentionSource', 'abstention_source', 'score_texts',
-           'AbstentionResult', 'run_abstention']
+           'select_policy', 'tradeoff_curve', 'plot_tradeoff', 'AbstentionSource', 'scorable', 'abstention_source',
+           'score_texts', 'AbstentionResult', 'run_abstention']
 
 # %% ../nbs/15_abstention.ipynb #1d750ab9
 @dataclass
@@ -174,28 +180,43 @@ class AbstentionSource:
     registry: Any            # the Registry, or None for a run's own files
     model_name: str | None
     version: str | None
+    family: Family | None = None  # the version's family; None for a run's own files (its transformer)
+
+# %% ../nbs/15_abstention.ipynb #a97caea1
+def scorable(family: Family | None,  # the family of the version to evaluate; None: the run's own (transformer) files
+             named: bool              # whether `version=` named it, rather than the run's registry stage
+            ) -> bool:
+    "Whether the stage can score a version of `family` (`logits`); a named version without them is a `CapabilityError`."
+    if family is None or can(family, "logits"): return True
+    if named: require(family, "logits", "be given an abstention policy (its scores are computed from the logits)")
+    return False
 
 # %% ../nbs/15_abstention.ipynb #6e04325a
 def _temperature(path: Path) -> float:
     "The calibration temperature stored at `path`, 1.0 when there is none."
-    if not path.is_file(): return 1.0
-    temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise IntegrityError(f"The calibration temperature {temperature} is not a finite positive number.", where=str(path))
-    return temperature
+    return read_temperature(path) if path.is_file() else 1.0
 
-def abstention_source(config: AbstentionConfig, run: RunDir) -> AbstentionSource:
-    "The version the run registered (verified), or the run's own model/ and onnx/; the variant the server would pick."
-    from ainative.registry import Registry, RegistryConfig
+def _evaluated_version(config: AbstentionConfig, run: RunDir) -> tuple[Any, str, str | None, Family | None]:
+    "The registry (or None), the model name, the version id (or None) and its family (or None) the stage evaluates."
     registered = run.read_params().get("registry", {})
     name = config.model_name or registered.get("model_name") or RegistryConfig.model_name
     version = config.version or registered.get("version")
-    registry = None
-    if version:
-        registry = Registry(config.registry_dir or registered.get("registry_dir"))
+    if not version: return None, name, None, None
+    registry = Registry(config.registry_dir or registered.get("registry_dir"))
+    version = registry.resolve(name, version).name
+    return registry, name, version, registry.version_family(name, version)
+
+def abstention_source(config: AbstentionConfig, run: RunDir) -> AbstentionSource | None:
+    "The version to evaluate (verified) or the run's own model/ and onnx/, with the variant the server would pick; None: no logits."
+    registry, name, version, family = _evaluated_version(config, run)
+    if not scorable(family, named=bool(config.version)):
+        get_logger("abstention").info(f"{name} {version}, the version the run registered, is of the {family.name} family, "
+                                      "which has no logits to score: no abstention policy (the version is served as before)")
+        return None
+    if registry is not None:
+        registry.require_intact(name, version, "evaluated")
         folder = registry.resolve(name, version)
-        registry.require_intact(name, folder.name, "evaluated")
-        model_dir, onnx_dir, calibration, version = folder / "model", folder / "onnx", folder / "calibration" / "calibration.json", folder.name
+        model_dir, onnx_dir, calibration = folder / "model", folder / "onnx", folder / "calibration" / "calibration.json"
     else:
         model_dir, onnx_dir, calibration = run.model, run.onnx, run.reports / "calibration.json"
     report_path = onnx_dir / "report.json"
@@ -203,7 +224,7 @@ def abstention_source(config: AbstentionConfig, run: RunDir) -> AbstentionSource
         raise AinativeError(f"There is no ONNX export to evaluate in {onnx_dir}.", where=str(onnx_dir),
                             fix="Run the optimisation stage first (ainative pipeline --from optimization).")
     variant = config.variant or json.loads(report_path.read_text(encoding="utf-8"))["serving_default"]["cpu"]
-    return AbstentionSource(model_dir, onnx_dir / variant, _temperature(calibration), registry, name, version)
+    return AbstentionSource(model_dir, onnx_dir / variant, _temperature(calibration), registry, name, version, family)
 
 # %% ../nbs/15_abstention.ipynb #fc287d06
 def score_texts(runner, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
@@ -254,14 +275,58 @@ def _policy_table(policies: list[AbstentionPolicy], chosen: AbstentionPolicy):
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/15_abstention.ipynb #a533fd19
+def _served_runner(source: AbstentionSource, run: RunDir, config: AbstentionConfig) -> tuple[list[str], OnnxRunner]:
+    "The version's labels in id order, and a CPU runner of its served variant at the training's max length."
+    labels_config = json.loads((source.model_dir / "config.json").read_text(encoding="utf-8"))
+    labels = [labels_config["id2label"][str(i)] for i in range(len(labels_config["id2label"]))]
+    max_length = int(run.read_params().get("training", {}).get("max_length", 128))
+    return labels, OnnxRunner(source.onnx_file, load_tokenizer(str(source.model_dir)), "cpu", config.threads, max_length)
+
+def _scored_split(runner: OnnxRunner, frame, temperature: float, batch_size: int) -> ScoredSplit:
+    "Logits, calibrated probabilities, embeddings and gold labels of one split (`frame`: text and label columns)."
+    logits, embeddings = score_texts(runner, frame.text.tolist(), batch_size)
+    return ScoredSplit(logits, softmax(logits, temperature), embeddings, frame.label.to_numpy(dtype=object))
+
+# %% ../nbs/15_abstention.ipynb #72e8e904
+def _train_centroids(runner: OnnxRunner, train,   # the train split (text and label columns)
+                     labels: list[str], columns: np.ndarray, batch_size: int) -> np.ndarray:
+    "`class_centroids` of the intents in `columns`, from the sentence embeddings of their training texts."
+    train = train[train.label.isin([labels[c] for c in columns])]
+    _, embeddings = score_texts(runner, train.text.tolist(), batch_size)
+    return class_centroids(embeddings, train.label.map({label: i for i, label in enumerate(labels)}).to_numpy(), columns)
+
+# %% ../nbs/15_abstention.ipynb #3412a24e
+def _test_tradeoff(test: ScoredSplit, labels: list[str], oos_label: str, columns: np.ndarray, centroids: np.ndarray | None,
+                   policies: list[AbstentionPolicy], chosen: AbstentionPolicy, reports: Path) -> Path:
+    "Every score's trade-off on test, with the chosen and the oos-class policies, saved in `reports`."
+    import matplotlib.pyplot as plt
+    correct = np.asarray(labels, dtype=object)[test.logits.argmax(1)] == test.truth
+    refused = test.logits.argmax(1) == labels.index(oos_label) if oos_label in labels else None
+    scores = confidence_scores(test.logits, test.probabilities, columns, test.embeddings, centroids)
+    curves = {name: tradeoff_curve(values, correct, test.truth != oos_label, refused) for name, values in scores.items()}
+    points = {f"{p.strategy} {p.score or ''}".strip() + (" (chosen)" if p is chosen else ""):
+              (p.evaluation["test"]["in_scope_accuracy"], p.evaluation["test"]["oos_recall"])
+              for p in policies if p is chosen or p.strategy == "oos_class"}
+    figure = plot_tradeoff(curves, points)
+    path = save_figure(figure, reports / "abstention_tradeoff.png")
+    plt.close(figure)
+    return path
+
+# %% ../nbs/15_abstention.ipynb #619617fb
+def _stage_report(source: AbstentionSource, run: RunDir, manifest: dict[str, Any], oos_label: str, has_class: bool,
+                  config: AbstentionConfig, chosen: AbstentionPolicy, table, figures: dict[str, Path]) -> dict[str, Any]:
+    "What reports/abstention.json holds (before the attachment is added)."
+    return {"source": {"model": source.model_name, "version": source.version, "variant": source.onnx_file.name,
+                       "temperature": source.temperature, "run": run.id, "data_version": manifest.get("version")},
+            "out_of_scope": {"label": oos_label, "model_has_class": has_class,
+                             "handling": (manifest.get("out_of_scope") or {}).get("handling", "class")},
+            "target_precision": config.target_precision, "chosen": chosen.describe(),
+            "candidates": table.to_dict("records"), "published": PUBLISHED, "figures": {k: v.name for k, v in figures.items()}}
+
 # %% ../nbs/15_abstention.ipynb #81202277
 def run_abstention(config: AbstentionConfig | None = None) -> AbstentionResult | None:
-    "Choose, evaluate and store the run's abstention policy; None (and nothing written) without out-of-scope validation rows."
-    import pandas as pd
-    import matplotlib.pyplot as plt
-    from ainative.data import DataConfig, load_splits, read_manifest, save_figure
-    from ainative.optimize import OnnxRunner
-    from ainative.model import load_tokenizer
+    "Choose, evaluate and store the run's abstention policy; None (and nothing written) without out-of-scope rows or logits."
     config = config or AbstentionConfig()
     log = get_logger("abstention")
     run = RunDir.create(config.run_dir)
@@ -271,26 +336,14 @@ def run_abstention(config: AbstentionConfig | None = None) -> AbstentionResult |
     if not (splits["validation"].label == oos_label).any():
         log.info(f"no {oos_label!r} rows in validation: no abstention policy (the version is served as before)")
         return None
-    if not config.version and run.read_params().get("registry", {}).get("registered_family") == "baseline":
-        log.info("the run registered the baseline family, which has no logits or embeddings to score: no abstention policy")
-        return None
     source = abstention_source(config, run)
-    labels_config = json.loads((source.model_dir / "config.json").read_text(encoding="utf-8"))
-    labels = [labels_config["id2label"][str(i)] for i in range(len(labels_config["id2label"]))]
-    max_length = int(run.read_params().get("training", {}).get("max_length", 128))
-    runner = OnnxRunner(source.onnx_file, load_tokenizer(str(source.model_dir)), "cpu", config.threads, max_length)
-    scored = {}
-    for name in ("validation", "test"):
-        logits, embeddings = score_texts(runner, splits[name].text.tolist(), config.batch_size)
-        scored[name] = ScoredSplit(logits, softmax(logits, source.temperature), embeddings,
-                                   splits[name].label.to_numpy(dtype=object))
+    if source is None: return None  # the run's version has no logits; the source said why
+    labels, runner = _served_runner(source, run, config)
+    scored = {name: _scored_split(runner, splits[name], source.temperature, config.batch_size) for name in ("validation", "test")}
     has_class = oos_label in labels
     columns = intent_columns(labels, oos_label if has_class else None)
-    centroids = None
-    if scored["validation"].embeddings is not None:
-        train = splits["train"][splits["train"].label.isin([labels[c] for c in columns])]
-        _, train_embeddings = score_texts(runner, train.text.tolist(), config.batch_size)
-        centroids = class_centroids(train_embeddings, train.label.map({l: i for i, l in enumerate(labels)}).to_numpy(), columns)
+    embeds = scored["validation"].embeddings is not None and (source.family is None or can(source.family, "embeddings"))
+    centroids = _train_centroids(runner, splits["train"], labels, columns, config.batch_size) if embeds else None
     policies = candidate_policies(scored["validation"], labels, oos_label, config.target_precision, centroids,
                                   source.temperature, config.fallback_label)
     for policy in policies:
@@ -298,27 +351,11 @@ def run_abstention(config: AbstentionConfig | None = None) -> AbstentionResult |
         policy.evaluation["variant"] = source.onnx_file.name
     chosen = select_policy(policies, config.strategy, config.score)
     table = _policy_table(policies, chosen)
-
-    test = scored["test"]
-    correct = np.asarray(labels, dtype=object)[test.logits.argmax(1)] == test.truth
-    refused = test.logits.argmax(1) == labels.index(oos_label) if has_class else None
-    test_scores = confidence_scores(test.logits, test.probabilities, columns, test.embeddings, centroids)
-    curves = {name: tradeoff_curve(values, correct, test.truth != oos_label, refused) for name, values in test_scores.items()}
-    points = {f"{p.strategy} {p.score or ''}".strip() + (" (chosen)" if p is chosen else ""):
-              (p.evaluation["test"]["in_scope_accuracy"], p.evaluation["test"]["oos_recall"])
-              for p in policies if p is chosen or p.strategy == "oos_class"}
-    figure = plot_tradeoff(curves, points)
-    figures = {"abstention_tradeoff": save_figure(figure, run.reports / "abstention_tradeoff.png")}
-    plt.close(figure)
-
+    figures = {"abstention_tradeoff": _test_tradeoff(scored["test"], labels, oos_label, columns, centroids, policies, chosen,
+                                                     run.reports)}
     policy_folder = run.path / ATTACHMENT_KIND
     save_policy(chosen, policy_folder)
-    report = {"source": {"model": source.model_name, "version": source.version, "variant": source.onnx_file.name,
-                         "temperature": source.temperature, "run": run.id, "data_version": manifest.get("version")},
-              "out_of_scope": {"label": oos_label, "model_has_class": has_class,
-                               "handling": (manifest.get("out_of_scope") or {}).get("handling", "class")},
-              "target_precision": config.target_precision, "chosen": chosen.describe(),
-              "candidates": table.to_dict("records"), "published": PUBLISHED, "figures": {k: v.name for k, v in figures.items()}}
+    report = _stage_report(source, run, manifest, oos_label, has_class, config, chosen, table, figures)
     report["attachment"] = _attach_policy(source, policy_folder, chosen)
     atomic_write_json(run.reports / "abstention.json", report)
     run.record_params("abstention", config.to_dict())

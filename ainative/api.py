@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import ainative
-from .core import AinativeError, ConfigError, get_logger
+from .core import AinativeError, CapabilityError, ConfigError, get_logger
 from .store import FeedbackError, MonitorStoreError
 from .serving import BatchResult, ModelRuntime, QueueFull, ServingConfig, with_served_model
 from .traffic import (AnswerTimeout, Answering, Explainer, ExplainTimeout, ExplainUnavailable, Monitoring,
@@ -160,6 +160,7 @@ ENGINE_ERRORS: dict[type[AinativeError], tuple[int, str, int | None]] = {  # err
     AnswerTimeout: (504, "timeout", None),
     ExplainTimeout: (504, "timeout", None),
     ExplainUnavailable: (501, "not_installed", None),
+    CapabilityError: (501, "not_supported", None),  # e.g. /explain on a version whose family has no attributions
     MonitoringDisabled: (404, "monitoring_disabled", None),
     MonitorStoreError: (503, "store_unavailable", 5),
 }
@@ -404,7 +405,7 @@ async def metrics_endpoint(telemetry: Telemetry = Depends(telemetry_part)) -> Re
 explain_router = APIRouter()
 
 @explain_router.post("/explain", summary="Explain one prediction: word attributions (integrated gradients)",
-                     responses={**ERROR_RESPONSES, **_errors(e501="this installation has no explainability (the explain extra)")})
+                     responses={**ERROR_RESPONSES, **_errors(e501="this installation has no explainability (the explain extra), or the served family has no attributions")})
 async def explain_endpoint(body: ExplainRequest, explainer: Explainer = Depends(explainer_part),
                            runtime: ModelRuntime = Depends(loaded_runtime)) -> dict[str, Any]:
     "Each word's attribution to the predicted (or asked) intent, by the served version's torch model."

@@ -19,17 +19,19 @@ import numpy as np
 from fastcore.basics import patch
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, ParityError, RegistryError, RunDir,
-                           StageConfig, atomic_write_json, get_logger, normalize_text, softmax)
+                           StageConfig, atomic_write_json, get_logger, load_object, normalize_text, session_options, softmax)
 from .evidence import difference_interval, encode_correct, mcnemar_p_values, paired_counts
-from .registry import (ATTACHMENT_RECORD, FAMILIES, Registry, RegistryConfig, check_model_name, file_inventory,
-                               find_pickle_files, git_state, model_card)
+from .scoring import calibration_report, classification_metrics, measure, parity_report
+from .reference import load_reference, reference_profile
+from .families import (Family, Inference, RuntimeOptions, StagedModel, find_pickle_files, prepare_text,
+                               read_run_json, read_temperature, register_family)
+from .tasks import task_of
 
 # %% auto #0
-__all__ = ['WORD_PATTERN', 'EDGE_TEXTS', 'BaselineConfig', 'baseline_text', 'make_baseline', 'fit_baseline',
-           'export_baseline_onnx', 'baseline_session', 'onnx_probabilities', 'baseline_parity',
-           'require_baseline_parity', 'BaselineExport', 'export_baseline', 'model_family', 'register_baseline',
-           'BaselineRuntime', 'open_runtime', 'mcnemar_exact', 'choose_family', 'family_verdict', 'serving_cost',
-           'compare_families', 'compare_run_families']
+__all__ = ['WORD_PATTERN', 'EDGE_TEXTS', 'BASELINE', 'BASELINE_PARTS', 'BaselineConfig', 'baseline_text', 'make_baseline',
+           'fit_baseline', 'export_baseline_onnx', 'baseline_session', 'onnx_probabilities', 'baseline_parity',
+           'require_baseline_parity', 'BaselineExport', 'export_baseline', 'BaselineFamily', 'BaselineRuntime',
+           'mcnemar_exact', 'family_verdict', 'serving_cost', 'compare_families']
 
 # %% ../nbs/16_baseline.ipynb #2d5aea19
 @dataclass
@@ -108,7 +110,6 @@ def export_baseline_onnx(classifier,            # a fitted `make_baseline` pipel
 def baseline_session(path: Path | str, threads: int | None = None):
     "An ONNX Runtime CPU session on the baseline graph at `path` (its string operators run on CPUs only)."
     import onnxruntime as ort
-    from ainative.core import session_options
     try:
         return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as error:  # a corrupt or truncated file: ORT's message says why
@@ -128,7 +129,6 @@ EDGE_TEXTS = ("?!", "a", "é à ü", "refund refund refund", "x" * 300, "  ")  #
 
 def baseline_parity(classifier, session, texts: list[str]) -> dict[str, float]:
     "Agreement of predicted classes and largest |probability difference|, ONNX vs scikit-learn, on `texts` (+ edge cases)."
-    from ainative.optimize import parity_report
     prepared = [baseline_text(t) for t in [*texts, *EDGE_TEXTS]]
     return parity_report(classifier.predict_proba(prepared), onnx_probabilities(session, prepared))
 
@@ -145,15 +145,13 @@ def require_baseline_parity(report: dict[str, float], config: BaselineConfig | N
 
 # %% ../nbs/16_baseline.ipynb #c0bae8cf
 def _metrics(truth: np.ndarray, probabilities: np.ndarray, names: list[str]) -> dict[str, Any]:
-    "The training stage's classification metrics of `probabilities` against `truth`, with per-text `correct` in row order."
-    from ainative.training import classification_metrics
+    "The classification metrics (chapter 2a) of `probabilities` against `truth`, with per-text `correct` in row order."
     predicted = probabilities.argmax(1)
     return {**classification_metrics(truth, predicted, names), "correct": encode_correct(predicted == truth)}
 
 # %% ../nbs/16_baseline.ipynb #ee5c5ba5
 def _calibration(splits, session, label2id: dict[str, int]) -> dict[str, Any]:
     "Temperature of the baseline's log-probabilities, fitted on validation, with ECE and NLL on test before and after."
-    from ainative.explain import calibration_report
     logits = {s: np.log(np.clip(onnx_probabilities(session, [baseline_text(t) for t in splits[s].text]), 1e-12, 1))
               for s in ("validation", "test")}
     truth = {s: splits[s].label.map(label2id).to_numpy() for s in ("validation", "test")}
@@ -161,10 +159,16 @@ def _calibration(splits, session, label2id: dict[str, int]) -> dict[str, Any]:
 
 # %% ../nbs/16_baseline.ipynb #8b4eea3f
 def _reference(names: list[str], probabilities: np.ndarray, lengths: list[int], temperature: float) -> dict[str, Any]:
-    "The monitoring chapter's reference profile of the calibrated validation answers (what drift is measured against)."
-    from ainative.monitor import reference_profile
+    "The drift reference profile (chapter 2b) of the calibrated validation answers (what drift is measured against)."
     calibrated = softmax(np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0)), temperature)
     return reference_profile(names, calibrated, lengths)
+
+def _run_data(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
+    "The run's splits and data manifest, by the data chapter's functions named, not imported: they bring pandas, which a server never needs."
+    if not (run.data / "manifest.json").is_file():
+        raise ModelNotFoundError(f"{run.path} has no data/manifest.json.", where=str(run.data),
+                                 fix="Run the data stage for this run directory first.")
+    return load_object("ainative.data:load_splits")(run.data), load_object("ainative.data:read_manifest")(run.data)
 
 # %% ../nbs/16_baseline.ipynb #983dbdb6
 @dataclass
@@ -195,13 +199,9 @@ def _write_baseline_folder(staging: Path, classifier, label2id: dict[str, int], 
 def export_baseline(run_dir: Path | str,                    # a run directory with data/
                     config: BaselineConfig | None = None) -> BaselineExport:
     "Fit the baseline on the run's train split, export it to ONNX, check parity, calibrate; write `<run>/baseline/`."
-    from ainative.data import load_splits, read_manifest
     config = config or BaselineConfig()
     run = RunDir(Path(run_dir).expanduser().resolve())
-    if not (run.data / "manifest.json").is_file():
-        raise ModelNotFoundError(f"{run.path} has no data/manifest.json.", where=str(run.data),
-                                 fix="Run the data stage for this run directory first.")
-    splits, data = load_splits(run.data), read_manifest(run.data)
+    splits, data = _run_data(run)
     label2id = data["label2id"]
     names = sorted(label2id, key=label2id.get)
     classifier = fit_baseline(splits["train"].text.tolist(), splits["train"].label.map(label2id).tolist(), config)
@@ -242,117 +242,69 @@ def export_baseline(run_dir: Path | str,                    # a run directory wi
     return BaselineExport(run, target, metrics, report, {s: p.argmax(1) for s, p in probabilities.items()})
 
 # %% ../nbs/16_baseline.ipynb #431af4b7
-def model_family(manifest: dict[str, Any]) -> str:
-    "The family of a registered version: `baseline`, or `transformer` (also for versions from before families)."
-    return manifest.get("family") or "transformer"
+class BaselineFamily(Family):
+    "The TF-IDF + logistic-regression baseline: one ONNX graph (tokenisation inside) and its label map, calibrated probabilities out."
+    name = "baseline"
+    capabilities = frozenset({"onnx"})  # calibrated probabilities only: no logits, embeddings, attributions, int8 or finetune
+    task = "intent"
+    library = "onnx"
+
+    def base_model(self, manifest: dict[str, Any]) -> str:
+        "No base model: the card names the featurisation and the converter."
+        return f"none ({(manifest.get('metrics') or {}).get('model')}; ONNX via skl2onnx)"
+
+BASELINE = register_family(BaselineFamily())
 
 # %% ../nbs/16_baseline.ipynb #14f0e162
-def _baseline_card(manifest: dict[str, Any], data: dict[str, Any]) -> str:
-    "The registry's model card, with the baseline's library and model in its header."
-    card = model_card(manifest, data)
-    card = card.replace("library_name: transformers", "library_name: onnx", 1)
-    return card.replace(f"base_model: {(manifest.get('metrics') or {}).get('base_model', 'unknown')}",
-                        f"base_model: none ({manifest['metrics'].get('model')}; ONNX via skl2onnx)", 1)
+BASELINE_PARTS = ("model", "onnx", "calibration", "monitoring")  # the parts of <run>/baseline/ a version holds
 
-# %% ../nbs/16_baseline.ipynb #c32ad885
-def _stage_baseline(run: RunDir, staging: Path) -> dict[str, Any]:
-    "Copy `<run>/baseline/` into `staging`, refuse pickles, seal it; return metrics, labels and the file inventory."
-    from ainative.registry import _seal
+@patch
+def run_metrics(self: BaselineFamily, run: RunDir) -> dict[str, Any]:
+    "The metrics of `run`'s exported baseline (`<run>/baseline/metrics.json`), exporting it first when the run has none."
+    if not (run.path / "baseline" / "onnx" / "model.onnx").is_file(): export_baseline(run.path)
+    return read_run_json(run.path / "baseline" / "metrics.json", "baseline/metrics.json")
+
+@patch
+def stage(self: BaselineFamily, run: RunDir, staging: Path) -> StagedModel:
+    "Copy the `BASELINE_PARTS` of `<run>/baseline/` into `staging`; the label map of its `model/config.json`."
     source = run.path / "baseline"
-    if not (source / "metrics.json").is_file() or not (source / "onnx" / "model.onnx").is_file():
+    if not (source / "onnx" / "model.onnx").is_file() or not (source / "model" / "config.json").is_file():
         raise ModelNotFoundError(f"{run.path} has no exported baseline.", where=str(source),
                                  fix="Export it first: ainative.baseline.export_baseline(run_dir).")
-    for part in ("model", "onnx", "calibration", "monitoring"):
+    for part in BASELINE_PARTS:
         if (source / part).is_dir(): shutil.copytree(source / part, staging / part)
-    pickles = find_pickle_files(staging)
-    if pickles:
-        raise RegistryError(f"The baseline holds pickle-based file(s) {pickles}; the registry stores safe formats only, "
-                            "because loading a pickle can run arbitrary code.", where=str(source / pickles[0]),
-                            fix="Export the baseline again with export_baseline (ONNX), and delete the pickle files.")
     config = json.loads((staging / "model" / "config.json").read_text(encoding="utf-8"))
-    metrics = json.loads((source / "metrics.json").read_text(encoding="utf-8"))
-    files = file_inventory(staging)
-    _seal(staging)
-    return {"metrics": metrics, "labels": {"label2id": config["label2id"], "id2label": config["id2label"]}, "files": files}
-
-# %% ../nbs/16_baseline.ipynb #b766020c
-def _check_run_data(run: RunDir, metrics: dict[str, Any]) -> dict[str, Any]:
-    "The run's data manifest, if the baseline was fitted on it; else a `RegistryError`."
-    path = run.data / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    if data and (data.get("version") != metrics.get("data_version") or data.get("split_sha256", {}).get("test") != metrics.get("test_sha256")):
-        raise RegistryError(f"The baseline was fitted on data {metrics.get('data_version')}, the run's data is {data.get('version')}.",
-                            where=str(run.path / "baseline"), fix="Export the baseline again for this run (export_baseline).")
-    return data
-
-# %% ../nbs/16_baseline.ipynb #1cc1c5c0
-def register_baseline(run_dir: Path | str,                     # a run with baseline/ (export_baseline) and data/
-                      registry: Registry | Path | str | None = None,  # a Registry, its root, or None for the default
-                      name: str = RegistryConfig.model_name,  # the model's name in the registry
-                      parent: str | None = None,               # parent version or alias; None: the current production
-                      comparison: dict[str, Any] | None = None  # `compare_families`' result, recorded in the manifest
-                     ) -> str:
-    "Store the run's exported baseline as a new immutable version with `family: baseline`; return its id."
-    from ainative.registry import _utc_now
-    registry = registry if isinstance(registry, Registry) else Registry(registry)
-    check_model_name(name)
-    run = RunDir(Path(run_dir).expanduser().resolve())
-    parent = registry.resolve(name, parent).name if parent is not None else None
-    registry.model_root(name).mkdir(parents=True, exist_ok=True)
-    staging = registry._staging_path(name)
-    staging.mkdir()
-    try:
-        stored = _stage_baseline(run, staging)
-        metrics, data = stored["metrics"], _check_run_data(run, stored["metrics"])
-        if comparison: metrics = {**metrics, "comparison": comparison}
-        manifest_of = lambda version: {
-            "format": 2, "family": "baseline", "name": name, "version": version, "created": _utc_now(),
-            "attachment_record": ATTACHMENT_RECORD, "parent": parent or registry.aliases(name).get("production"),
-            "run": {"id": run.id, "path": str(run.path)}, "data_version": metrics["data_version"],
-            "test_sha256": metrics["test_sha256"], "labels": stored["labels"], "metrics": metrics,
-            "params": run.read_params() if run.params_path.is_file() else {}, "code": git_state(),
-            "left_out": [], "files": stored["files"]}
-        version = registry._publish(name, staging, manifest_of, lambda manifest: _baseline_card(manifest, data))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    get_logger("baseline").info(f"registered baseline {name} {version} from run {run.id}")
-    return version
+    return StagedModel({"label2id": config["label2id"], "id2label": config["id2label"]})
 
 # %% ../nbs/16_baseline.ipynb #2b58cf53
 class BaselineRuntime:
-    "A verified baseline version on an ONNX Runtime session: texts in, calibrated probabilities out."
-    def __init__(self, registry, name: str, version_or_alias: str, variant: str | None = None,
-                 device: str = "auto", threads: int | None = None, max_text_chars: int = 2048):
-        from ainative.monitor import load_reference
-        folder = registry.resolve(name, version_or_alias)
-        registry.require_intact(name, folder.name, "served")
-        self.manifest = registry.show(name, folder.name)
-        if model_family(self.manifest) != "baseline":
-            raise ModelNotFoundError(f"{name} {folder.name} is a {model_family(self.manifest)} version, not a baseline.",
-                                     where=str(folder), fix="Open it with the serving chapter's ModelRuntime.")
-        self.report = json.loads((folder / "onnx" / "report.json").read_text(encoding="utf-8"))
-        self.variant = variant or self.report["serving_default"]["cpu"]
-        if self.variant not in self.report["files"].values() or not (folder / "onnx" / self.variant).is_file():
-            raise ModelNotFoundError(f"{name} {folder.name} has no ONNX variant {self.variant!r}.", where=str(folder / "onnx"),
+    "A verified baseline version on an ONNX Runtime CPU session: texts in, calibrated probabilities out."
+    family = "baseline"
+    embeds = False  # the graph gives no sentence embedding: `Inference.embeddings` is None
+
+    def __init__(self, folder: Path,                 # the version's folder, verified by the registry
+                 manifest: dict[str, Any],           # its manifest
+                 options: RuntimeOptions = RuntimeOptions()):  # `device` is ignored: the string operators run on CPUs
+        self.folder, self.manifest, self.max_text_chars = Path(folder), manifest, options.max_text_chars
+        self.name, self.version = self.folder.parent.name, self.folder.name  # registry/<name>/<version>, the name it is served under
+        self.report = json.loads((self.folder / "onnx" / "report.json").read_text(encoding="utf-8"))
+        self.variant = options.variant or self.report["serving_default"]["cpu"]
+        if self.variant not in self.report["files"].values() or not (self.folder / "onnx" / self.variant).is_file():
+            raise ModelNotFoundError(f"{self.name} {self.version} has no ONNX variant {self.variant!r}.", where=str(self.folder / "onnx"),
                                      fix=f"Use one of {sorted(self.report['files'].values())}.")
-        self.session = baseline_session(folder / "onnx" / self.variant, threads)
+        self.session = baseline_session(self.folder / "onnx" / self.variant, options.threads)
         self.provider = self.session.get_providers()[0]
-        id2label = self.manifest["labels"]["id2label"]
+        id2label = manifest["labels"]["id2label"]
         self.labels = [id2label[str(i)] for i in range(len(id2label))]
-        calibration = folder / "calibration" / "calibration.json"
-        from ainative.serving import read_temperature
+        calibration = self.folder / "calibration" / "calibration.json"
         self.temperature = read_temperature(calibration) if calibration.is_file() else 1.0
-        self.reference = load_reference(folder, self.variant)
-        self.embeds, self.max_text_chars, self.max_length = False, max_text_chars, None
-        self.name, self.version, self.folder = name, folder.name, folder
+        self.reference = load_reference(self.folder, self.variant)
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 # %% ../nbs/16_baseline.ipynb #c1637680
 @patch
-def infer(self: BaselineRuntime, texts: list[str]):
+def infer(self: BaselineRuntime, texts: list[str]) -> Inference:
     "Calibrated probabilities and character truncation of `texts`; no embeddings, no unknown-token rates."
-    from ainative.serving import Inference, prepare_text
     prepared = [prepare_text(text, self.max_text_chars) for text in texts]
     probabilities = onnx_probabilities(self.session, [text.lower() for text, _ in prepared])  # prepare_text normalised it
     logits = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0))
@@ -368,28 +320,20 @@ def predict(self: BaselineRuntime, texts: list[str]) -> tuple[np.ndarray, list[b
 # %% ../nbs/16_baseline.ipynb #b045ea5d
 @patch
 def describe(self: BaselineRuntime) -> dict[str, Any]:
-    "What is being served: family, name, version, variant, provider, metrics, data version, calibration."
+    "What is being served: family, task, name, version, variant, provider, metrics, data version, calibration."
     test = self.manifest.get("metrics", {}).get("test", {})
-    return {"family": "baseline", "name": self.name, "version": self.version, "variant": self.variant,
-            "provider": self.provider, "labels": len(self.labels), "max_length": None, "max_text_chars": self.max_text_chars,
-            "temperature": self.temperature, "sentence_embedding": False,
+    return {"family": self.family, "task": task_of(self.manifest).name, "name": self.name, "version": self.version,
+            "variant": self.variant, "provider": self.provider, "labels": len(self.labels),
+            "max_text_chars": self.max_text_chars, "temperature": self.temperature, "sentence_embedding": self.embeds,
             "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": None}}
 
 # %% ../nbs/16_baseline.ipynb #0cee5ee7
-def open_runtime(registry,                     # the server's Registry
-                 name: str,                    # registered model name
-                 version_or_alias: str,        # version id or alias
-                 variant: str | None = None,   # ONNX file of the version; None: its report's serving default
-                 device: str = "auto",         # ignored by the baseline (CPU operators)
-                 threads: int | None = None,   # ONNX Runtime intra-op threads
-                 max_text_chars: int = 2048    # characters of a text the model sees
-                ) -> BaselineRuntime | None:
-    "A `BaselineRuntime` if the version is of the baseline family, else None (the caller opens a ModelRuntime)."
-    folder = registry.resolve(name, version_or_alias)
-    if model_family(registry.show(name, folder.name)) != "baseline": return None
-    return BaselineRuntime(registry, name, folder.name, variant, device, threads, max_text_chars)
+@patch
+def open_runtime(self: BaselineFamily, folder: Path, manifest: dict[str, Any], options: RuntimeOptions) -> BaselineRuntime:
+    "A `BaselineRuntime` serving the verified version in `folder`."
+    return BaselineRuntime(folder, manifest, options)
 
 # %% ../nbs/16_baseline.ipynb #18a75de6
 def mcnemar_exact(first_correct: np.ndarray,   # per example: whether the first classifier was right
@@ -404,15 +348,6 @@ def mcnemar_exact(first_correct: np.ndarray,   # per example: whether the first 
     return {"examples": counts.n, "both": counts.both, "neither": counts.neither, "first_only": counts.only_reference,
             "second_only": counts.only_candidate, "p_value": mcnemar_p_values(counts)["p_two_sided"],
             "difference": counts.difference, "interval": [low, high], "confidence": confidence}
-
-# %% ../nbs/16_baseline.ipynb #d360492e
-def choose_family(family: str,                          # RegistryConfig.family
-                  validation_accuracy: dict[str, float]  # {"transformer": ..., "baseline": ...}
-                 ) -> str:
-    "The family to register: `family` itself, or for `best` the higher validation accuracy (a tie: the baseline)."
-    if family not in FAMILIES: raise ConfigError(f"family={family!r} is not a model family.", fix=f"Use one of {list(FAMILIES)}.")
-    if family != "best": return family
-    return "baseline" if validation_accuracy["baseline"] >= validation_accuracy["transformer"] else "transformer"
 
 # %% ../nbs/16_baseline.ipynb #32a8a902
 def family_verdict(validation_accuracy: dict[str, float],  # {"transformer": ..., "baseline": ...}
@@ -437,7 +372,6 @@ def serving_cost(predict: Callable[[list[str]], np.ndarray],  # texts -> scores,
                  batch_sizes: tuple[int, ...] = BaselineConfig.batch_sizes,
                  seconds: float = BaselineConfig.bench_seconds) -> dict[str, Any]:
     "p50 latency (ms per batch) and throughput (texts/s) of `predict` at each batch size, and the model's size."
-    from ainative.optimize import measure
     measured = {size: measure(predict, texts, size, seconds) for size in batch_sizes}
     return {"size_bytes": int(size_bytes),
             "p50_ms": {str(size): round(m["p50_ms"], 3) for size, m in measured.items()},
@@ -448,10 +382,9 @@ def compare_families(validation_truth: np.ndarray,          # validation class i
                      predictions: dict[str, dict[str, np.ndarray]],  # family -> {"validation": ids, "test": ids}
                      test_truth: np.ndarray,                # test class ids
                      costs: dict[str, dict[str, Any]] | None = None,  # family -> `serving_cost`
-                     config: BaselineConfig | None = None,  # the significance level (`alpha`)
-                     family: str = RegistryConfig.family    # what the run asks to register
+                     config: BaselineConfig | None = None   # the significance level (`alpha`)
                     ) -> dict[str, Any]:
-    "Accuracy of both families, McNemar on paired validation predictions, serving costs, verdict and chosen family."
+    "Accuracy of both families, McNemar on paired validation predictions, serving costs and the verdict."
     config = config or BaselineConfig()
     families = ("transformer", "baseline")
     accuracy = {split: {f: float((np.asarray(predictions[f][split]) == truth).mean()) for f in families}
@@ -462,49 +395,4 @@ def compare_families(validation_truth: np.ndarray,          # validation class i
                "neither": test["neither"], "examples": test["examples"], "p_value": test["p_value"], "alpha": config.alpha,
                "difference": test["difference"], "interval": test["interval"]}  # baseline minus transformer accuracy
     return {"accuracy": accuracy, "mcnemar": mcnemar, "cost": costs or {},
-            "verdict": family_verdict(accuracy["validation"], test["p_value"], config.alpha, test["interval"]),
-            "family": family, "chosen": choose_family(family, accuracy["validation"])}
-
-# %% ../nbs/16_baseline.ipynb #72eeeb8f
-def _transformer_predictor(run: RunDir, threads: int | None = None) -> tuple[Callable, int, str]:
-    "predict(texts) -> logits of the run's transformer, the size of its files, and what it is (ONNX variant or torch)."
-    from transformers import AutoTokenizer
-    from ainative.optimize import OnnxRunner, load_for_export, torch_predictor
-    max_length = int(run.read_params().get("training", {}).get("max_length", 128)) if run.params_path.is_file() else 128
-    report = run.onnx / "report.json"
-    if report.is_file():
-        variant = json.loads(report.read_text(encoding="utf-8"))["serving_default"]["cpu"]
-        runner = OnnxRunner(run.onnx / variant, AutoTokenizer.from_pretrained(run.model), "cpu", threads, max_length)
-        return runner.logits, (run.onnx / variant).stat().st_size, f"onnx {variant}"
-    model, tokenizer = load_for_export(run.model)
-    size = sum(p.stat().st_size for p in run.model.glob("*.safetensors"))
-    return torch_predictor(model, tokenizer, max_length), size, "torch fp32"
-
-# %% ../nbs/16_baseline.ipynb #a27c8c99
-def compare_run_families(run_dir: Path | str,            # a run with data/, model/ (trained) and baseline/
-                         config: BaselineConfig | None = None,
-                         threads: int | None = None,      # ONNX Runtime / torch threads for the measurements
-                         family: str = RegistryConfig.family  # what the run asks to register
-                        ) -> dict[str, Any]:
-    "Compare the run's transformer and baseline (accuracy, McNemar, serving cost); write `reports/families.json`."
-    from ainative.data import load_splits, read_manifest
-    from ainative.optimize import batched_logits
-    config = config or BaselineConfig()
-    run = RunDir(Path(run_dir).expanduser().resolve())
-    if not (run.path / "baseline" / "onnx" / "model.onnx").is_file(): export_baseline(run.path, config)
-    splits, label2id = load_splits(run.data), read_manifest(run.data)["label2id"]
-    texts = {s: splits[s].text.tolist() for s in ("validation", "test")}
-    truth = {s: splits[s].label.map(label2id).to_numpy() for s in ("validation", "test")}
-    transformer, transformer_size, transformer_kind = _transformer_predictor(run, threads)
-    session = baseline_session(run.path / "baseline" / "onnx" / "model.onnx", threads)
-    baseline = lambda batch: onnx_probabilities(session, [baseline_text(t) for t in batch])
-    predictions = {"transformer": {s: batched_logits(transformer, texts[s]).argmax(1) for s in texts},
-                   "baseline": {s: baseline(texts[s]).argmax(1) for s in texts}}
-    costs = {"transformer": {"model": transformer_kind, **serving_cost(transformer, texts["validation"], transformer_size,
-                                                                        config.batch_sizes, config.bench_seconds)},
-             "baseline": {"model": "onnx model.onnx", **serving_cost(baseline, texts["validation"],
-                          (run.path / "baseline" / "onnx" / "model.onnx").stat().st_size, config.batch_sizes, config.bench_seconds)}}
-    comparison = compare_families(truth["validation"], predictions, truth["test"], costs, config, family)
-    run.reports.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.reports / "families.json", comparison)
-    return comparison
+            "verdict": family_verdict(accuracy["validation"], test["p_value"], config.alpha, test["interval"])}

@@ -34,7 +34,8 @@ __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'subcom
            'registry_register', 'registry_promote', 'registry_rollback', 'registry_delete_alias', 'gate_summary',
            'registry_history', 'registry_gc', 'registry_tag', 'registry_describe', 'add_registry_command',
            'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command', 'add_explain_command',
-           'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command', 'add_monitor_command']
+           'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command', 'monitor_migrate_command',
+           'add_monitor_migrate_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #297b88b0
 SUBCOMMANDS: dict[str, Callable[[Any], None]] = {}  # name -> function that adds that sub-command (filled below)
@@ -522,6 +523,30 @@ def monitor_command(args: argparse.Namespace) -> int:
         print(describe_comparison(report["comparison"]))
     return 1 if args.fail_on_alert and report["alerts"] else 0
 
+# %% ../nbs/11_cli.ipynb #d990faab
+def monitor_migrate_command(args: argparse.Namespace) -> int:
+    "Upgrade the request log's database to this release's schema, and say where it stood."
+    store = load_object("ainative.store")  # SQLAlchemy and Alembic: loaded when the job runs, not for the parser
+    config = store.MonitorConfig.from_env(database_url=args.database_url)
+    url = config.database_url or store.default_database_url(Registry(args.registry_dir).root, args.model or RegistryConfig.model_name)
+    outcome = store.migrate_database(url, config.busy_timeout_s)
+    if args.json: print(json.dumps(outcome))
+    elif outcome["upgraded"]: print(f"{outcome['url']}: schema upgraded from {outcome['from']} to {outcome['to']}")
+    else: print(f"{outcome['url']}: schema already at {outcome['to']}")
+    return 0
+
+def add_monitor_migrate_command(actions: Any) -> None:
+    "`ainative monitor migrate`: the request log's schema to this release's."
+    migrate = actions.add_parser("migrate", help="upgrade the request log's database to this release's schema",
+                                 formatter_class=DefaultsHelp, description="Bring the request log's database to this release's "
+                                 "schema (Alembic; safe to run from several replicas at once, and again); fail on a newer one.")
+    add_option(migrate, "--database-url", help="the request log's database; None: <registry>/<model>/monitor.sqlite",
+               default_from="ainative.store:MonitorConfig.database_url")
+    migrate.add_argument("--registry-dir", help="registry root, for the default database (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    migrate.add_argument("--model", help=f"registered model name, for the default database (default: {RegistryConfig.model_name})")
+    migrate.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    migrate.set_defaults(handler=monitor_migrate_command)
+
 # %% ../nbs/11_cli.ipynb #c02c84af
 @subcommand
 def add_monitor_command(commands: Any) -> None:
@@ -542,6 +567,7 @@ def add_monitor_command(commands: Any) -> None:
     monitor.add_argument("--fail-on-alert", action="store_true", help="exit with status 1 when an alert fires")
     monitor.add_argument("--json", action="store_true", help="print the report as JSON")
     monitor.set_defaults(handler=monitor_command)
+    add_monitor_migrate_command(monitor.add_subparsers(dest="monitor_action", metavar="ACTION"))  # optional: `monitor` alone judges
 
 # %% ../nbs/11_cli.ipynb #ba78fa53
 subcommand(add_retrain_command)

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import MarkdownExporter
 
+from .architecture import write_layer_picture
 from .core import ConfigError, atomic_write_text, find_project_root
 
 # %% auto #0
@@ -61,11 +62,14 @@ def render_readme(index: Path | str | None = None) -> str:
     notebook.metadata.setdefault("language_info", {})["name"] = "python"
     body, _ = MarkdownExporter().from_notebook_node(notebook)
     body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
+    body = body.replace("](images/", "](nbs/images/")  # the notebook's images, seen from the README at the top level
     return "<!-- Generated from nbs/index.ipynb by `make readme`; edit the notebook, not this file. -->\n\n" + body
 
 # %% ../nbs/10_docs.ipynb #265cdf4c
 def write_readme(index: Path | str | None = None, readme: Path | str | None = None) -> Path:
-    "Render `index` into `readme` (default: the project's README.md)."
+    "Render `index` into `readme` (default: the project's README.md), after drawing the layer picture it shows."
+    index = Path(index) if index else find_project_root() / "nbs" / "index.ipynb"
+    write_layer_picture(index.parent / "images")  # generated from the code's imports, never drawn by hand
     readme = Path(readme) if readme else find_project_root() / "README.md"
     return atomic_write_text(readme, render_readme(index))
 

@@ -26,6 +26,7 @@ from .data import load_splits, read_manifest, save_figure
 # home keeps answering `from ainative.explain import ...`
 from .scoring import (batched_logits, calibration_report, classification_metrics, expected_calibration_error,
                               fit_temperature, negative_log_likelihood, reliability_bins)
+from .families import Family, can, require
 from .registry import Registry, RegistryConfig
 from .monitor import attach_reference, reference_profile
 from .optimize import torch_predictor
@@ -38,7 +39,7 @@ __all__ = ['MINIMUM_FUNCTIONALITY', 'PERTURBATIONS', 'ExplainConfig', 'attributi
            'deletion_curves', 'faithfulness_summary', 'plot_deletion_curves', 'confusion_order', 'largest_confusions',
            'plot_confusion_matrix', 'confused_pairs', 'confident_mistakes', 'plot_per_class_f1', 'plot_reliability',
            'add_typo', 'strip_punctuation', 'behaviour_cases', 'run_behaviour_tests', 'behaviour_summary',
-           'ExplainResult', 'explain_model']
+           'ExplainResult', 'explains_version', 'explain_model']
 
 # %% ../nbs/07_explainability.ipynb #72f02dc5
 @dataclass
@@ -458,6 +459,16 @@ class ExplainResult:
     model: Any
     tokenizer: Any
 
+# %% ../nbs/07_explainability.ipynb #52f19440
+def explains_version(family: Family,       # the family of the version the stage would explain and attach to
+                     run_has_model: bool    # whether the run holds a trained transformer that can stand in for it
+                    ) -> bool:
+    "Whether the stage explains the version itself (`attributions`); False: the run's transformer stands in for it."
+    if can(family, "attributions"): return True
+    if not run_has_model:
+        require(family, "attributions", "be explained, and the run has no trained transformer to explain in its place")
+    return False
+
 # %% ../nbs/07_explainability.ipynb #7fb17742
 def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, str | None]:
     "The (model, tokenizer) to explain, the registry (or None) and the version id (or None)."
@@ -465,9 +476,10 @@ def _source_model(config: ExplainConfig, run: RunDir) -> tuple[Any, Any, Any, st
     version = config.version or registered.get("version")
     registry = Registry(config.registry_dir or registered.get("registry_dir")) if version else None
     folder = registry.resolve(config.model_name, version) if version else None
-    if folder is not None and registry.show(config.model_name, folder.name).get("family") == "baseline":
-        get_logger("explain").info(f"{config.model_name} {folder.name} is the baseline family (chapter 16): explaining the run's "
-                                   "transformer, attaching nothing to the version")
+    family = registry.version_family(config.model_name, folder.name) if folder is not None else None
+    if family is not None and not explains_version(family, (run.model / "config.json").exists()):
+        get_logger("explain").info(f"{config.model_name} {folder.name} is of the {family.name} family, which has no attributions: "
+                                   "explaining the run's transformer, attaching nothing to the version")
         folder = None
     if folder is None:
         if not (run.model / "config.json").exists():

@@ -19,8 +19,9 @@ from .core import (CapabilityError, ConfigError, IntegrityError, ModelNotFoundEr
 from .tasks import Task, task_named
 
 # %% auto #0
-__all__ = ['CAPABILITIES', 'FAMILIES', 'Inference', 'prepare_text', 'read_temperature', 'RuntimeOptions', 'Runtime',
-           'StagedModel', 'Family', 'can', 'require', 'register_family', 'family_named', 'family_module', 'family_of']
+__all__ = ['CAPABILITIES', 'FAMILIES', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'Inference', 'prepare_text', 'read_temperature',
+           'RuntimeOptions', 'Runtime', 'StagedModel', 'Family', 'can', 'require', 'register_family', 'family_named',
+           'family_module', 'family_of', 'find_pickle_files', 'read_run_json', 'model_card']
 
 # %% ../nbs/02d_families.ipynb #dc24ca42
 CAPABILITIES: dict[str, str] = {  # what a family may be able to do, and which part of ainative needs it
@@ -77,6 +78,8 @@ class Runtime(Protocol):
     folder: Path                 # the version's folder
     family: str                  # the family that opened it
     variant: str                 # the file it serves
+    provider: str                # the execution provider that runs it (e.g. CPUExecutionProvider)
+    embeds: bool                 # whether `infer` gives sentence embeddings (False: `Inference.embeddings` is None)
     labels: list[str]            # class names, in id order
     temperature: float           # calibration temperature (1.0: uncalibrated)
     reference: dict[str, Any] | None  # the drift reference profile of this variant (chapter 2b)
@@ -109,6 +112,10 @@ class Family:
     def open_runtime(self, folder: Path, manifest: dict[str, Any], options: RuntimeOptions) -> Runtime:
         "A runtime serving the verified version in `folder`."
         raise NotImplementedError(f"The {self.name} family cannot be served (no open_runtime).")
+    def load_model(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        "The verified version's model in memory, for the stages that explain or fine-tune it (`Registry.load_model`)."
+        raise CapabilityError(f"The {self.name} family has no model to load in memory: it is only served.",
+                              where=str(folder), fix="Explain or fine-tune a version of a family that has attributions or finetune.")
     def base_model(self, manifest: dict[str, Any]) -> str:
         "What the model was made from, for its card."
         return str((manifest.get("metrics") or {}).get("base_model", "unknown"))
@@ -163,3 +170,79 @@ def family_of(manifest: dict[str, Any],                  # a registered version'
     "The family of a registered version; versions from before families were recorded are transformer versions."
     name = manifest.get("family") or "transformer"
     return family_named(name, manifest.get("family_module") or (known_modules or {}).get(name))
+
+# %% ../nbs/02d_families.ipynb #9b35119e
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+KNOWN_SAFE_SUFFIXES = (".json", ".txt", ".safetensors", ".model", ".md", ".jinja", ".onnx", ".data")
+
+def _starts_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f: head = f.read(4)
+    is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # protocol 2-5 opcode
+    return is_pickle or head == b"PK\x03\x04"  # torch.save's zip container holds a pickle
+
+def find_pickle_files(folder: Path | str) -> list[str]:
+    "Relative paths of the files in `folder` that are, or are named like, pickle-based weights."
+    folder = Path(folder)
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        suffix = path.suffix.lower()
+        if suffix in PICKLE_SUFFIXES or (suffix not in KNOWN_SAFE_SUFFIXES and _starts_like_pickle(path)):
+            found.append(path.relative_to(folder).as_posix())
+    return found
+
+# %% ../nbs/02d_families.ipynb #db02c2cf
+def read_run_json(path: Path,  # a JSON file of a run directory
+                  what: str    # what it is, for the message, e.g. "reports/metrics.json"
+                 ) -> dict[str, Any]:
+    "The JSON object at `path`; a `RegistryError` that says which stage to run when it is missing or unreadable."
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"The run has no {what}.", where=str(path),
+                            fix="Run the earlier stages (data, training) for this run directory first.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RegistryError(f"The run's {what} is not valid JSON ({e}).", where=str(path),
+                            fix="Re-run the stage that writes it.") from None
+
+# %% ../nbs/02d_families.ipynb #d4167416
+def _score(values: dict[str, Any], name: str) -> str:
+    return f"{values[name]:.4f}" if isinstance(values.get(name), (int, float)) else "–"
+
+def model_card(manifest: dict[str, Any],    # the version's manifest: name, version, labels, metrics, params
+               data: dict[str, Any] | None, # the run's data/manifest.json (source, counts), when there is one
+               family: Family               # the version's family: its library and base model, and its task
+              ) -> str:
+    "A Hugging Face style model card for a registered version: intended use, data, metrics, limitations, calibration."
+    data, metrics, task = data or {}, manifest.get("metrics") or {}, task_named(family.task)
+    test, baseline = metrics.get("test") or {}, (metrics.get("baseline") or {}).get("test") or {}
+    label2id = (manifest.get("labels") or {}).get("label2id") or {}
+    labels = sorted(label2id, key=label2id.get)
+    source = (data.get("source") or {}).get("name", "unknown")
+    calibration = metrics.get("calibration") or {}
+    return "\n".join([
+        "---", f"library_name: {family.library}", f"pipeline_tag: {task.pipeline_tag}",
+        f"base_model: {family.base_model(manifest)}", f"tags: [ainative, {task.name}, {family.name}]", "---", "",
+        f"# {manifest['name']} {manifest['version']}", "",
+        f"A {family.name} model for the {task.name} task: {task.summary}; {len(labels)} labels. "
+        f"Registered {manifest.get('created', '')} from run `{(manifest.get('run') or {}).get('id')}`.", "",
+        "## Intended use", "",
+        "Routing and answering customer-service messages of the domain it was trained on. Below a confidence threshold, "
+        "hand the message to a person: every prediction names one of the known intents, even for an unrelated text.", "",
+        "## Data", "",
+        f"`{source}`, data version `{manifest.get('data_version')}` (test split sha256 `{str(manifest.get('test_sha256'))[:16]}…`), "
+        f"splits {data.get('counts', 'unknown')}. Intents: {', '.join(f'`{label}`' for label in labels)}.", "",
+        "## Metrics (test split)", "",
+        "| | accuracy | macro-F1 |", "|---|---|---|",
+        f"| this model | {_score(test, 'accuracy')} | {_score(test, 'macro_f1')} |",
+        f"| TF-IDF + logistic regression baseline | {_score(baseline, 'accuracy')} | {_score(baseline, 'macro_f1')} |", "",
+        "## Calibration", "",
+        (f"Temperature {calibration['temperature']:.3f}; ECE {calibration.get('ece_before')} before, {calibration.get('ece_after')} after."
+         if calibration.get("temperature") else
+         "Not measured at registration. The explainability stage fits a temperature on the validation split and attaches it "
+         "to this version as `calibration/` (with ECE before and after); until then, read confidences as uncalibrated."), "",
+        "## Limitations", "",
+        "- It knows only the intents above; a new intent needs new data and a new version.",
+        "- Trained and tested on one dataset: expect lower accuracy on other wording, languages or channels; "
+        "watch the served traffic's drift (`ainative monitor`).",
+        f"- Texts longer than {(manifest.get('params') or {}).get('training', {}).get('max_length', 'the training max_length')} "
+        "tokens are truncated.", ""])

@@ -21,6 +21,7 @@ from .core import (ConfigError, DataFileNotFoundError, DefaultsHelp, IntegrityEr
                            atomic_write_json, get_logger, load_object, normalize_text, parse_key_values, sha256_file)
 from .evidence import (UNDECIDED_POLICIES, check_policy, decode_correct, encode_correct, judge_not_worse,
                                mcnemar_p_values, paired_counts, pooled)
+from .families import Family, can
 from .reference import load_reference
 from .registry import Registry, RegistryConfig, check_alias, check_model_name, register_model
 
@@ -33,10 +34,10 @@ if TYPE_CHECKING: import pandas as pd
 __all__ = ['FEEDBACK_COLUMNS', 'SKIP_REASONS', 'HOLDOUT_FILE', 'DECISION_FILE', 'FlywheelConfig', 'read_feedback',
            'feedback_mark', 'new_since', 'usable_feedback', 'held_out', 'FeedbackMerge', 'merge_feedback',
            'champion_data_dir', 'read_holdout', 'write_feedback_dataset', 'FeedbackDataset', 'build_feedback_dataset',
-           'original_base_model', 'challenger_training_config', 'RetrainResult', 'retrain', 'paired_test',
-           'predict_labels', 'compare_versions', 'not_worse_gate', 'feedback_rule', 'decide', 'promote_if_better',
-           'turn_reasons', 'last_turn_mark', 'check_trigger', 'flywheel_turn', 'retrain_command', 'flywheel_command',
-           'add_retrain_command', 'add_flywheel_command']
+           'original_base_model', 'challenger_training_config', 'warm_start_from', 'RetrainResult', 'retrain',
+           'paired_test', 'predict_labels', 'compare_versions', 'not_worse_gate', 'feedback_rule', 'decide',
+           'promote_if_better', 'turn_reasons', 'last_turn_mark', 'check_trigger', 'flywheel_turn', 'retrain_command',
+           'flywheel_command', 'add_retrain_command', 'add_flywheel_command']
 
 # %% ../nbs/12_flywheel.ipynb #6256e342
 @dataclass
@@ -301,6 +302,18 @@ def challenger_training_config(champion_manifest: Mapping[str, Any],  # the cham
     if warm_start_from is not None: params["base_model"] = str(warm_start_from)
     return training_config.from_params(params)
 
+# %% ../nbs/12_flywheel.ipynb #a5c75d82
+def warm_start_from(family: Family,     # the champion's family
+                    champion: Path,     # the champion's registry folder
+                    warm_start: bool = FlywheelConfig.warm_start  # whether the turn asks for a warm start
+                   ) -> tuple[Path | None, str]:
+    "The folder the challenger starts from (None: the base model), and why, in words."
+    if not warm_start: return None, "from the base model: warm_start is off"
+    if not can(family, "finetune"):
+        return None, (f"from the base model: the champion {champion.name} is of the {family.name} family, whose model "
+                      "does not train further (no 'finetune' capability)")
+    return champion / "model", f"warm-started from the champion {champion.name}'s weights"
+
 # %% ../nbs/12_flywheel.ipynb #aeea5cc3
 @dataclass
 class RetrainResult:
@@ -338,9 +351,12 @@ def retrain(config: FlywheelConfig | None = None,
         return RetrainResult("nothing_new", None, dataset, champion)
     run = dataset.run
     champion_manifest = registry.show(config.model_name, champion)
-    warm = registry.resolve(config.model_name, champion) / "model" if config.warm_start else None
+    warm, start = warm_start_from(registry.version_family(config.model_name, champion),
+                                  registry.resolve(config.model_name, champion), config.warm_start)
+    get_logger("flywheel").info(f"challenger of {config.model_name} {champion}: {start}")
     result = train_model(challenger_training_config(champion_manifest, run.path, warm, training))
     run.record_params("flywheel", {**config.to_dict(), "champion": champion, "base_model": original_base_model(champion_manifest),
+                                   "start": start,
                                    "parent_data_version": dataset.parent["version"], "data_version": dataset.manifest["version"],
                                    "feedback": dataset.manifest["feedback"]})
     registered = register_model(RegistryConfig(run_dir=str(run.path), registry_dir=str(registry.root), model_name=config.model_name,

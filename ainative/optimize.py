@@ -22,6 +22,7 @@ from .evidence import UNDECIDED_POLICIES, judge_not_worse, pooled
 from .data import load_splits, read_manifest
 # how every model is scored and timed (chapter 2a); imported here, `from ainative.optimize import ...` keeps working
 from .scoring import batched_logits, measure, parity_report, require_parity, sample_batches
+from .families import Family, can, require
 from .baseline import baseline_session, baseline_text, onnx_probabilities
 from .registry import Registry, RegistryConfig
 
@@ -29,8 +30,8 @@ from .registry import Registry, RegistryConfig
 __all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'INT8_FORMATS', 'OptimizationConfig', 'load_for_export',
            'export_onnx', 'OnnxRunner', 'torch_predictor', 'unknown_token_rates', 'monitoring_reference',
            'optimize_graph', 'quantize_int8', 'convert_fp16', 'gold_ids', 'paired_correct', 'judged_margin',
-           'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult', 'VariantScores', 'score_variants',
-           'write_probes', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
+           'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult', 'attaches_export', 'VariantScores',
+           'score_variants', 'write_probes', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 Int8Format = Literal["s8-reduced", "s8", "u8"]  # INT8 weight formats; `INT8_FORMATS` (below) says what each one is
@@ -290,22 +291,30 @@ class OptimizationResult:
     report: dict[str, Any]
     bench: pd.DataFrame
 
+# %% ../nbs/05_optimization.ipynb #88ed36f5
+def attaches_export(family: Family  # the family of the version the stage optimises
+                   ) -> bool:
+    "Whether the stage attaches its export to a version of `family` (`int8`); a `CapabilityError` without `onnx`."
+    require(family, "onnx", "be benchmarked or gated by the optimisation stage")
+    return can(family, "int8")
+
 # %% ../nbs/05_optimization.ipynb #bda95fbc
-def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, str | None]:
-    "The model folder to optimise, the registry (or None) and the version id (or None)."
+def _source_model(config: OptimizationConfig, run: RunDir) -> tuple[Path, Any, str | None, Family | None]:
+    "The model folder to optimise, the registry (or None), the version id (or None) and its family (or None)."
     registered = run.read_params().get("registry", {})
     version = config.version or registered.get("version")
     if version is None:
         if not (run.model / "config.json").exists():
             raise AinativeError(f"{run.path} has no trained model and no registered version was named.",
                                 fix="Run the training stage first, or pass version=<version or alias>.")
-        return run.model, None, None
+        return run.model, None, None, None
     registry = Registry(config.registry_dir or registered.get("registry_dir"))
     folder = registry.resolve(config.model_name, version)
     registry.require_intact(config.model_name, folder.name, "optimised")
-    if registry.show(config.model_name, folder.name).get("family") == "baseline":  # ONNX already; the run's transformer is still measured
-        return run.model, registry, folder.name
-    return folder / "model", registry, folder.name
+    family = registry.version_family(config.model_name, folder.name)
+    if not attaches_export(family):  # its own ONNX file serves; the run's transformer is still exported and measured
+        return run.model, registry, folder.name, family
+    return folder / "model", registry, folder.name, family
 
 # %% ../nbs/05_optimization.ipynb #99d524a2
 def _promote(registry, name: str, version: str, config: OptimizationConfig) -> dict[str, Any]:
@@ -423,12 +432,14 @@ def baseline_predictor(run: RunDir, threads: int | None = None) -> dict[str, Cal
     return {"baseline onnx": lambda texts: onnx_probabilities(session, [baseline_text(t) for t in texts])}
 
 # %% ../nbs/05_optimization.ipynb #85e8564e
-def _attach_and_promote(registry, version: str, run: RunDir, report: dict[str, Any], config: OptimizationConfig) -> None:
-    "Attach `<run>/onnx/` to `version` unless it has one, then promote it to `config.promote_to` (recorded in `report`)."
+def _attach_and_promote(registry, version: str, family: Family, run: RunDir, report: dict[str, Any],
+                        config: OptimizationConfig) -> None:
+    "Attach `<run>/onnx/` to `version` (of `family`) unless it has one or cannot take it, then promote it to `config.promote_to`."
     log = get_logger("optimize")
     attachments = registry.attachments(config.model_name, version)
-    if registry.show(config.model_name, version).get("family") == "baseline":
-        log.info(f"{config.model_name} {version} is the baseline family: its own ONNX file serves; the transformer's stays in the run")
+    if not attaches_export(family):
+        log.info(f"{config.model_name} {version} is of the {family.name} family, which cannot int8: its own ONNX file serves; "
+                 "the transformer's export stays in the run")
     elif "onnx" in attachments or (registry.resolve(config.model_name, version) / "onnx").exists():
         log.warning(f"{config.model_name} {version} already has onnx/; leaving it as it is")
     else:
@@ -444,7 +455,7 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
     config = config or OptimizationConfig()
     log = get_logger("optimize")
     run = RunDir.create(config.run_dir)
-    model_dir, registry, version = _source_model(config, run)
+    model_dir, registry, version, family = _source_model(config, run)
     device = detect_device(config.device)
     if config.threads: torch.set_num_threads(config.threads)
     splits = load_splits(run.data)
@@ -487,7 +498,7 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
         "speedup_at_32_random": {name: float(at_32_random[name] / at_32_random["torch fp32"]) for name in at_32_random.index},
     }
     _publish(run, staging, report, bench)
-    if registry is not None: _attach_and_promote(registry, version, run, report, config)
+    if registry is not None: _attach_and_promote(registry, version, family, run, report, config)
     run.record_params("optimization", config.to_dict())
     log.info(f"onnx: parity {scores.parity['onnx fp32']['agreement']:.4f}, int8 {gates.get('onnx int8', {}).get('reason')}, "
              f"serving default {serving_default}")

@@ -25,7 +25,8 @@ from .registry import Registry, RegistryConfig
 __all__ = ['STAGES', 'SMOKE_MODEL_NAME', 'SMOKE_GATE', 'PROFILES', 'CLINC150_MODEL_NAME', 'PIPELINE_TAG',
            'PIPELINE_KERNEL_ENVIRONMENT', 'notebooks_dir', 'notebook_parameters', 'stage_parameters',
            'PipelineStageError', 'select_stages', 'runs_in_pipeline', 'pipeline_notebook', 'kernel_environment',
-           'run_stage', 'check_upstream', 'run_pipeline', 'serving_costs', 'pipeline_summary', 'pipeline_outcome']
+           'run_stage', 'check_upstream', 'run_pipeline', 'registered_family', 'serving_costs', 'pipeline_summary',
+           'pipeline_outcome']
 
 # %% ../nbs/09_pipeline.ipynb #5cf98d41
 STAGES: dict[str, str] = {  # stage name -> notebook, in pipeline order
@@ -241,6 +242,15 @@ def run_pipeline(profile: str = "smoke",
         log.info(f"stage {number}/{len(stages)} {stage} done in {time.perf_counter() - started:.1f}s -> {output}")
     return run
 
+# %% ../nbs/09_pipeline.ipynb #7091e10b
+def registered_family(registered: dict[str, Any]  # the run's `registry` parameters (in `params.json`)
+                     ) -> str | None:
+    "The name of the family of the version the run registered: as recorded, else as its manifest says; None: none known."
+    if not registered.get("version"): return None
+    if registered.get("registered_family"): return registered["registered_family"]
+    try: return Registry(registered.get("registry_dir")).version_family(registered["model_name"], registered["version"]).name
+    except (AinativeError, ImportError): return None  # the registry moved, or the family's module is not installed here
+
 # %% ../nbs/09_pipeline.ipynb #5c1d7e20
 def serving_costs(report: dict[str, Any]  # the optimisation stage's onnx/report.json
                  ) -> str:
@@ -261,7 +271,8 @@ def pipeline_summary(run: RunDir) -> str:
     if (run.reports / "metrics.json").exists():
         metrics = json.loads((run.reports / "metrics.json").read_text())
         line = f"test accuracy {metrics['test']['accuracy']:.2%}, macro-F1 {metrics['test']['macro_f1']:.2%}"
-        if "baseline" in metrics: line += f" (TF-IDF baseline {metrics['baseline']['test']['accuracy']:.2%})"
+        baseline = metrics.get("baseline")  # the training stage's TF-IDF reference, when it fitted one
+        if baseline: line += f" (TF-IDF baseline {baseline['test']['accuracy']:.2%})"
         lines.append(line + f"; trained in {metrics['train_seconds'] / 60:.1f} min on {metrics['device']}")
         if "families" in metrics: lines.append(f"families: {metrics['families']['verdict']}")
         if "distillation" in metrics:
@@ -279,8 +290,9 @@ def pipeline_summary(run: RunDir) -> str:
         promotion = json.loads((run.onnx / "promotion.json").read_text()) if (run.onnx / "promotion.json").exists() else {}
         alias = promotion.get("alias") if promotion.get("ok") else registered.get("promote_to")
         refused = f" (promotion to {promotion['alias']} refused: {promotion['reason']})" if promotion and not promotion["ok"] else ""
-        family = registered.get("registered_family", "transformer")
-        lines.append(f"registered: {registered['model_name']} {registered['version']} ({family}) -> alias {alias}{refused}")
+        family = registered_family(registered)
+        lines.append(f"registered: {registered['model_name']} {registered['version']}{f' ({family})' if family else ''} "
+                     f"-> alias {alias}{refused}")
         lines.append(f"serve it: ainative serve --model {registered['model_name']} --alias {alias or registered['version']}"
                      + (f" --registry-dir {registered['registry_dir']}" if registered.get("registry_dir") else ""))
     lines.append(f"reports: {run.reports}   executed notebooks: {run.notebooks}")
@@ -296,6 +308,6 @@ def pipeline_outcome(run: RunDir) -> dict[str, Any]:
             "data_version": manifest.get("version"), "counts": manifest.get("counts"),
             "test": {name: (metrics.get("test") or {}).get(name) for name in ("accuracy", "macro_f1")},
             "model": registered.get("model_name"), "version": registered.get("version"),
-            "family": registered.get("registered_family", "transformer") if registered.get("version") else None,
+            "family": registered_family(registered),
             "aliases": [alias for alias in (registered.get("promote_to"), promotion.get("alias") if promotion.get("ok") else None) if alias],
             "registry_dir": registered.get("registry_dir"), "notebooks": str(run.notebooks)}

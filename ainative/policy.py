@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np  # the server applies policies: the standard library and numpy only, at module level
+import numpy as np  # the server applies policies: the standard library, numpy and fastcore only, at module level
+from fastcore.basics import patch
 
 from .core import AinativeError, ConfigError, IntegrityError, atomic_write_json, sha256_file, softmax
 
@@ -106,74 +107,85 @@ class AbstentionPolicy:
     target_precision: float | None = None # what the threshold was chosen for
     evaluation: dict[str, Any] = field(default_factory=dict)  # validation and test figures of this policy
 
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"Unknown abstention strategy {self.strategy!r}.", fix=f"Use one of {list(STRATEGIES)}.")
-        uses_class, uses_threshold = self.strategy != "threshold", self.strategy != "oos_class"
-        if uses_class and self.oos_label not in self.labels:
-            raise ConfigError(f"The strategy {self.strategy!r} needs an out-of-scope class, and the model's labels have "
-                              f"no {self.oos_label!r}.", fix="Use strategy='threshold' for a model without an oos class.")
-        if uses_threshold and (self.score not in SCORES or self.threshold is None or not math.isfinite(self.threshold)):
-            raise ConfigError(f"The strategy {self.strategy!r} needs a score from {list(SCORES)} and a finite threshold "
-                              f"(got score={self.score!r}, threshold={self.threshold!r}).")
-        if self.score == "centroid_similarity" and (self.centroids is None or
-                                                    len(self.centroids) != len(intent_columns(self.labels, self.oos_label))):
-            raise ConfigError("The centroid_similarity score needs one centroid per intent.",
-                              fix="Compute them with class_centroids on the training split.")
+    def __post_init__(self): _check_policy_fields(self)
 
     @property
     def needs_embeddings(self) -> bool:
         "Whether `abstains` needs the sentence embeddings."
         return self.strategy != "oos_class" and self.score == "centroid_similarity"
 
-    def abstains(self, logits: np.ndarray,             # raw logits (texts, classes)
-                 probabilities: np.ndarray,            # calibrated probabilities (texts, classes), as the server computes them
-                 embeddings: np.ndarray | None,        # sentence embeddings (texts, dim); needed by centroid_similarity only
-                 labels: list[str]                     # the served model's labels, in id order
-                ) -> np.ndarray:
-        "Whether to abstain on each text (a bool per row)."
-        if list(labels) != list(self.labels):
-            raise ConfigError(f"The policy was evaluated on a model with {len(self.labels)} other labels than these "
-                              f"{len(labels)}.", where="abstention/policy.json",
-                              fix="Serve the policy with the version it is attached to.")
-        logits, probabilities = np.asarray(logits), np.asarray(probabilities)
-        if logits.ndim != 2 or logits.shape != probabilities.shape or logits.shape[1] != len(labels):
-            raise ConfigError(f"logits {logits.shape} and probabilities {probabilities.shape} must both be (texts, "
-                              f"{len(labels)}).")
-        self.check(embeddings is not None)
-        if self.needs_embeddings and len(embeddings) != len(logits):
-            raise ConfigError(f"{len(embeddings)} embeddings for {len(logits)} rows of logits: one per text is needed.")
-        abstained = np.zeros(len(logits), dtype=bool)
-        if self.strategy != "threshold":
-            abstained |= logits.argmax(axis=1) == self.labels.index(self.oos_label)
-        if self.strategy != "oos_class":
-            scores = confidence_scores(logits, probabilities, intent_columns(self.labels, self.oos_label),
-                                       embeddings if self.needs_embeddings else None, self.centroids)
-            abstained |= scores[self.score] < self.threshold
-        return abstained
 
-    def check(self, has_embeddings: bool,           # whether the served graph has a sentence_embedding output
-              temperature: float | None = None  # the temperature the server calibrates with (None: not checked)
-             ) -> None:
-        "Raise a `ConfigError` if the served model cannot apply the policy as evaluated (call it when loading)."
-        if temperature is not None and not math.isclose(temperature, self.temperature, rel_tol=1e-9):
-            raise ConfigError(f"The abstention policy was evaluated with temperature {self.temperature}, the server "
-                              f"calibrates with {temperature}: its thresholds would mean something else.",
-                              where="abstention/policy.json",
-                              fix="Serve the version with the calibration the policy was chosen with, or run the "
-                                  "abstention stage again for a new version.")
-        if self.needs_embeddings and not has_embeddings:
-            raise ConfigError("The abstention policy scores texts by their sentence embeddings, and the served ONNX graph "
-                              "has no sentence_embedding output.", where="abstention/policy.json",
-                              fix="Serve a variant exported with the embedding output (ainative pipeline --from optimization), "
-                                  "or choose a policy on another score (score=energy).")
+# %% ../nbs/02e_policy.ipynb #0ac45f38
+def _check_policy_fields(policy: AbstentionPolicy) -> None:
+    "Raise a `ConfigError` if `policy`'s fields contradict each other (strategy, class, score, threshold, centroids)."
+    if policy.strategy not in STRATEGIES:
+        raise ConfigError(f"Unknown abstention strategy {policy.strategy!r}.", fix=f"Use one of {list(STRATEGIES)}.")
+    uses_class, uses_threshold = policy.strategy != "threshold", policy.strategy != "oos_class"
+    if uses_class and policy.oos_label not in policy.labels:
+        raise ConfigError(f"The strategy {policy.strategy!r} needs an out-of-scope class, and the model's labels have "
+                          f"no {policy.oos_label!r}.", fix="Use strategy='threshold' for a model without an oos class.")
+    if uses_threshold and (policy.score not in SCORES or policy.threshold is None or not math.isfinite(policy.threshold)):
+        raise ConfigError(f"The strategy {policy.strategy!r} needs a score from {list(SCORES)} and a finite threshold "
+                          f"(got score={policy.score!r}, threshold={policy.threshold!r}).")
+    if policy.score == "centroid_similarity" and (policy.centroids is None or
+                                                len(policy.centroids) != len(intent_columns(policy.labels, policy.oos_label))):
+        raise ConfigError("The centroid_similarity score needs one centroid per intent.",
+                          fix="Compute them with class_centroids on the training split.")
 
-    def describe(self) -> dict[str, Any]:
-        "What /model shows of the policy: strategy, score, threshold, fallback, temperature and its test figures."
-        return {"strategy": self.strategy, "score": self.score, "threshold": self.threshold, "oos_label": self.oos_label,
-                "fallback_label": self.fallback_label, "temperature": self.temperature,
-                "target_precision": self.target_precision, "needs_embeddings": self.needs_embeddings,
-                "test": self.evaluation.get("test")}
+# %% ../nbs/02e_policy.ipynb #bbdaab3b
+@patch
+def abstains(self: AbstentionPolicy, logits: np.ndarray,             # raw logits (texts, classes)
+             probabilities: np.ndarray,            # calibrated probabilities (texts, classes), as the server computes them
+             embeddings: np.ndarray | None,        # sentence embeddings (texts, dim); needed by centroid_similarity only
+             labels: list[str]                     # the served model's labels, in id order
+            ) -> np.ndarray:
+    "Whether to abstain on each text (a bool per row)."
+    if list(labels) != list(self.labels):
+        raise ConfigError(f"The policy was evaluated on a model with {len(self.labels)} other labels than these "
+                          f"{len(labels)}.", where="abstention/policy.json",
+                          fix="Serve the policy with the version it is attached to.")
+    logits, probabilities = np.asarray(logits), np.asarray(probabilities)
+    if logits.ndim != 2 or logits.shape != probabilities.shape or logits.shape[1] != len(labels):
+        raise ConfigError(f"logits {logits.shape} and probabilities {probabilities.shape} must both be (texts, "
+                          f"{len(labels)}).")
+    self.check(embeddings is not None)
+    if self.needs_embeddings and len(embeddings) != len(logits):
+        raise ConfigError(f"{len(embeddings)} embeddings for {len(logits)} rows of logits: one per text is needed.")
+    abstained = np.zeros(len(logits), dtype=bool)
+    if self.strategy != "threshold":
+        abstained |= logits.argmax(axis=1) == self.labels.index(self.oos_label)
+    if self.strategy != "oos_class":
+        scores = confidence_scores(logits, probabilities, intent_columns(self.labels, self.oos_label),
+                                   embeddings if self.needs_embeddings else None, self.centroids)
+        abstained |= scores[self.score] < self.threshold
+    return abstained
+
+# %% ../nbs/02e_policy.ipynb #74c22dc0
+@patch
+def check(self: AbstentionPolicy, has_embeddings: bool,           # whether the served graph has a sentence_embedding output
+          temperature: float | None = None  # the temperature the server calibrates with (None: not checked)
+         ) -> None:
+    "Raise a `ConfigError` if the served model cannot apply the policy as evaluated (call it when loading)."
+    if temperature is not None and not math.isclose(temperature, self.temperature, rel_tol=1e-9):
+        raise ConfigError(f"The abstention policy was evaluated with temperature {self.temperature}, the server "
+                          f"calibrates with {temperature}: its thresholds would mean something else.",
+                          where="abstention/policy.json",
+                          fix="Serve the version with the calibration the policy was chosen with, or run the "
+                              "abstention stage again for a new version.")
+    if self.needs_embeddings and not has_embeddings:
+        raise ConfigError("The abstention policy scores texts by their sentence embeddings, and the served ONNX graph "
+                          "has no sentence_embedding output.", where="abstention/policy.json",
+                          fix="Serve a variant exported with the embedding output (ainative pipeline --from optimization), "
+                              "or choose a policy on another score (score=energy).")
+
+# %% ../nbs/02e_policy.ipynb #d4687bd7
+@patch
+def describe(self: AbstentionPolicy) -> dict[str, Any]:
+    "What /model shows of the policy: strategy, score, threshold, fallback, temperature and its test figures."
+    return {"strategy": self.strategy, "score": self.score, "threshold": self.threshold, "oos_label": self.oos_label,
+            "fallback_label": self.fallback_label, "temperature": self.temperature,
+            "target_precision": self.target_precision, "needs_embeddings": self.needs_embeddings,
+            "test": self.evaluation.get("test")}
 
 # %% ../nbs/02e_policy.ipynb #dddef35b
 ATTACHMENT_KIND = "abstention"   # the version's attachment folder

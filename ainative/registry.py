@@ -11,7 +11,6 @@ import re
 import secrets
 import shutil
 import socket
-import struct
 import subprocess
 import time
 from contextlib import contextmanager
@@ -20,49 +19,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
-import numpy as np
 from fastcore.basics import patch
 from filelock import FileLock, Timeout
 
 from .core import (ConfigError, IntegrityError, ModelNotFoundError, RegistryError, RunDir, StageConfig,
                            atomic_write_json, atomic_write_text, find_project_root, fsync_path, get_logger, runs_root,
                            sha256_file)
-from .evidence import decode_correct, judge_not_worse, pooled
-from .families import Family, family_of
+from .families import (Family, family_module, family_named, family_of, find_pickle_files, model_card,
+                               read_run_json)
+from .gates import (ATTACHMENT_FILES, ATTACHMENT_RECORD, DEFAULT_ALPHA, DEFAULT_TOLERANCE, DEFAULT_UNDECIDED,
+                            GATED_METRICS, MANIFEST_FILES, MODEL_NAME_PATTERN, REGISTRY_POLICIES, VERSION_PATTERN, attachment_manifests,
+                            attachment_record, check_alias, check_model_name, current_aliases, file_inventory, gate_fix,
+                            gate_record, given_gate, last_json_line, latest_change, manifest_metric, promotion_gate,
+                            promotion_problems, promotion_reason, read_json_lines, version_id, version_number,
+                            version_problems)  # chapter 4a; `from ainative.registry import promotion_gate` still works
 
 # %% auto #0
-__all__ = ['MODEL_NAME_PATTERN', 'ALIAS_PATTERN', 'FAMILIES', 'REGISTRY_POLICIES', 'VERSION_PATTERN', 'PICKLE_SUFFIXES',
-           'KNOWN_SAFE_SUFFIXES', 'LEFT_OUT_FILES', 'GATED_METRICS', 'MANIFEST_FILES', 'ATTACHMENT_FILES',
-           'ATTACHMENT_RECORD', 'TEMP_PATTERN', 'BUILTIN_FAMILY_MODULES', 'check_model_name', 'check_alias',
-           'RegistryConfig', 'default_registry_root', 'version_id', 'version_number', 'find_pickle_files',
-           'safetensors_problems', 'check_model_dir', 'manifest_metric', 'read_run_record', 'git_state',
-           'file_inventory', 'attachment_problems', 'inventory_problems', 'read_json_lines', 'attachment_record',
-           'recorded_attachment_problems', 'scored_rows', 'recorded_correctness', 'promotion_gate',
-           'promotion_problems', 'latest_change', 'last_json_line', 'current_aliases', 'Registry', 'describe_holdings',
-           'model_card', 'given_gate', 'gate_fix', 'latest_trained_run', 'RegisteredVersion', 'chosen_family',
-           'register_model']
-
-# %% ../nbs/04_registry.ipynb #2d8846bd
-MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
-ALIAS_PATTERN = re.compile(r"[a-z0-9_-]+")
-
-def check_model_name(name: str) -> str:
-    "Return `name` if it can name a model folder (lower-case letters, digits, `.`, `_`, `-`), else raise ConfigError."
-    if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name) or name.strip(".") != name:
-        raise ConfigError(f"{name!r} is not a valid model name.",
-                          fix="Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.")
-    return name
-
-# %% ../nbs/04_registry.ipynb #878e341b
-def check_alias(alias: str) -> str:
-    "Return `alias` if it matches `[a-z0-9_-]+` (e.g. production, staging), else raise ConfigError."
-    if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias):
-        raise ConfigError(f"{alias!r} is not a valid alias.", fix="Use lower-case letters, digits, '_' and '-', e.g. production.")
-    return alias
+__all__ = ['FAMILY_CHOICES', 'TEMP_PATTERN', 'BUILTIN_FAMILY_MODULES', 'RegistryConfig', 'default_registry_root', 'run_record',
+           'git_state', 'Registry', 'describe_holdings', 'version_manifest', 'latest_trained_run', 'RegisteredVersion',
+           'choose_family', 'chosen_family', 'register_model']
 
 # %% ../nbs/04_registry.ipynb #f6b411a4
-FAMILIES = ("transformer", "baseline", "best")  # what the registry stage registers; best: the higher validation accuracy
-REGISTRY_POLICIES = ("block", "pool")  # the undecided policies the registry knows (it has no feedback, and no person to ask)
+FAMILY_CHOICES = ("transformer", "baseline", "best")  # what the registry stage registers; best: the higher validation accuracy
 
 @dataclass
 class RegistryConfig(StageConfig):
@@ -72,17 +50,17 @@ class RegistryConfig(StageConfig):
     model_name: str = "intent-classifier"  # the registered model's name (a folder of the registry)
     promote_to: str | None = "staging"     # alias to point at the new version; None only registers
     force: bool = False                    # promote past the production gate (recorded in the history)
-    tolerance: float = 0.01                # the paired decision's margin: the largest test-accuracy loss against production accepted
-    alpha: float = 0.05                    # one-sided level of each bound of the paired decision (chapter 0a)
-    undecided: Literal["block", "pool"] = "block"  # when the test set cannot decide: block refuses; pool judges validation + test
+    tolerance: float = DEFAULT_TOLERANCE   # the paired decision's margin: the largest test-accuracy loss against production accepted
+    alpha: float = DEFAULT_ALPHA           # one-sided level of each bound of the paired decision (chapter 0a)
+    undecided: Literal["block", "pool"] = DEFAULT_UNDECIDED  # when the test set cannot decide: block refuses; pool judges validation + test
     parent: str | None = None              # parent version or alias; None: the current production version
     family: Literal["transformer", "baseline", "best"] = "transformer"  # the model family to register (chapter 16)
 
     def __post_init__(self):
         check_model_name(self.model_name)
-        if self.family not in FAMILIES:
+        if self.family not in FAMILY_CHOICES:
             raise ConfigError(f"family={self.family!r} is not a model family.", where="RegistryConfig.family",
-                              fix=f"Use one of {list(FAMILIES)}.")
+                              fix=f"Use one of {list(FAMILY_CHOICES)}.")
         if self.promote_to is not None: check_alias(self.promote_to)
         if not 0 <= self.tolerance < 1:
             raise ConfigError(f"tolerance={self.tolerance} must be at least 0 and below 1.", fix="For example tolerance=0.01.")
@@ -100,110 +78,6 @@ def default_registry_root() -> Path:
     project = find_project_root()
     return (project / "registry") if project else Path.cwd().resolve() / "registry"
 
-# %% ../nbs/04_registry.ipynb #b45aeaac
-VERSION_PATTERN = re.compile(r"v(\d+)")
-
-def version_id(number: int) -> str:
-    "The id of version `number`, e.g. `v0003`."
-    return f"v{number:04d}"
-
-def version_number(text: str | int) -> int | None:
-    "The number of a version id such as `v0003` (or `3`), else None (`text` is then an alias)."
-    if isinstance(text, int) and not isinstance(text, bool): return text if text > 0 else None
-    match = VERSION_PATTERN.fullmatch(str(text))
-    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
-
-# %% ../nbs/04_registry.ipynb #f26a3fed
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
-KNOWN_SAFE_SUFFIXES = (".json", ".txt", ".safetensors", ".model", ".md", ".jinja", ".onnx", ".data")
-LEFT_OUT_FILES = ("training_args.bin",)  # the Trainer's pickled arguments: not weights, never copied or opened
-
-def _starts_like_pickle(path: Path) -> bool:
-    with open(path, "rb") as f: head = f.read(4)
-    is_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # protocol 2-5 opcode
-    return is_pickle or head == b"PK\x03\x04"  # torch.save's zip container holds a pickle
-
-# %% ../nbs/04_registry.ipynb #c859a2aa
-def find_pickle_files(folder: Path | str) -> list[str]:
-    "Relative paths of the files in `folder` that are, or are named like, pickle-based weights."
-    folder = Path(folder)
-    found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        suffix = path.suffix.lower()
-        if suffix in PICKLE_SUFFIXES or (suffix not in KNOWN_SAFE_SUFFIXES and _starts_like_pickle(path)):
-            found.append(path.relative_to(folder).as_posix())
-    return found
-
-# %% ../nbs/04_registry.ipynb #bfdde146
-def safetensors_problems(path: Path | str) -> list[str]:
-    "What is wrong with the safetensors file at `path` (unreadable header, truncated or padded data); empty if whole."
-    path = Path(path)
-    size = path.stat().st_size
-    if size < 8: return [f"{path.name}: truncated ({size} bytes, too short for a safetensors header)"]
-    with open(path, "rb") as f:
-        header_length = struct.unpack("<Q", f.read(8))[0]
-        if header_length > size - 8:
-            return [f"{path.name}: truncated or corrupt (its header claims {header_length} bytes, the file has {size})"]
-        try:
-            header = json.loads(f.read(header_length))
-            ends = [info["data_offsets"][1] for key, info in header.items() if key != "__metadata__"]
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError):
-            return [f"{path.name}: corrupt (its header is not valid safetensors JSON)"]
-    expected = 8 + header_length + max(ends, default=0)
-    if size < expected: return [f"{path.name}: truncated ({size} bytes, its header needs {expected})"]
-    if size > expected: return [f"{path.name}: corrupt ({size - expected} bytes after the last tensor)"]
-    return []
-
-# %% ../nbs/04_registry.ipynb #43348b7c
-def check_model_dir(model_dir: Path | str) -> dict[str, dict]:
-    "Check that `model_dir` is a safetensors-only classifier with a tokenizer; return its `label2id` and `id2label`."
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise RegistryError(f"No model in {model_dir}: config.json is missing.", where=str(model_dir),
-                            fix="Run the training stage for this run directory (it writes model/ with save_pretrained).")
-    pickles = [relative for relative in find_pickle_files(model_dir) if relative not in LEFT_OUT_FILES]
-    if pickles:
-        raise RegistryError(f"The model folder holds pickle-based file(s) {pickles}; the registry stores safetensors only, "
-                            "because loading a pickle can run arbitrary code.", where=str(model_dir / pickles[0]),
-                            fix="Re-save the model with model.save_pretrained(dir) (safetensors), and delete the pickle files.")
-    weights = sorted(model_dir.glob("*.safetensors"))
-    if not weights:
-        raise RegistryError(f"No *.safetensors weights in {model_dir}.", where=str(model_dir),
-                            fix="Save the model with model.save_pretrained(dir), which writes model.safetensors.")
-    for path in weights:
-        problems = safetensors_problems(path)
-        if problems:
-            raise IntegrityError(f"The weights are damaged: {problems[0]}.", where=str(path),
-                                 fix="Save the model again from training; the file was not registered.")
-    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
-        raise RegistryError(f"No tokenizer in {model_dir}.", where=str(model_dir),
-                            fix="Save the tokenizer next to the model: tokenizer.save_pretrained(dir).")
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    label2id, id2label = config.get("label2id") or {}, config.get("id2label") or {}
-    if not label2id or len(label2id) != len(id2label):
-        raise RegistryError("config.json has no usable label map (label2id/id2label).", where=str(model_dir / "config.json"),
-                            fix="Pass id2label and label2id when creating the model, so predictions have names.")
-    return {"label2id": {k: int(v) for k, v in label2id.items()}, "id2label": {str(k): v for k, v in id2label.items()}}
-
-# %% ../nbs/04_registry.ipynb #a3a579e9
-GATED_METRICS = ("accuracy", "macro_f1")
-
-def manifest_metric(manifest: dict[str, Any], metric: str) -> float | None:
-    "The test-split `metric` recorded in a version's `manifest`, or None."
-    value = ((manifest.get("metrics") or {}).get("test") or {}).get(metric)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-# %% ../nbs/04_registry.ipynb #868cb661
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegistryError(f"The run has no {what}.", where=str(path),
-                            fix="Run the earlier stages (data, training) for this run directory first.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RegistryError(f"The run's {what} is not valid JSON ({e}).", where=str(path),
-                            fix="Re-run the stage that writes it.") from None
-
 # %% ../nbs/04_registry.ipynb #fe161d44
 def _agreed(name: str, values: dict[str, Any], run: RunDir) -> Any:
     "The one value the sources in `values` agree on (None when none has one)."
@@ -214,31 +88,32 @@ def _agreed(name: str, values: dict[str, Any], run: RunDir) -> Any:
     return next(iter(present.values()), None)
 
 # %% ../nbs/04_registry.ipynb #7ce22c02
-def read_run_record(run_dir: Path | str) -> dict[str, Any]:
-    "Metrics, data version, test-set hash, parameters and label map of the run at `run_dir`, checked for registration."
+def _existing_run(run_dir: Path | str) -> RunDir:
+    "The run at `run_dir`; a `RegistryError` when there is none."
     run = RunDir(Path(run_dir).expanduser().resolve())
     if not run.path.is_dir():
         raise RegistryError(f"The run directory {run.path} does not exist.", where=str(run.path), fix="Check the path.")
-    labels = check_model_dir(run.model)
-    metrics = _read_json(run.reports / "metrics.json", "reports/metrics.json")
+    return run
+
+def run_record(run: RunDir,               # the run whose model is registered
+               metrics: dict[str, Any]    # its family's `run_metrics(run)`
+              ) -> dict[str, Any]:
+    "`metrics`, checked for the gate, with the data version and test-set hash they agree on, the data manifest, parameters and code."
     test = metrics.get("test") if isinstance(metrics.get("test"), dict) else {}
     missing = [m for m in GATED_METRICS if not isinstance(test.get(m), (int, float)) or isinstance(test.get(m), bool)]
     if missing:
-        raise RegistryError(f"reports/metrics.json has no test {missing}; the promotion gate needs them.",
-                            where=str(run.reports / "metrics.json"), fix="Evaluate the model on the test split in the training stage.")
-    data = _read_json(run.data / "manifest.json", "data/manifest.json") if (run.data / "manifest.json").exists() else {}
+        raise RegistryError(f"The run's metrics have no test {missing}; the promotion gate needs them.",
+                            where=str(run.path), fix="Evaluate the model on the test split in the training stage.")
+    data = read_run_json(run.data / "manifest.json", "data/manifest.json") if (run.data / "manifest.json").exists() else {}
     data_version = _agreed("the data version", {"metrics": metrics.get("data_version"), "data manifest": data.get("version")}, run)
     test_sha256 = _agreed("the test set", {"metrics": metrics.get("test_sha256"),
                                            "data manifest": (data.get("split_sha256") or {}).get("test")}, run)
     if not data_version or not test_sha256:
-        raise RegistryError("Neither reports/metrics.json nor data/manifest.json names the data version and test-set hash.",
+        raise RegistryError("Neither the run's metrics nor data/manifest.json names the data version and test-set hash.",
                             where=str(run.path), fix="Run the data stage, then training, in this run directory.")
-    if data.get("label2id") and data["label2id"] != labels["label2id"]:
-        raise RegistryError(f"The model's labels {labels['label2id']} differ from the data's {data['label2id']}.",
-                            where=str(run.model / "config.json"), fix="Train the model on this run's data (the label maps must match).")
-    params = _read_json(run.params_path, "params.json") if run.params_path.exists() else {}
+    params = read_run_json(run.params_path, "params.json") if run.params_path.exists() else {}
     return {"run": {"id": run.id, "path": str(run.path)}, "data_version": data_version, "test_sha256": test_sha256,
-            "metrics": metrics, "params": params, "labels": labels}
+            "metrics": metrics, "params": params, "data": data, "code": git_state()}
 
 # %% ../nbs/04_registry.ipynb #5e28bcfb
 def git_state(folder: Path | str | None = None) -> dict[str, Any] | None:
@@ -254,242 +129,6 @@ def git_state(folder: Path | str | None = None) -> dict[str, Any] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
-
-# %% ../nbs/04_registry.ipynb #e7240b92
-MANIFEST_FILES = ("manifest.json", "manifest.sha256")  # the manifest cannot list its own hash
-
-def file_inventory(folder: Path | str,
-                   skip: tuple[str, ...] = MANIFEST_FILES  # top-level files that describe the folder rather than belong to it
-                  ) -> dict[str, dict[str, Any]]:
-    "sha256 and size of every file under `folder` but `skip`, keyed by its POSIX path relative to `folder`."
-    folder = Path(folder)
-    inventory = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if relative in skip: continue
-        inventory[relative] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-    return inventory
-
-# %% ../nbs/04_registry.ipynb #b2b59a0e
-ATTACHMENT_FILES = ("attachment.json", "attachment.sha256")  # the record of files attached after registration
-
-def attachment_problems(folder: Path | str) -> list[tuple[str, str]]:
-    "(file, problem) pairs of one attachment folder, checked against its own attachment.json."
-    folder = Path(folder)
-    record_path, hash_path = folder / ATTACHMENT_FILES[0], folder / ATTACHMENT_FILES[1]
-    if not hash_path.is_file(): return [(ATTACHMENT_FILES[1], "missing")]
-    if hash_path.read_text(encoding="utf-8").strip() != sha256_file(record_path):
-        return [(ATTACHMENT_FILES[0], "modified (sha256 differs from attachment.sha256)")]
-    files = json.loads(record_path.read_text(encoding="utf-8")).get("files", {})
-    problems = []
-    for line in inventory_problems(files, folder, skip=ATTACHMENT_FILES):
-        relative, _, problem = line.partition(": ")
-        problems.append((relative, problem))
-    return problems
-
-# %% ../nbs/04_registry.ipynb #626075d6
-def inventory_problems(expected: dict[str, dict[str, Any]],  # a `file_inventory` recorded earlier
-                       folder: Path | str,
-                       skip: tuple[str, ...] = MANIFEST_FILES      # as `file_inventory` skipped them
-                      ) -> list[str]:
-    "Every difference between `folder` and the `expected` inventory, one line per file."
-    folder = Path(folder).resolve()
-    problems = []
-    for relative, recorded in sorted(expected.items()):
-        path = (folder / relative).resolve()
-        if path == folder or folder not in path.parents:
-            problems.append(f"{relative}: the manifest names a path outside the version")
-            continue
-        if not path.is_file():
-            problems.append(f"{relative}: missing")
-            continue
-        size = path.stat().st_size
-        if size < recorded["size"]:
-            problems.append(f"{relative}: truncated ({size} of {recorded['size']} bytes)")
-        elif size > recorded["size"]:
-            problems.append(f"{relative}: size changed ({size} bytes, recorded {recorded['size']})")
-        elif sha256_file(path) != recorded["sha256"]:
-            problems.append(f"{relative}: modified (sha256 differs from the recorded {recorded['sha256'][:12]}…)")
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if (path.is_file() or path.is_symlink()) and relative not in expected and relative not in skip:
-            problems.append(f"{relative}: unexpected file (not in the manifest)")
-    return problems
-
-# %% ../nbs/04_registry.ipynb #e73e5f32
-ATTACHMENT_RECORD = "attachments.jsonl"  # a version's append-only record of what was attached to it
-
-def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
-    "The JSON objects of the JSON-lines file at `path`, oldest first; [] when it is absent."
-    path = Path(path)
-    if not path.exists(): return []
-    entries = []
-    for line in path.read_bytes().splitlines():
-        try: entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError): continue  # a line torn by a crash mid-append carries nothing
-        if isinstance(entry, dict): entries.append(entry)
-    return entries
-
-# %% ../nbs/04_registry.ipynb #70238288
-def attachment_record(entries: list[dict[str, Any]]  # the lines of a version's attachments.jsonl
-                     ) -> dict[str, dict[str, Any]]:
-    "Fold a version's attachment record into kind -> the sha256 of its attachment.json and whether its attach finished."
-    record = {}
-    for entry in entries:
-        kind, sha256 = entry.get("kind"), entry.get("sha256")
-        if not isinstance(kind, str) or not ALIAS_PATTERN.fullmatch(kind) or not isinstance(sha256, str): continue
-        record[kind] = {"sha256": sha256, "done": entry.get("event") != "attaching"}  # "attached" or "adopted"
-    return record
-
-# %% ../nbs/04_registry.ipynb #aa4bd6fc
-def recorded_attachment_problems(version_folder: Path | str,     # a version's folder
-                                 record: dict[str, dict[str, Any]]  # its `attachment_record`
-                                ) -> list[tuple[str, str]]:
-    "(path, problem) pairs where the attachment folders of `version_folder` differ from its attachment `record`."
-    folder = Path(version_folder)
-    problems = []
-    for kind, recorded in sorted(record.items()):
-        marker = folder / kind / ATTACHMENT_FILES[0]
-        if not recorded["done"] and not marker.is_file(): continue  # killed before its rename: nothing was attached
-        if not (folder / kind).is_dir():
-            problems.append((f"{kind}/", f"missing (recorded as attached in {ATTACHMENT_RECORD})"))
-        elif not marker.is_file():
-            problems.append((f"{kind}/{ATTACHMENT_FILES[0]}", f"missing (recorded as attached in {ATTACHMENT_RECORD})"))
-        elif sha256_file(marker) != recorded["sha256"]:
-            problems.append((f"{kind}/{ATTACHMENT_FILES[0]}",
-                             f"replaced (its sha256 differs from the one recorded in {ATTACHMENT_RECORD})"))
-    for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
-        if marker.parent.name not in record:
-            problems.append((f"{marker.parent.name}/", f"unexpected attachment (not recorded in {ATTACHMENT_RECORD})"))
-    return problems
-
-# %% ../nbs/04_registry.ipynb #5b14acb3
-def scored_rows(manifest: dict[str, Any]) -> str:
-    "Which test rows a version's metrics count: every row, or the in-scope ones when out-of-scope rows were held out (chapter 15)."
-    handling = ((manifest.get("metrics") or {}).get("out_of_scope") or {}).get("handling")
-    return "the in-scope test rows only" if handling == "holdout" else "every test row"
-
-def recorded_correctness(manifest: dict[str, Any],  # a version's manifest
-                         split: str = "test"        # which split's record
-                        ) -> np.ndarray | None:
-    "Which texts of `split` a version got right, in the rows' order (`metrics.<split>.correct`); None for a version that records none."
-    recorded = ((manifest.get("metrics") or {}).get(split) or {}).get("correct")
-    return decode_correct(recorded) if isinstance(recorded, str) else None
-
-def _not_comparable(candidate: dict[str, Any], current: dict[str, Any]) -> str | None:
-    "Why the test metrics of `candidate` and `current` say nothing about each other (other test set, other rows); None if they do."
-    new_hash, old_hash = candidate.get("test_sha256"), current.get("test_sha256")
-    if not new_hash or new_hash != old_hash:
-        return (f"{candidate.get('version')} and production {current.get('version')} were evaluated on different test sets "
-                f"(test sha256 {str(new_hash)[:12]}… vs {str(old_hash)[:12]}…), so their metrics cannot be compared.")
-    if scored_rows(candidate) != scored_rows(current):
-        return (f"{candidate.get('version')} was scored on {scored_rows(candidate)} and production {current.get('version')} on "
-                f"{scored_rows(current)} of the same test set, so their metrics cannot be compared.")
-    return None
-
-# %% ../nbs/04_registry.ipynb #8309aad6
-def _gate(method: str, problems: list[str], decision: dict[str, Any] | None = None) -> dict[str, Any]:
-    "The gate's record: passed, how it judged, the problems in words (none: passed) and the paired decision's numbers."
-    return {"passed": not problems, "method": method, "problems": problems, "decision": decision}
-
-def _point_estimate_problems(candidate: dict[str, Any], current: dict[str, Any], tolerance: float) -> list[str]:
-    "The check of versions without a per-text record: no test metric more than `tolerance` below production's."
-    unpaired = [m["version"] for m in (candidate, current) if recorded_correctness(m) is None]
-    why = (f"Judged on the point estimates because {' and '.join(map(str, unpaired))} record{'s' if len(unpaired) == 1 else ''} "
-           "no per-text test correctness (registered before the paired gate).")
-    problems = []
-    for metric in GATED_METRICS:
-        new, old = manifest_metric(candidate, metric), manifest_metric(current, metric)
-        if new is None or old is None:
-            problems.append(f"test {metric} is missing ({candidate.get('version')}: {new}, production: {old}).")
-        elif old - new > tolerance + 1e-12:  # the epsilon keeps a difference of exactly `tolerance` allowed
-            problems.append(f"test {metric} {new:.4f} is {old - new:.4f} below production {current.get('version')}'s "
-                            f"{old:.4f} (tolerance {tolerance}).")
-    return problems[:-1] + [f"{problems[-1]} {why}"] if problems else []
-
-# %% ../nbs/04_registry.ipynb #884f3cf0
-def promotion_gate(candidate: dict[str, Any],  # manifest of the version to promote
-                   current: dict[str, Any],    # manifest of the version in production now
-                   tolerance: float = RegistryConfig.tolerance,  # the margin: the largest test-accuracy loss accepted
-                   alpha: float = RegistryConfig.alpha,          # one-sided level of each bound
-                   undecided: str = RegistryConfig.undecided     # block, or pool validation + test when the test set cannot decide
-                  ) -> dict[str, Any]:
-    "Whether `candidate` may replace `current` in production: paired on per-text test answers where both record them."
-    unfit = _not_comparable(candidate, current)
-    if unfit: return _gate("not comparable", [unfit])
-    new, old = recorded_correctness(candidate), recorded_correctness(current)
-    if new is None or old is None: return _gate("point estimates", _point_estimate_problems(candidate, current, tolerance))
-    if len(new) != len(old):
-        return _gate("not comparable", [f"{candidate.get('version')} and production {current.get('version')} record which of "
-                                        f"{len(new)} and {len(old)} test texts they got right; those cannot be paired."])
-    decision = judge_not_worse(old, new, margin=tolerance, alpha=alpha, evidence="the test set")
-    if decision.verdict == "undecided" and undecided == "pool": return _pooled_gate(candidate, current, (old, new), tolerance, alpha)
-    if decision.verdict == "undecided":
-        return _gate("paired", [f"{decision.reason}; the registry does not promote on evidence that cannot decide."], decision.to_dict())
-    return _gate("paired", [] if decision.passed else [decision.reason], decision.to_dict())
-
-def _pooled_gate(candidate: dict[str, Any], current: dict[str, Any], test: tuple[np.ndarray, np.ndarray],
-                 tolerance: float, alpha: float) -> dict[str, Any]:
-    "The pool policy: judge on validation + test pooled, when both versions record validation answers on the same data."
-    new, old = recorded_correctness(candidate, "validation"), recorded_correctness(current, "validation")
-    if new is None or old is None or len(new) != len(old) or candidate.get("data_version") != current.get("data_version"):
-        return _gate("paired", [f"the test set cannot decide and the validation answers cannot be pooled (data versions "
-                                f"{candidate.get('data_version')} and {current.get('data_version')}, or no record)."])
-    decision = judge_not_worse(*pooled((old, new), test), margin=tolerance, alpha=alpha, evidence="validation + test pooled")
-    problems = [] if decision.passed else [f"{decision.reason}; the registry does not promote on evidence that cannot decide."
-                                           if decision.verdict == "undecided" else decision.reason]
-    return _gate("paired, pooled", problems, decision.to_dict())
-
-def promotion_problems(candidate: dict[str, Any],  # manifest of the version to promote
-                       current: dict[str, Any],    # manifest of the version in production now
-                       tolerance: float = RegistryConfig.tolerance,  # the margin of the paired decision
-                       alpha: float = RegistryConfig.alpha,
-                       undecided: str = RegistryConfig.undecided
-                      ) -> list[str]:
-    "Why `candidate` may not replace `current` in production; empty when the gate passes."
-    return promotion_gate(candidate, current, tolerance, alpha, undecided)["problems"]
-
-# %% ../nbs/04_registry.ipynb #78c6a112
-def latest_change(history: list[dict[str, Any]], alias: str) -> dict[str, Any] | None:
-    "The most recent entry of `history` that moved `alias`, or None."
-    return next((entry for entry in reversed(history) if entry.get("alias") == alias), None)
-
-# %% ../nbs/04_registry.ipynb #1b02d043
-def last_json_line(path: Path | str,        # a JSON-lines file
-                   tail_bytes: int = 1 << 16  # how much of its end to read first
-                  ) -> dict[str, Any] | None:
-    "The last whole JSON object of the JSON-lines file at `path`, read from its tail (torn lines skipped); None if none."
-    path = Path(path)
-    try: size = path.stat().st_size
-    except FileNotFoundError: return None
-    with open(path, "rb") as f:
-        f.seek(max(0, size - tail_bytes))
-        tail = f.read().splitlines()
-    for line in reversed(tail[1:] if size > tail_bytes else tail):  # the tail's first line may start mid-line
-        try: entry = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError): continue
-        if isinstance(entry, dict): return entry
-    entries = read_json_lines(path) if size > tail_bytes else []  # no whole line in the tail: read it all
-    return entries[-1] if entries else None
-
-# %% ../nbs/04_registry.ipynb #fc9feb36
-def current_aliases(on_disk: dict[str, str],       # what aliases.json holds
-                    latest: dict[str, Any] | None  # the last whole line of alias_history.jsonl
-                   ) -> dict[str, str]:
-    "The aliases in force: `on_disk` with the `latest` recorded change applied (history is written before aliases.json)."
-    if not latest or not isinstance(latest.get("alias"), str): return dict(on_disk)
-    if latest.get("action") == "delete" and latest.get("to") is None:  # an alias deleted
-        return {alias: version for alias, version in on_disk.items() if alias != latest["alias"]}
-    if not isinstance(latest.get("to"), str): return dict(on_disk)
-    return {**on_disk, latest["alias"]: latest["to"]}
-
-# %% ../nbs/04_registry.ipynb #1188b02d
-def __getattr__(name: str) -> Any:
-    "The demo fixtures' old home: `from ainative.registry import make_demo_run` still works (import `ainative.demo`)."
-    if name in ("make_demo_run", "DEMO_LABELS"):  # lazily, so the registry never loads the demo code (or torch) itself
-        import ainative.demo
-        return getattr(ainative.demo, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/04_registry.ipynb #1f14da43
 def _append_json_line(path: Path, entry: dict[str, Any], read_only: bool = False) -> None:
@@ -691,46 +330,6 @@ def describe_holdings(registry: Registry, flag: str = "--model") -> str:
         return f"{name} ({tags}): {flag} {name}"
     return f"the registry at {registry.root} holds " + "; ".join(one(name, aliases) for name, aliases in held.items())
 
-# %% ../nbs/04_registry.ipynb #2a7c3477
-def model_card(manifest: dict[str, Any],           # the version's manifest: name, version, labels, metrics, params
-               data: dict[str, Any] | None = None  # the run's data/manifest.json (source, counts), when there is one
-              ) -> str:
-    "A Hugging Face style model card for a registered version: intended use, data, metrics, limitations, calibration."
-    data, metrics = data or {}, manifest.get("metrics") or {}
-    test, baseline = metrics.get("test") or {}, (metrics.get("baseline") or {}).get("test") or {}
-    label2id = (manifest.get("labels") or {}).get("label2id") or {}
-    labels = sorted(label2id, key=label2id.get)
-    source = (data.get("source") or {}).get("name", "unknown")
-    score = lambda values, name: f"{values[name]:.4f}" if isinstance(values.get(name), (int, float)) else "–"
-    calibration = metrics.get("calibration") or {}
-    return "\n".join([
-        "---", "library_name: transformers", "pipeline_tag: text-classification",
-        f"base_model: {metrics.get('base_model', 'unknown')}", "tags: [ainative, intent-classification]", "---", "",
-        f"# {manifest['name']} {manifest['version']}", "",
-        f"An intent classifier: a customer-service utterance in, one of {len(labels)} intents out, with a confidence. "
-        f"Registered {manifest.get('created', '')} from run `{(manifest.get('run') or {}).get('id')}`.", "",
-        "## Intended use", "",
-        "Routing and answering customer-service messages of the domain it was trained on. Below a confidence threshold, "
-        "hand the message to a person: every prediction names one of the known intents, even for an unrelated text.", "",
-        "## Data", "",
-        f"`{source}`, data version `{manifest.get('data_version')}` (test split sha256 `{str(manifest.get('test_sha256'))[:16]}…`), "
-        f"splits {data.get('counts', 'unknown')}. Intents: {', '.join(f'`{label}`' for label in labels)}.", "",
-        "## Metrics (test split)", "",
-        "| | accuracy | macro-F1 |", "|---|---|---|",
-        f"| this model | {score(test, 'accuracy')} | {score(test, 'macro_f1')} |",
-        f"| TF-IDF + logistic regression baseline | {score(baseline, 'accuracy')} | {score(baseline, 'macro_f1')} |", "",
-        "## Calibration", "",
-        (f"Temperature {calibration['temperature']:.3f}; ECE {calibration.get('ece_before')} before, {calibration.get('ece_after')} after."
-         if calibration.get("temperature") else
-         "Not measured at registration. The explainability stage fits a temperature on the validation split and attaches it "
-         "to this version as `calibration/` (with ECE before and after); until then, read confidences as uncalibrated."), "",
-        "## Limitations", "",
-        "- It knows only the intents above; a new intent needs new data and a new version.",
-        "- Trained and tested on one dataset: expect lower accuracy on other wording, languages or channels; "
-        "watch the served traffic's drift (`ainative monitor`).",
-        f"- Texts longer than {(manifest.get('params') or {}).get('training', {}).get('max_length', 'the training max_length')} "
-        "tokens are truncated.", ""])
-
 # %% ../nbs/04_registry.ipynb #356627c8
 @patch
 def _next_number(self: Registry, name: str) -> int:
@@ -741,16 +340,33 @@ def _next_number(self: Registry, name: str) -> int:
 
 # %% ../nbs/04_registry.ipynb #03491a1d
 @patch
-def _fill_staging(self: Registry, run: RunDir, staging: Path) -> dict[str, Any]:
-    "Copy `run`'s model (and ONNX files) into `staging`, check and sync them; return what the manifest needs."
-    left_out = sorted(f"model/{name}" for name in LEFT_OUT_FILES if (run.model / name).exists())
-    shutil.copytree(run.model, staging / "model",
-                    ignore=lambda source, names: [n for n in names if Path(source) == run.model and n in LEFT_OUT_FILES])
-    if run.onnx.is_dir() and any(run.onnx.iterdir()): shutil.copytree(run.onnx, staging / "onnx")
-    labels = check_model_dir(staging / "model")  # the copy is what we store, so check the copy too
+def _staged(self: Registry, family: Family, run: RunDir, staging: Path, record: dict[str, Any]) -> dict[str, Any]:
+    "Let `family` copy `run`'s model into `staging`; refuse pickles and another label map than the data's; inventory and seal it."
+    staged = family.stage(run, staging)
+    pickles = find_pickle_files(staging)
+    if pickles:
+        raise RegistryError(f"The {family.name} model's files include pickle-based file(s) {pickles}; the registry stores safe "
+                            "formats only, because loading a pickle can run arbitrary code.", where=str(run.path),
+                            fix="Save the model in a safe format (safetensors, ONNX), and delete the pickle files.")
+    data_labels = record["data"].get("label2id")
+    if data_labels and data_labels != staged.labels["label2id"]:
+        raise RegistryError(f"The model's labels {staged.labels['label2id']} differ from the data's {data_labels}.",
+                            where=str(run.path), fix="Train the model on this run's data (the label maps must match).")
     files = file_inventory(staging)
     _seal(staging)
-    return {"labels": labels, "left_out": left_out, "files": files}
+    return {"labels": staged.labels, "left_out": staged.left_out, "files": files}
+
+def version_manifest(name: str, version: str, parent: str | None, family: Family,
+                     record: dict[str, Any],  # `run_record` of the run
+                     stored: dict[str, Any]   # what `_staged` stored: labels, left out files, inventory
+                    ) -> dict[str, Any]:
+    "The manifest of a new version: its family, module and task, the run's record, and the stored files."
+    return {"format": 2, "family": family.name, "family_module": family_module(family), "task": family.task,
+            "name": name, "version": version, "created": _utc_now(),
+            "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
+            "parent": parent, "run": record["run"], "data_version": record["data_version"],
+            "test_sha256": record["test_sha256"], "labels": stored["labels"], "metrics": record["metrics"],
+            "params": record["params"], "code": record["code"], "left_out": stored["left_out"], "files": stored["files"]}
 
 # %% ../nbs/04_registry.ipynb #4654812f
 @patch
@@ -790,85 +406,43 @@ def _publish(self: Registry, name: str,
 # %% ../nbs/04_registry.ipynb #e15ec5f2
 @patch
 def register(self: Registry,
-             run_dir: Path | str,              # run directory with model/, reports/metrics.json, data/, params.json
+             run_dir: Path | str,              # run directory with the family's model, its metrics, data/, params.json
              name: str = RegistryConfig.model_name,  # the model's name in the registry
-             parent: str | None = None         # parent version or alias; None: the current production version
+             parent: str | None = None,        # parent version or alias; None: the current production version
+             family: str = "transformer",      # the model family of the run's model to register (chapter 2d)
+             comparison: dict[str, Any] | None = None  # the training stage's comparison of the families, kept in the metrics
             ) -> str:
-    "Copy the model, tokenizer, label map and ONNX files of `run_dir` into a new immutable version; return its id."
-    record = read_run_record(run_dir)  # checks everything (no pickle, whole weights, metrics) before copying
-    run = RunDir(Path(record["run"]["path"]))
+    "Store the `family` model of `run_dir` as a new immutable version: the family gives its metrics and files; the registry checks, seals and publishes them. Its id."
+    kind = family_named(family, BUILTIN_FAMILY_MODULES.get(family))
+    run = _existing_run(run_dir)
+    record = run_record(run, kind.run_metrics(run))  # checked before anything is copied
+    if comparison: record["metrics"] = {**record["metrics"], "comparison": comparison}
     parent = self.resolve(name, parent).name if parent is not None else None
-    code = git_state()
-    data = json.loads((run.data / "manifest.json").read_text(encoding="utf-8")) if (run.data / "manifest.json").is_file() else {}
     self.model_root(name).mkdir(parents=True, exist_ok=True)
     staging = self._staging_path(name)
     staging.mkdir()
     try:
-        stored = self._fill_staging(run, staging)
-        manifest_of = lambda version: {
-            "format": 2, "name": name, "version": version, "created": _utc_now(),
-            "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
-            "parent": parent or self.aliases(name).get("production"), "run": record["run"],
-            "data_version": record["data_version"], "test_sha256": record["test_sha256"],
-            "labels": stored["labels"], "metrics": record["metrics"], "params": record["params"],
-            "code": code, "left_out": stored["left_out"], "files": stored["files"]}
-        version = self._publish(name, staging, manifest_of, lambda manifest: model_card(manifest, data))
+        stored = self._staged(kind, run, staging, record)
+        manifest_of = lambda version: version_manifest(name, version, parent or self.aliases(name).get("production"),
+                                                       kind, record, stored)
+        version = self._publish(name, staging, manifest_of, lambda manifest: model_card(manifest, record["data"], kind))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    self.log.info(f"registered {name} {version} from run {run.id} ({len(stored['files'])} files)")
+    self.log.info(f"registered {name} {version} ({kind.name}) from run {run.id} ({len(stored['files'])} files)")
     return version
 
 # %% ../nbs/04_registry.ipynb #da781402
 @patch
 def _version_problems(self: Registry, name: str, version: str) -> list[tuple[str, str]]:
-    "(file, problem) pairs of one version."
-    folder = self.model_root(name) / version
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file(): return [("manifest.json", "missing")]
-    recorded_hash = folder / "manifest.sha256"
-    problems = []
-    if not recorded_hash.is_file():
-        problems.append(("manifest.sha256", "missing"))
-    elif recorded_hash.read_text(encoding="utf-8").strip() != sha256_file(manifest_path):
-        problems.append(("manifest.json", "modified (sha256 differs from manifest.sha256)"))
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        return problems + [("manifest.json", "corrupt (not a JSON manifest with a file list)")]
-    record_path = folder / ATTACHMENT_RECORD
-    if manifest.get("attachment_record") or record_path.is_file():  # else: a version from before the record
-        problems += recorded_attachment_problems(folder, attachment_record(read_json_lines(record_path)))
-    attached = {}
-    for kind, attachment in self._attachment_manifests(folder).items():
-        problems += [(f"{kind}/{relative}", problem) for relative, problem in attachment_problems(folder / kind)]
-        attached.update({f"{kind}/{relative}": entry for relative, entry in attachment.get("files", {}).items()})
-        attached.update({f"{kind}/{marker}": {"sha256": sha256_file(folder / kind / marker),
-                                              "size": (folder / kind / marker).stat().st_size}
-                         for marker in ATTACHMENT_FILES if (folder / kind / marker).is_file()})
-    if record_path.is_file():
-        attached[ATTACHMENT_RECORD] = {"sha256": sha256_file(record_path), "size": record_path.stat().st_size}
-    for line in inventory_problems({**files, **attached}, folder):
-        relative, _, problem = line.partition(": ")
-        if (relative, problem) not in problems: problems.append((relative, problem))
-    return problems
-
-# %% ../nbs/04_registry.ipynb #d3659d7d
-@patch
-def _attachment_manifests(self: Registry, folder: Path) -> dict[str, dict[str, Any]]:
-    "The attachments of a version folder: kind -> its attachment.json (empty dict if unreadable)."
-    found = {}
-    for marker in sorted(folder.glob(f"*/{ATTACHMENT_FILES[0]}")):
-        try: found[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError): found[marker.parent.name] = {}
-    return found
+    "(file, problem) pairs of one version (`version_problems`, chapter 4a)."
+    return version_problems(self.model_root(name) / version)
 
 # %% ../nbs/04_registry.ipynb #5c859501
 @patch
 def attachments(self: Registry, name: str, version_or_alias: str | int) -> dict[str, dict[str, Any]]:
     "What was attached to a version after registration (ONNX exports, calibration…): kind -> its record."
-    return self._attachment_manifests(self.resolve(name, version_or_alias))
+    return attachment_manifests(self.resolve(name, version_or_alias))
 
 # %% ../nbs/04_registry.ipynb #4780dd14
 @patch
@@ -916,30 +490,6 @@ def _move_alias(self: Registry, name: str, alias: str, version: str, forced: boo
     self.log.info(f"{name}: {alias} {entry['from']} -> {version} ({action}{', forced' if forced else ''})")
     return entry
 
-# %% ../nbs/04_registry.ipynb #770b242c
-def given_gate(decision: dict[str, Any]  # a `PairedDecision.to_dict()` made on more evidence, e.g. the flywheel's pooled one
-              ) -> dict[str, Any]:
-    "The gate's record of a decision made elsewhere: passed only if it says `not worse`."
-    verdict = decision.get("verdict")
-    problems = [] if verdict == "not worse" else [f"the decision given is {verdict!r}: {decision.get('reason')}"]
-    return _gate("decision given by the caller", problems, dict(decision))
-
-def gate_fix(gate: dict[str, Any]) -> str:
-    "What to do about a refusal of the production gate `gate`."
-    if (gate.get("decision") or {}).get("verdict") == "undecided":
-        return ("If a person has compared the two (e.g. in the shadow: ainative serve --challenger <alias>), promote with --force "
-                "(force=True), which is recorded in alias_history.jsonl; or let a flywheel turn decide on the test set and the "
-                "held-out feedback pooled (ainative flywheel).")
-    return "Promote a better model, or pass force=True to override, which is recorded in alias_history.jsonl."
-
-def _promotion_reason(gate: dict[str, Any] | None, current: str | None, reason: str | None) -> str:
-    "The history's `reason` for a promotion: the caller's words, then what the gate said."
-    if gate is None: why = "promoted"
-    elif gate["problems"]: why = "forced past the gate: " + " ".join(gate["problems"])
-    elif gate["decision"]: why = f"passed the gate against {current}: {gate['decision']['reason']}"
-    else: why = f"passed the gate against {current} ({gate['method']}: no per-text test record to pair)"
-    return f"{reason} ({why})" if reason else why
-
 # %% ../nbs/04_registry.ipynb #0c75f6bb
 @patch
 def _production_gate(self: Registry, name: str, candidate: dict[str, Any], current_version: str, tolerance: float,
@@ -949,7 +499,7 @@ def _production_gate(self: Registry, name: str, candidate: dict[str, Any], curre
     try:
         return promotion_gate(candidate, self._read_manifest(name, current_version), tolerance, alpha, undecided)
     except IntegrityError as e:
-        return _gate("unreadable", [f"the current production version {current_version} cannot be read ({e.what})"])
+        return gate_record("unreadable", [f"the current production version {current_version} cannot be read ({e.what})"])
 
 @patch
 def promote(self: Registry,
@@ -979,7 +529,7 @@ def promote(self: Registry,
         if gate and gate["problems"] and not force:
             raise RegistryError(f"Refusing to promote {name} {version} to production over {current_version}: "
                                 + " ".join(gate["problems"]), where=str(self.model_root(name)), fix=gate_fix(gate))
-        return self._move_alias(name, alias, version, forced=force, reason=_promotion_reason(gate, current_version, reason),
+        return self._move_alias(name, alias, version, forced=force, reason=promotion_reason(gate, current_version, reason),
                                 action="promote", gate=gate)
 
 # %% ../nbs/04_registry.ipynb #bd15c4f8
@@ -1051,25 +601,11 @@ def annotate(self: Registry, name: str, version_or_alias: str | int,
 
 # %% ../nbs/04_registry.ipynb #abbe9143
 @patch
-def load_model(self: Registry, name: str, version_or_alias: str | int = "production") -> tuple[Any, Any]:
-    "The (model, tokenizer) of a version or alias, verified first and loaded from safetensors only."
+def load_model(self: Registry, name: str, version_or_alias: str | int = "production") -> Any:
+    "The model of a version or alias in memory, verified first and loaded by its family (the transformer's: model and tokenizer)."
     folder = self.resolve(name, version_or_alias)
     self.require_intact(name, folder.name, "loaded")
-    model_dir = folder / "model"
-    for weights in sorted(model_dir.glob("*.safetensors")):
-        problems = safetensors_problems(weights)
-        if problems:
-            raise IntegrityError(f"{name} {folder.name}: {problems[0]}.", where=str(weights),
-                                 fix="Register the run again as a new version.")
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True)
-    except Exception as e:  # the files passed verification, so a failure here means they changed since
-        raise IntegrityError(f"{name} {folder.name} could not be loaded: {type(e).__name__}: {e}", where=str(model_dir),
-                             fix="Run registry.verify(...) and register the run again as a new version.") from e
-    model.eval()
-    return model, tokenizer
+    return self.version_family(name, folder.name).load_model(folder, self.show(name, folder.name))
 
 # %% ../nbs/04_registry.ipynb #5789f4bb
 @patch
@@ -1106,7 +642,7 @@ def attach(self: Registry,
             if (folder / kind).exists():
                 raise RegistryError(f"{name} {folder.name} already has '{kind}'.", where=str(folder / kind))
             if not record_path.exists() and not self._read_manifest(name, folder.name).get("attachment_record"):
-                for earlier in sorted(self._attachment_manifests(folder)):  # a version from before the record
+                for earlier in sorted(attachment_manifests(folder)):  # a version from before the record
                     _append_json_line(record_path, {"event": "adopted", "kind": earlier, "time": _utc_now(),
                                                     "sha256": sha256_file(folder / earlier / ATTACHMENT_FILES[0])}, read_only=True)
             _append_json_line(record_path, {**line, "event": "attaching"}, read_only=True)
@@ -1186,9 +722,17 @@ class RegisteredVersion:
     family: str = "transformer"             # the registered family: transformer or baseline
 
 # %% ../nbs/04_registry.ipynb #f4a1c9e2
+def choose_family(family: str,                          # RegistryConfig.family
+                  validation_accuracy: dict[str, float]  # the training stage's comparison: {"transformer": ..., "baseline": ...}
+                 ) -> str:
+    "The family to register: `family` itself, or for `best` the higher validation accuracy (a tie: the baseline, cheaper to serve)."
+    if family not in FAMILY_CHOICES:
+        raise ConfigError(f"family={family!r} is not a model family.", fix=f"Use one of {list(FAMILY_CHOICES)}.")
+    if family != "best": return family
+    return "baseline" if validation_accuracy["baseline"] >= validation_accuracy["transformer"] else "transformer"
+
 def chosen_family(config: RegistryConfig, run: RunDir) -> tuple[str, dict[str, Any] | None]:
     "The family to register for `config.family`, and the training stage's comparison of the two (None: it made none)."
-    from ainative.baseline import choose_family
     path = run.reports / "metrics.json"
     comparison = (json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}).get("families")
     if config.family == "best" and comparison is None:
@@ -1197,14 +741,10 @@ def chosen_family(config: RegistryConfig, run: RunDir) -> tuple[str, dict[str, A
     return choose_family(config.family, comparison["accuracy"]["validation"] if comparison else {}), comparison
 
 def _register_family(registry: Registry, run: RunDir, config: RegistryConfig) -> tuple[str, str]:
-    "Register the chosen family of `run` (exporting the baseline if it has to); the version id and the family."
+    "Register the chosen family of `run` (its family exports what it has to), with the comparison; the version id and the family."
     family, comparison = chosen_family(config, run)
     if comparison: get_logger("registry").info(f"families: {comparison['verdict']}; registering the {family}")
-    if family == "transformer": return registry.register(run.path, config.model_name, parent=config.parent), family
-    from ainative.baseline import export_baseline, register_baseline
-    if not (run.path / "baseline" / "onnx" / "model.onnx").is_file(): export_baseline(run.path)
-    # the root, not the object: run as a notebook, this chapter defines its own Registry class
-    return register_baseline(run.path, registry.root, config.model_name, parent=config.parent, comparison=comparison), family
+    return registry.register(run.path, config.model_name, parent=config.parent, family=family, comparison=comparison), family
 
 # %% ../nbs/04_registry.ipynb #b3083e4b
 def register_model(config: RegistryConfig | None = None) -> RegisteredVersion:

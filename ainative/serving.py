@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import threading
 import time
@@ -15,24 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal, NamedTuple
+from typing import Any, Awaitable, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from fastcore.basics import patch
 
 from .core import (AinativeError, ConfigError, IntegrityError, ModelNotFoundError, StageConfig, cpu_features,
-                           describe_cpu, get_logger, normalize_text, select_onnx_providers, session_options, softmax)
+                           describe_cpu, get_logger)
 from .evidence import PairedDecision, judge_not_worse  # numpy only at import
-from .reference import load_reference
-from .policy import AbstentionPolicy, checked_policy, load_policy  # numpy only at import
-from .baseline import BaselineRuntime, open_runtime  # the baseline family's runtime: numpy and onnxruntime only
+from .families import (Inference, Runtime, RuntimeOptions, can, prepare_text,  # chapter 2d; `from ainative.serving
+                               read_temperature)                                     # import Inference` still works
 from .registry import Registry, RegistryConfig, describe_holdings, version_number
 
 # %% auto #0
-__all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'ServingConfig', 'prepare_text', 'read_temperature', 'ModelRuntime', 'Inference',
-           'read_probes', 'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull', 'length_groups',
-           'BatchResult', 'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay',
-           'served_model_name', 'with_served_model', 'ModelManager', 'HostCheckRefused']
+__all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'ServingConfig', 'runtime_options', 'open_version', 'ModelRuntime', 'read_probes',
+           'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull', 'length_groups', 'BatchResult',
+           'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay', 'served_model_name',
+           'with_served_model', 'ModelManager', 'HostCheckRefused', 'fp32_variant']
 
 # %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
@@ -95,129 +93,29 @@ class ServingConfig(StageConfig):
             raise ConfigError(f"variant={self.variant!r} is a path; it must name an ONNX file of the version.",
                               where="variant", fix="Use a file name from the version's onnx/report.json, e.g. model.int8.onnx.")
 
-# %% ../nbs/06_serving.ipynb #efbf5aca
-def prepare_text(text: str, max_chars: int) -> tuple[str, bool]:
-    "`text` normalised as in training and cut to `max_chars` characters; and whether it was cut."
-    cut = len(text) > max_chars * 2  # normalising shortens, never lengthens much: skip the work on huge inputs
-    normalised = normalize_text(text[: max_chars * 2] if cut else text)
-    return normalised[:max_chars], cut or len(normalised) > max_chars
-
-# %% ../nbs/06_serving.ipynb #b2a77623
-def read_temperature(path: Path) -> float:
-    "The calibration temperature stored at `path`: finite and positive, else an `IntegrityError`."
-    try: temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise IntegrityError(f"The calibration file is unreadable: {error}.", where=str(path),
-                             fix="Run the explainability stage again for this version.") from None
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise IntegrityError(f"The calibration temperature {temperature} is not a finite positive number.", where=str(path),
-                             fix="Run the explainability stage again for this version.")
-    return temperature
-
 # %% ../nbs/06_serving.ipynb #109dbc37
-class ModelRuntime:
-    "A verified registry version on an ONNX Runtime session: texts in, probabilities out."
-    def __init__(self, registry, name: str, version_or_alias: str, variant: str | None = None,
-                 device: str = "auto", threads: int | None = None, max_text_chars: int = 2048):
-        import onnxruntime as ort
-        import tokenizers
-        folder = registry.resolve(name, version_or_alias)
-        registry.require_intact(name, folder.name, "served")
-        self.report = _onnx_report(name, folder)
-        providers = select_onnx_providers(device)
-        on_gpu = providers[0] != "CPUExecutionProvider"
-        self.variant = variant or self.report["serving_default"]["cuda" if on_gpu else "cpu"]
-        _check_variant(self.variant, self.report, folder)
-        self.session = ort.InferenceSession(str(folder / "onnx" / self.variant), session_options(threads), providers=providers)
-        self.provider = self.session.get_providers()[0]
-        config = json.loads((folder / "model" / "config.json").read_text(encoding="utf-8"))
-        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        self.manifest = registry.show(name, folder.name)
-        self.max_length = int(self.manifest.get("params", {}).get("training", {}).get("max_length", 128))
-        self.max_text_chars = max_text_chars
-        self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "model" / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.max_length)
-        self.tokenizer.no_padding()
-        calibration = folder / "calibration" / "calibration.json"
-        self.temperature = read_temperature(calibration) if calibration.is_file() else 1.0
-        self.reference = load_reference(folder, self.variant)  # the drift baseline (explainability and optimisation stages)
-        self.embeds = "sentence_embedding" in {output.name for output in self.session.get_outputs()}  # not in older exports
-        self.abstention = checked_policy(load_policy(folder), self.labels, self.temperature, self.embeds, folder)
-        unknown_token = getattr(self.tokenizer.model, "unk_token", None)
-        self.unknown_id = self.tokenizer.token_to_id(unknown_token) if unknown_token else None
-        self.name, self.version, self.folder = name, folder.name, folder
-        self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.host_check: dict[str, Any] | None = None  # the check of a non-fp32 variant on this host's CPU (ModelManager's)
+def runtime_options(config: ServingConfig,        # the server's settings
+                    variant: str | None = None    # a variant other than the configured one (the INT8 check's fp32)
+                   ) -> RuntimeOptions:
+    "What the engine asks a family for when it opens a version: the variant, device, threads and text limit."
+    return RuntimeOptions(variant or config.variant, config.device, config.threads, config.max_text_chars)
 
-# %% ../nbs/06_serving.ipynb #2fc47d43
-def _onnx_report(name: str, folder: Path) -> dict[str, Any]:
-    "The version's optimisation report, which lists its ONNX files."
-    report_path = folder / "onnx" / "report.json"
-    if not report_path.is_file():
-        raise ModelNotFoundError(f"{name} {folder.name} has no ONNX export.", where=str(folder / "onnx"),
-                                 fix="Run the optimisation stage for this version (ainative pipeline --from optimization).")
-    return json.loads(report_path.read_text(encoding="utf-8"))
+def open_version(registry: Registry,                 # the registry that holds the version
+                 name: str,                          # the registered model's name
+                 version_or_alias: str | int,        # a version id or an alias
+                 options: RuntimeOptions = RuntimeOptions()
+                ) -> Runtime:
+    "A runtime of a version of `name`: resolved and verified by the registry, then opened by the version's family."
+    folder = registry.resolve(name, version_or_alias)
+    registry.require_intact(name, folder.name, "served")
+    return registry.version_family(name, folder.name).open_runtime(folder, registry.show(name, folder.name), options)
 
-# %% ../nbs/06_serving.ipynb #1a95877f
-def _check_variant(variant: str, report: dict[str, Any], folder: Path):
-    "Refuse a variant the version's report does not list (a typo, or a path out of the version)."
-    listed = sorted(report.get("files", {}).values())
-    if variant not in listed or not (folder / "onnx" / variant).is_file():
-        raise ModelNotFoundError(f"{folder.parent.name} {folder.name} has no ONNX variant {variant!r}.",
-                                 where=str(folder / "onnx"), fix=f"Use one of {listed}.")
-
-# %% ../nbs/06_serving.ipynb #e51f44ea
-class Inference(NamedTuple):
-    "What the model computed for a group of texts."
-    probabilities: np.ndarray          # (texts, classes), calibrated
-    truncated: list[bool]              # whether each text was cut (characters or tokens)
-    embeddings: np.ndarray | None      # (texts, dim) sentence embeddings; None when the graph has no such output
-    unknown_rates: list[float | None]  # per text, the share of its tokens that are the unknown token
-    abstained: list[bool] | None = None  # per text, whether the version's abstention policy declines to answer; None: no policy
-
-# %% ../nbs/06_serving.ipynb #b0698dfa
-@patch
-def infer(self: ModelRuntime, texts: list[str]) -> Inference:
-    "Calibrated probabilities, truncation, sentence embeddings and unknown-token rates of `texts`."
-    prepared = [prepare_text(text, self.max_text_chars) for text in texts]
-    encodings = self.tokenizer.encode_batch([text for text, _ in prepared])
-    width = max(len(e.ids) for e in encodings)
-    arrays = {name: np.zeros((len(texts), width), dtype=np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
-    for row, encoding in enumerate(encodings):
-        length = len(encoding.ids)
-        arrays["input_ids"][row, :length] = encoding.ids
-        arrays["attention_mask"][row, :length] = 1
-        arrays["token_type_ids"][row, :length] = encoding.type_ids
-    outputs = self.session.run(["logits", "sentence_embedding"] if self.embeds else ["logits"],
-                               {name: arrays[name] for name in self.input_names})
-    truncated = [cut or bool(e.overflowing) for (_, cut), e in zip(prepared, encodings)]
-    if self.unknown_id is None: rates = [None] * len(texts)
-    else:
-        unknown = (arrays["input_ids"] == self.unknown_id).sum(axis=1)  # [CLS], [SEP] and padding are never [UNK]
-        rates = [float(n) / max(len(e.ids) - sum(e.special_tokens_mask), 1) for n, e in zip(unknown, encodings)]
-    probabilities, embeddings = softmax(outputs[0], self.temperature), outputs[1] if self.embeds else None
-    abstained = None if self.abstention is None else self.abstention.abstains(outputs[0], probabilities, embeddings, self.labels).tolist()
-    return Inference(probabilities, truncated, embeddings, rates, abstained)
-
-# %% ../nbs/06_serving.ipynb #9c89c6e0
-@patch
-def predict(self: ModelRuntime, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-    "Probabilities (one row per text) and whether each text was truncated (characters or tokens)."
-    inference = self.infer(texts)
-    return inference.probabilities, inference.truncated
-
-# %% ../nbs/06_serving.ipynb #20ac6e0a
-@patch
-def describe(self: ModelRuntime) -> dict[str, Any]:
-    "What is being served: name, version, variant, provider, metrics, data version, calibration."
-    test = self.manifest.get("metrics", {}).get("test", {})
-    return {"name": self.name, "family": "transformer", "version": self.version, "variant": self.variant, "provider": self.provider,
-            "labels": len(self.labels), "max_length": self.max_length, "temperature": self.temperature,
-            "sentence_embedding": self.embeds, "abstention": self.abstention.describe() if self.abstention else None,
-            "data_version": self.manifest.get("data_version"), "loaded_at": self.loaded_at,
-            "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
-                        "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
+@runtime_checkable
+class ModelRuntime(Runtime, Protocol):
+    "A served version of any family, under the engine's earlier name: `ModelRuntime(registry, name, version, ...)` is `open_version`."
+    def __new__(cls, registry: Registry, name: str, version_or_alias: str | int, variant: str | None = None,
+                device: str = "auto", threads: int | None = None, max_text_chars: int = 2048) -> Runtime:
+        return open_version(registry, name, version_or_alias, RuntimeOptions(variant, device, threads, max_text_chars))
 
 # %% ../nbs/06_serving.ipynb #da178052
 PROBE_KEYS = ("texts", "labels", "reference", "answers", "margin", "alpha", "cpu")  # what a probe set must hold
@@ -238,7 +136,7 @@ def read_probes(folder: Path  # the version's folder
     return probes
 
 # %% ../nbs/06_serving.ipynb #d4d3fc51
-def probe_answers(runtime: ModelRuntime, texts: list[str], batch_size: int = 32) -> np.ndarray:
+def probe_answers(runtime: Runtime, texts: list[str], batch_size: int = 32) -> np.ndarray:
     "The label id `runtime` answers for each of `texts` (through `predict`, as served), in length-sorted batches."
     order = np.argsort([len(text) for text in texts], kind="stable")
     answers = np.empty(len(texts), dtype=np.int64)
@@ -259,7 +157,7 @@ def judge_on_host(probes: dict[str, Any],  # the version's probe set (`read_prob
 # %% ../nbs/06_serving.ipynb #1077ce93
 HOST_CHECK_OUTCOMES = ("not worse", "worse", "undecided", "no probes", "off")  # the metric's `outcome` label values
 
-def check_on_host(runtime: ModelRuntime,           # the runtime about to be served, its variant other than fp32
+def check_on_host(runtime: Runtime,                # the runtime about to be served, its variant other than fp32
                   probes: dict[str, Any] | None,   # its version's probe set; None: a version from before probe sets
                   mode: str = ServingConfig.int8_host_check,  # "off" skips the check
                   batch_size: int = 32) -> dict[str, Any]:
@@ -529,7 +427,7 @@ class ModelManager:
     "Holds the served runtime; loads, verifies, warms up and swaps in new versions of the alias."
     def __init__(self, config: ServingConfig, on_reload=None):
         self.config, self.registry, self.on_reload = with_served_model(config), Registry(config.registry_dir), on_reload
-        self.runtime: ModelRuntime | None = None
+        self.runtime: Runtime | None = None
         self.last_reload: dict[str, Any] | None = None
         self.failure: LoadFailure | None = None
         self._served_state: tuple | None = None  # the served version's folder: a new attachment (calibration) reloads it
@@ -582,15 +480,13 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
 
 # %% ../nbs/06_serving.ipynb #c0699fc8
 @patch
-def _open(self: ModelManager, version: str) -> ModelRuntime | BaselineRuntime:
-    "A runtime of `version`, warmed up and, for a variant other than fp32, checked on this host's CPU (`_checked_on_host`)."
-    config = self.config
-    arguments = (self.registry, config.model, version, config.variant, config.device, config.threads, config.max_text_chars)
-    runtime = self._warmed(open_runtime(*arguments) or ModelRuntime(*arguments))  # the version's family decides (baseline or transformer)
+def _open(self: ModelManager, version: str) -> Runtime:
+    "A runtime of `version` opened by its family, warmed up and, for a quantised variant, checked on this host's CPU (`_checked_on_host`)."
+    runtime = self._warmed(open_version(self.registry, self.config.model, version, runtime_options(self.config)))
     return self._checked_on_host(runtime)
 
 @patch
-def _warmed(self: ModelManager, runtime: ModelRuntime | BaselineRuntime) -> ModelRuntime | BaselineRuntime:
+def _warmed(self: ModelManager, runtime: Runtime) -> Runtime:
     "`runtime` after a warm-up; an `IntegrityError` if it does not give finite probabilities."
     probabilities, _ = runtime.predict(["warm up", "a slightly longer text to warm up the session"])
     if not np.isfinite(probabilities).all():
@@ -607,18 +503,24 @@ class HostCheckRefused(AinativeError):
                          where=where, fix="Serve fp32 (int8_host_check=fallback, or variant=model.onnx), or optimise the "
                                           "version again with another int8_format (the optimisation chapter).")
 
+def fp32_variant(folder: Path  # a verified version of a family with the `int8` capability
+                ) -> str:
+    "The version's fp32 ONNX file, as its optimisation report names it: what a quantised variant is checked against."
+    report = json.loads((folder / "onnx" / "report.json").read_text(encoding="utf-8"))
+    return report.get("files", {}).get("onnx fp32", "model.onnx")
+
 @patch
-def _checked_on_host(self: ModelManager, runtime: ModelRuntime | BaselineRuntime) -> ModelRuntime | BaselineRuntime:
+def _checked_on_host(self: ModelManager, runtime: Runtime) -> Runtime:
     "`runtime`, once its non-fp32 variant passed `check_on_host`; when it answers worse: fp32 instead (fallback) or `HostCheckRefused`."
-    fp32 = runtime.report.get("files", {}).get("onnx fp32", "model.onnx") if isinstance(runtime, ModelRuntime) else None
-    if fp32 is None or runtime.variant == fp32: return runtime  # the baseline family, or fp32 itself: nothing to check
+    if not can(self.registry.version_family(self.config.model, runtime.version), "int8"): return runtime  # no quantised variants
+    fp32 = fp32_variant(runtime.folder)
+    if runtime.variant == fp32: return runtime  # fp32 itself: nothing to check
     mode = self.config.int8_host_check
     outcome = check_on_host(runtime, read_probes(runtime.folder) if mode != "off" else None, mode, self.config.max_batch_size)
     if outcome["outcome"] == "worse":
         if mode == "refuse": raise HostCheckRefused(outcome, str(runtime.folder / "onnx" / "probes.json"))
-        config = self.config  # the version's fp32 file, opened and warmed up like the variant
-        runtime = self._warmed(ModelRuntime(self.registry, config.model, runtime.version, fp32, config.device, config.threads,
-                                            config.max_text_chars))
+        runtime = self._warmed(open_version(self.registry, self.config.model, runtime.version,  # its fp32 file, opened like the variant
+                                            runtime_options(self.config, fp32)))
         outcome.update(variant_served=fp32, fell_back=True)
     runtime.host_check = outcome
     served = f"serving {outcome['variant_served']}" + (f" instead of {outcome['variant_asked']}" if outcome["fell_back"] else "")

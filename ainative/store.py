@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -16,20 +17,26 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from fastcore.basics import patch
 
 from .core import AinativeError, ConfigError, StageConfig
 from .reference import EMBEDDING_SAMPLE
 
 # %% auto #0
-__all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'ANSWERED', 'ROLES', 'MonitorConfig', 'check_salt',
-           'default_database_url', 'MonitorStoreError', 'FeedbackError', 'store_error', 'RequestStore', 'text_hash',
-           'request_row', 'window_embeddings', 'version_summary', 'shadow_pairs']
+__all__ = ['METADATA', 'REQUESTS', 'FEEDBACK', 'REQUEST_COLUMNS', 'ANSWERED', 'VERSION_TABLE', 'MIGRATIONS', 'VERSIONS',
+           'SCHEMA_LOCK', 'FEEDBACK_LOCK', 'ROLES', 'MonitorConfig', 'check_salt', 'default_database_url',
+           'MonitorStoreError', 'FeedbackError', 'store_error', 'schema_revisions', 'schema_state', 'lock_schema',
+           'run_migrations', 'upgrade_to_head', 'RequestStore', 'migrate_database', 'text_hash', 'request_row',
+           'window_embeddings', 'version_summary', 'shadow_pairs']
 
 # %% ../nbs/08a_store.ipynb #af341339
 @dataclass
@@ -39,6 +46,7 @@ class MonitorConfig(StageConfig):
     text_privacy: Literal["text", "hash", "none"] = "text"  # what the log keeps of a text: itself, its salted hash, nothing
     hash_salt: str | None = None           # secret key of the text hashes; None: $AINATIVE_HASH_SALT
     busy_timeout_s: float = 5.0            # how long a write waits for another writer's lock (SQLite)
+    upgrade_schema: bool = True            # bring an empty or older database to this version's schema on opening (False: only `ainative monitor migrate` does)
     max_age_days: float = 30               # retention: logged requests older than this are deleted
     max_rows: int = 1_000_000              # retention: at most this many logged requests, the oldest go first
     window_requests: int = 2000            # drift window: the last N logged requests...
@@ -130,7 +138,7 @@ def default_database_url(registry_root: Path | str,  # the registry's root folde
 class MonitorStoreError(AinativeError):
     "The monitoring database could not be opened, read or written."
     def __init__(self, what: str, where: str | None = None, fix: str | None = None,
-                 kind: str = "error"):  # locked, corrupt, unavailable, driver or error: a metric label
+                 kind: str = "error"):  # locked, corrupt, unavailable, driver, schema or error: a metric label
         super().__init__(what, where, fix)
         self.kind = kind
 
@@ -233,14 +241,70 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout_s: float) -> sa.engine.Engin
     return engine
 
 # %% ../nbs/08a_store.ipynb #588d4012
-def _add_missing_columns(writer: sa.engine.Engine) -> list[str]:
-    "Add the (nullable) columns of `requests` that a log created by an older version lacks; their names."
-    with writer.begin() as connection:  # one writer at a time: replicas starting together add each column once
-        present = {column["name"] for column in sa.inspect(connection).get_columns("requests")}
-        missing = [column for column in REQUESTS.columns if column.name not in present]
-        for column in missing:
-            connection.exec_driver_sql(f"ALTER TABLE requests ADD COLUMN {column.name} {column.type.compile(connection.dialect)}")
-    return [column.name for column in missing]
+VERSION_TABLE = "ainative_schema_version"         # Alembic's version table; Optuna's studies keep their own alembic_version
+MIGRATIONS = files("ainative") / "migrations"      # Alembic's script folder: env.py and versions/, shipped in the wheel
+VERSIONS = sa.Table(VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32), primary_key=True))
+SCHEMA_LOCK = 0x61696E6174697665                 # PostgreSQL advisory lock keys: "ainative" as a number...
+FEEDBACK_LOCK = SCHEMA_LOCK + 1                    # ...and the next one, for the feedback writers
+
+@functools.cache
+def schema_revisions() -> tuple[str, ...]:
+    "The schema revisions this version of ainative knows, oldest first: the last is its head."
+    script = ScriptDirectory(str(MIGRATIONS))
+    if len(script.get_heads()) != 1:
+        raise MonitorStoreError(f"The migrations have {len(script.get_heads())} heads, not one.", where=str(MIGRATIONS), kind="schema",
+                                fix="Give the newest revision the other head as its down_revision.")
+    return tuple(reversed([script.revision for script in script.walk_revisions()]))
+
+# %% ../nbs/08a_store.ipynb #4d8cbbd5
+_SCHEMA_REASONS = {  # state -> why a store will not write into it, and what to do
+    "newer": ("the database's schema is at revision {revision}, which this version of ainative does not know (its newest is "
+              "{head}): a newer release migrated it", "Finish the rolling update (replace this replica with the release that "
+              "migrated the database); its answers go on meanwhile, their log rows wait in the buffer."),
+    "older": ("the database's schema is at revision {revision}, older than this version's {head}, and upgrade_schema is off",
+              "Run `ainative monitor migrate` (the Deployment's init container does), or set upgrade_schema=true."),
+    "unversioned": ("the database's tables are from before versioned schemas and upgrade_schema is off",
+                    "Run `ainative monitor migrate` once: it adopts them (revision 0001) without touching a row."),
+    "empty": ("the database has no request log yet and upgrade_schema is off", "Run `ainative monitor migrate` to create it.")}
+
+def _state(revision: str | None, has_tables: bool) -> dict[str, Any]:
+    "The schema's state for this code, from the recorded `revision` (None: none) and whether the tables exist."
+    revisions = schema_revisions()
+    if revision is None: state = "unversioned" if has_tables else "empty"
+    else: state = "current" if revision == revisions[-1] else "older" if revision in revisions else "newer"
+    reason, fix = _SCHEMA_REASONS.get(state, (None, None))
+    return {"revision": revision, "head": revisions[-1], "state": state, "writable": state == "current",
+            "reason": reason and reason.format(revision=revision, head=revisions[-1]), "fix": fix}
+
+def schema_state(connection: sa.engine.Connection) -> dict[str, Any]:
+    "Where the schema of `connection`'s database stands for this code: its revision, the head, and its state."
+    tables = set(sa.inspect(connection).get_table_names())
+    recorded = connection.execute(sa.select(VERSIONS.c.version_num)).scalars().all() if VERSION_TABLE in tables else []
+    return _state(",".join(sorted(recorded)) or None, "requests" in tables)  # two rows (branches): unknown, so newer
+
+def lock_schema(connection: sa.engine.Connection, key: int = SCHEMA_LOCK):
+    "Hold the lock `key` until `connection`'s transaction ends (PostgreSQL's advisory lock; SQLite's BEGIN IMMEDIATE already is one)."
+    if connection.dialect.name == "postgresql": connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+# %% ../nbs/08a_store.ipynb #2fadae89
+def run_migrations(context) -> None:  # alembic.context, as env.py sees it
+    "What the migrations' env.py runs: the pending migrations, on the connection and in the transaction `upgrade_to_head` gave."
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise MonitorStoreError("The request log's migrations run through ainative, not the alembic command.", where=str(MIGRATIONS),
+                                fix="Run `ainative monitor migrate --database-url URL`.", kind="schema")
+    context.configure(connection=connection, target_metadata=METADATA, version_table=VERSION_TABLE)
+    with context.begin_transaction(): context.run_migrations()  # the caller's transaction: Alembic opens none of its own
+
+def upgrade_to_head(connection: sa.engine.Connection) -> dict[str, Any]:
+    "Bring `connection`'s database to this version's head inside its transaction (the caller holds the lock); the state after."
+    before = schema_state(connection)
+    if before["state"] in ("current", "newer"): return before  # nothing to do, or nothing this code may do
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    return {**schema_state(connection), "upgraded_from": before["revision"] or before["state"]}
 
 # %% ../nbs/08a_store.ipynb #de14357f
 class RequestStore:
@@ -248,7 +312,8 @@ class RequestStore:
     def __init__(self, url: str,                                        # SQLAlchemy database URL
                  text_privacy: Literal["text", "hash", "none"] = "text",  # applies to free-text feedback
                  hash_salt: str | None = None,                          # key of the text hashes (text_privacy="hash")
-                 busy_timeout_s: float = MonitorConfig.busy_timeout_s):
+                 busy_timeout_s: float = MonitorConfig.busy_timeout_s,
+                 upgrade_schema: bool = MonitorConfig.upgrade_schema):   # upgrade an empty or older schema on opening
         try: parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
             raise ConfigError(f"{url!r} is not a database URL.", where="database_url",
@@ -269,14 +334,14 @@ class RequestStore:
             else:
                 self.engine = sa.create_engine(parsed, pool_pre_ping=True)
             self.writer = self.engine.execution_options(write=True)  # same pool; its transactions BEGIN IMMEDIATE on SQLite
-            METADATA.create_all(self.writer)  # in a write transaction: replicas starting together create the tables once
-            self.added_columns = _add_missing_columns(self.writer)
+            self.schema = self._open_schema(upgrade_schema)
+            self.added_columns = self.schema["added_columns"]  # the columns a log from an older release gained now
 
     @classmethod
     def from_config(cls, config: MonitorConfig, registry_root: Path | str, model: str) -> RequestStore:
         "The store `config` names (its URL, else the default one in the registry)."
         return cls(config.database_url or default_database_url(registry_root, model), text_privacy=config.text_privacy,
-                   hash_salt=config.salt(), busy_timeout_s=config.busy_timeout_s)
+                   hash_salt=config.salt(), busy_timeout_s=config.busy_timeout_s, upgrade_schema=config.upgrade_schema)
 
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -285,13 +350,41 @@ class RequestStore:
         except (sa.exc.SQLAlchemyError, sqlite3.Error, ImportError, OSError) as error:
             raise store_error(error, doing, self.where, self.busy_timeout_s) from None
 
+# %% ../nbs/08a_store.ipynb #1118f4e4
+def _columns(connection: sa.engine.Connection, table: str) -> list[str]:
+    "The column names of `table`, empty when it does not exist."
+    inspector = sa.inspect(connection)
+    return [column["name"] for column in inspector.get_columns(table)] if inspector.has_table(table) else []
+
+@patch
+def _open_schema(self: RequestStore, upgrade: bool) -> dict[str, Any]:
+    "The schema's state under the schema lock, an empty or older schema first upgraded to the head if `upgrade`."
+    with self.writer.begin() as connection:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory lock. One opener at a time
+        lock_schema(connection)
+        state = schema_state(connection)
+        if not upgrade or state["state"] in ("current", "newer"): return {**state, "added_columns": []}
+        before = _columns(connection, "requests")
+        upgraded = upgrade_to_head(connection)
+        return {**upgraded, "added_columns": [name for name in _columns(connection, "requests") if before and name not in before]}
+
+@patch
+def _begin_write(self: RequestStore, connection: sa.engine.Connection, lock: int | None = None):
+    "Take `lock` (PostgreSQL), then refuse to write unless the recorded revision is this code's head; `self.schema` keeps what was seen."
+    if lock is not None: lock_schema(connection, lock)
+    if self.schema["state"] in ("empty", "unversioned"): state = schema_state(connection)  # no version table to read yet
+    else: state = _state(",".join(sorted(connection.execute(sa.select(VERSIONS.c.version_num)).scalars())) or None, True)
+    self.schema = {**self.schema, **state}
+    if not state["writable"]:
+        raise MonitorStoreError(f"Will not write: {state['reason']}.", where=self.where, fix=state["fix"], kind="schema")
+
 # %% ../nbs/08a_store.ipynb #5335a5d8
 @patch
 def describe(self: RequestStore) -> dict[str, Any]:
-    "The database (password hidden), its backend and, for SQLite, its journal mode."
+    "The database (password hidden), its backend, for SQLite its journal mode, and its schema's state when last seen."
     with self._guard("read the journal mode"), self.engine.connect() as connection:
         mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar() if self.backend == "sqlite" else None
-    return {"url": self.where, "backend": self.backend, "journal_mode": mode, "text_privacy": self.text_privacy}
+    schema = {key: self.schema[key] for key in ("revision", "head", "state", "writable")}
+    return {"url": self.where, "backend": self.backend, "journal_mode": mode, "text_privacy": self.text_privacy, "schema": schema}
 
 @patch
 def counts(self: RequestStore) -> dict[str, int]:
@@ -304,6 +397,20 @@ def counts(self: RequestStore) -> dict[str, int]:
 def close(self: RequestStore):
     "Close the database's connections."
     self.engine.dispose()
+
+# %% ../nbs/08a_store.ipynb #9cc6daeb
+def migrate_database(url: str,  # the monitoring database's SQLAlchemy URL
+                     busy_timeout_s: float = MonitorConfig.busy_timeout_s) -> dict[str, Any]:
+    "Bring the monitoring database at `url` to this version's schema (`ainative monitor migrate`); where it stood and stands."
+    store = RequestStore(url, busy_timeout_s=busy_timeout_s, upgrade_schema=True)
+    store.close()
+    schema = store.schema
+    if schema["state"] != "current":
+        raise MonitorStoreError(f"Cannot migrate: {schema['reason']}.", where=store.where, kind="schema",
+                                fix="Run `ainative monitor migrate` of the release that migrated it: this one knows neither "
+                                    "how to go further nor how to go back.")
+    return {"url": store.where, "from": schema.get("upgraded_from", schema["revision"]), "to": schema["revision"],
+            "upgraded": "upgraded_from" in schema, "added_columns": schema["added_columns"]}
 
 # %% ../nbs/08a_store.ipynb #18a29744
 def _best_guess(prediction: Mapping[str, Any]) -> str | None:
@@ -381,6 +488,7 @@ def write_requests(self: RequestStore, rows: list[Mapping[str, Any]]) -> int:
     if not rows: return 0
     values = [_request_values(row) for row in rows]
     with self._guard("write to the request log"), self.writer.begin() as connection:
+        self._begin_write(connection)
         connection.execute(REQUESTS.insert(), values)
     return len(values)
 
@@ -429,6 +537,7 @@ def apply_retention(self: RequestStore,
         raise ConfigError(f"max_age_days={max_age_days!r} must be a number of at least 0.", where="max_age_days")
     deleted = 0
     with self._guard("apply the retention limits"), self.writer.begin() as connection:
+        self._begin_write(connection)
         if max_age_days is not None:
             cutoff = (time.time() if now is None else now) - max_age_days * 86400
             deleted += connection.execute(REQUESTS.delete().where(REQUESTS.c.at < cutoff)).rowcount
@@ -506,6 +615,7 @@ def add_feedback(self: RequestStore,
     for index, item in enumerate(checked):
         latest[(item["request_id"], item["position"]) if "request_id" in item else ("text", index)] = index
     with self._guard("store feedback"), self.writer.begin() as connection:
+        self._begin_write(connection, FEEDBACK_LOCK)  # replicas correcting one answer at once queue, as SQLite's writers do
         pairs = {(item["request_id"], item["position"]) for item in checked if "request_id" in item}
         answers = _answers(connection, pairs) if pairs else {}
         for index, item in enumerate(checked):

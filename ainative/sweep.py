@@ -5,6 +5,7 @@
 # %% ../nbs/14_sweep.ipynb #df394021
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -13,7 +14,7 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 import yaml
 
@@ -26,11 +27,12 @@ if TYPE_CHECKING: import pandas as pd
 # (pandas, torch) are named where they are used and loaded then (`load_object("ainative.training:TrainingConfig")`).
 
 # %% auto #0
-__all__ = ['PARAMETER_TYPES', 'NOT_SEARCHABLE', 'SWEEP_KEYS', 'ParameterSpec', 'parse_parameter', 'SweepSpec', 'parse_sweep_spec',
-           'read_sweep_spec', 'validation_score', 'epoch_scores', 'PruningCallback', 'default_storage', 'create_study',
-           'prepare_shared_data', 'trial_run', 'suggest', 'run_trial', 'trial_line', 'SweepProgress', 'study_table',
-           'plot_history', 'plot_importance', 'best_params', 'write_best_yaml', 'write_sweep_reports', 'SweepConfig',
-           'SweepResult', 'sweep', 'sweep_command', 'add_sweep_command']
+__all__ = ['PARAMETER_TYPES', 'NOT_SEARCHABLE', 'SWEEP_KEYS', 'STUDY_LOCK', 'ParameterSpec', 'parse_parameter', 'SweepSpec',
+           'parse_sweep_spec', 'read_sweep_spec', 'validation_score', 'epoch_scores', 'PruningCallback',
+           'default_storage', 'create_study', 'study_lock', 'prepare_shared_data', 'trial_run', 'suggest', 'run_trial',
+           'trial_line', 'SweepProgress', 'study_table', 'plot_history', 'plot_importance', 'best_params',
+           'write_best_yaml', 'write_sweep_reports', 'SweepConfig', 'SweepResult', 'sweep', 'sweep_command',
+           'add_sweep_command']
 
 # %% ../nbs/14_sweep.ipynb #8f13853c
 PARAMETER_TYPES = ("float", "int", "categorical")
@@ -196,6 +198,28 @@ def create_study(spec: SweepSpec, storage: str | None = None):
     for params in spec.enqueue: study.enqueue_trial(params, skip_if_exists=True)
     return study
 
+# %% ../nbs/14_sweep.ipynb #433a8eac
+STUDY_LOCK = 0x61696E6174697666  # the PostgreSQL advisory lock of study creation ("ainative" as a number, plus 1: the request log has that one)
+
+@contextlib.contextmanager
+def study_lock(storage: str,   # the study's SQLAlchemy URL
+               run_path: Path  # the sweep's run directory (the file lock's place, for SQLite)
+              ) -> Iterator[str]:
+    "One worker at a time creates the study and enqueues its trials: the database's advisory lock on PostgreSQL, else a file lock."
+    if storage.startswith("postgresql"):
+        import sqlalchemy as sa
+        engine = sa.create_engine(storage, poolclass=sa.pool.NullPool)  # a connection of its own: Optuna's engine is separate
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.select(sa.func.pg_advisory_lock(STUDY_LOCK)))  # ends with the session, whatever happens
+                yield "postgresql advisory lock"
+        finally:
+            engine.dispose()
+    else:
+        from filelock import FileLock
+        path = Path(run_path) / ".study.lock"
+        with FileLock(str(path)): yield f"file lock {path}"
+
 # %% ../nbs/14_sweep.ipynb #2aa3ceb5
 def prepare_shared_data(run: RunDir, data: dict[str, Any]) -> dict[str, Any]:
     "Prepare the data stage with `data` into `run` once (a file lock keeps parallel workers from racing); its manifest."
@@ -352,7 +376,6 @@ class SweepResult:
 def sweep(config: SweepConfig | None = None) -> SweepResult:
     "Run `config.space`'s search: shared data, an Optuna study that resumes, a run per trial, reports and `best.yaml`."
     import optuna
-    from filelock import FileLock
     config = config or SweepConfig()
     spec = read_sweep_spec(config.space)
     overrides = {name: getattr(config, name) for name in ("study_name", "n_trials", "timeout", "seed") if getattr(config, name) is not None}
@@ -360,8 +383,9 @@ def sweep(config: SweepConfig | None = None) -> SweepResult:
     run = RunDir.create(config.run_dir)
     prepare_shared_data(run, spec.data)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # SweepProgress says what Optuna's INFO lines would
-    with FileLock(str(run.path / ".study.lock")):  # workers starting together would both create the database tables
-        study = create_study(spec, config.storage or default_storage(run))
+    storage = config.storage or default_storage(run)
+    with study_lock(storage, run.path):  # workers starting together would both create the database tables
+        study = create_study(spec, storage)
     finished = [trial for trial in study.trials if trial.state.is_finished()]
     get_logger("sweep").info(f"study '{spec.study_name}' with {len(finished)} finished trial(s); adding {spec.n_trials}")
     study.optimize(lambda trial: run_trial(trial, spec, run), n_trials=spec.n_trials, timeout=spec.timeout,

@@ -20,6 +20,7 @@ import numpy as np
 from fastcore.basics import patch
 
 from .core import AinativeError, ModelNotFoundError, get_logger, load_object
+from .families import require
 from .monitor import compare_models, drift_report
 from .registry import Registry
 from .serving import (HOST_CHECK_OUTCOMES, BatchResult, MicroBatcher, ModelManager, ModelRuntime, QueueFull,
@@ -31,8 +32,8 @@ __all__ = ['EXPLAIN_MODULES', 'Answer', 'build_answer', 'share_bucket', 'Challen
            'ExplainTimeout', 'ExplainersBusy', 'ExplainUnavailable', 'Explainer', 'RequestLog', 'NotReady',
            'AnswerTimeout', 'MonitoringDisabled', 'Answering', 'watch_alias', 'classify', 'choose_model',
            'offer_shadow', 'answer_texts', 'score_shadow', 'Monitoring', 'record_answers', 'in_log_thread',
-           'evaluate_monitoring', 'evaluate_periodically', 'Telemetry', 'ServerParts', 'start_parts',
-           'drain_request_log', 'drain_parts']
+           'evaluate_monitoring', 'evaluate_periodically', 'logging_readiness', 'Telemetry', 'ServerParts',
+           'start_parts', 'drain_request_log', 'drain_parts']
 
 # %% ../nbs/06a_traffic.ipynb #352917c3
 @dataclass
@@ -318,6 +319,8 @@ async def explain(self: Explainer,
                   target: str | int | None = None   # class to explain (label or id); None: the predicted one
                  ) -> dict[str, Any]:
     "`text`'s word attributions, computed in the explain threads; `ExplainersBusy` when too many run or wait, `ExplainTimeout` when too slow."
+    require(self.registry.version_family(self.config.model, runtime.version), "attributions",  # a CapabilityError: 501
+            "explain an answer (/explain attributes it to words with integrated gradients)")
     missing = missing_modules(EXPLAIN_MODULES)
     if missing:  # a slim serving install: say so, instead of failing on the import
         raise ExplainUnavailable(f"Explanations need {', '.join(missing)}, which this installation lacks: "
@@ -615,6 +618,17 @@ async def evaluate_periodically(monitoring: Monitoring, retention_every_s: float
         except (MonitoringDisabled, MonitorStoreError):  # the store is unavailable: the log's writer reports it
             pass
 
+# %% ../nbs/06a_traffic.ipynb #bb7439f5
+def logging_readiness(monitoring: Monitoring) -> dict[str, Any]:
+    "Whether answers reach the request log now and, when not, why: a schema this release does not write, or the last failed write."
+    log, schema = monitoring.request_log, monitoring.store.schema if monitoring.store is not None else None
+    if schema is not None and not schema["writable"]:
+        reason = f"{schema['reason']}; answers are not logged ({len(log.buffer)} waiting, {log.dropped} dropped). {schema['fix']}"
+    elif log.last_error: reason = f"the last write failed ({log.last_error}); {len(log.buffer)} answers waiting"
+    else: reason = None
+    return {"logging": "not_ready" if reason else "ready", "logging_reason": reason,
+            "schema": {key: schema[key] for key in ("revision", "head", "state")} if schema is not None else None}
+
 # %% ../nbs/06a_traffic.ipynb #55336327
 @dataclass
 class Telemetry:
@@ -635,7 +649,7 @@ class Telemetry:
         if monitoring.request_log is not None:
             log = monitoring.request_log.describe()
             writer = described["request_log_writer"]
-            writer.update(log, last_error=log["last_error"] or writer["last_error"])
+            writer.update(log, last_error=log["last_error"] or writer["last_error"], **logging_readiness(monitoring))
         return described
 
     def refresh(self):

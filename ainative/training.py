@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,12 +25,17 @@ from .data import DataConfig, load_splits, prepare_data, read_manifest
 from .evidence import encode_correct
 from .scoring import classification_metrics  # chapter 2a; `from ainative.training import classification_metrics` still works
 from .model import DEFAULT_BASE_MODEL, load_classifier, load_tokenizer, padding_collator, tokenize_splits
-from .baseline import BaselineConfig, compare_families, export_baseline
+from .families import RuntimeOptions
+from .transformer import TRANSFORMER, TransformerRuntime
+from .baseline import (BaselineConfig, baseline_session, baseline_text, compare_families, export_baseline,
+                               onnx_probabilities, serving_cost)
+from .registry import RegistryConfig, choose_family
+from .scoring import batched_logits
 
 # %% auto #0
-__all__ = ['TrainingConfig', 'trainer_metrics', 'train_baseline', 'JsonlLogCallback', 'progress_lines', 'format_duration',
-           'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments', 'build_optimizer',
-           'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
+__all__ = ['TrainingConfig', 'trainer_metrics', 'train_baseline', 'compare_run_families', 'JsonlLogCallback', 'progress_lines',
+           'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
+           'build_optimizer', 'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -89,6 +94,54 @@ def train_baseline(run: RunDir,                          # the run, with data/ w
     metrics = {"model": exported.metrics["model"], "seconds": round(time.perf_counter() - started, 2),
                **{split: {k: exported.metrics[split][k] for k in ("accuracy", "macro_f1")} for split in ("validation", "test")}}
     return metrics, {k: comparison[k] for k in ("accuracy", "mcnemar", "verdict")}
+
+# %% ../nbs/03_training.ipynb #d5ec849a
+def _torch_predictor(model, tokenizer, max_length: int) -> Callable[[list[str]], np.ndarray]:
+    "A `predict(texts) -> logits` function running the torch `model` (no grad)."
+    import torch
+    def predict(texts: list[str]) -> np.ndarray:
+        with torch.inference_mode():
+            encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            return model(**encoded.to(model.device)).logits.float().cpu().numpy()
+    return predict
+
+def _transformer_predictor(run: RunDir, threads: int | None = None) -> tuple[Callable[[list[str]], np.ndarray], int, str]:
+    "predict(texts) -> scores of the run's transformer, the size of its files, and what it is (its ONNX serving default, or torch)."
+    max_length = int(run.read_params().get("training", {}).get("max_length", 128)) if run.params_path.is_file() else 128
+    manifest = {"name": run.id, "params": {"training": {"max_length": max_length}}}
+    if (run.onnx / "report.json").is_file():
+        runtime = TransformerRuntime(run.path, manifest, RuntimeOptions(device="cpu", threads=threads))
+        return (lambda texts: runtime.predict(texts)[0]), (run.onnx / runtime.variant).stat().st_size, f"onnx {runtime.variant}"
+    model, tokenizer = TRANSFORMER.load_model(run.path, manifest)
+    size = sum(p.stat().st_size for p in run.model.glob("*.safetensors"))
+    return _torch_predictor(model, tokenizer, max_length), size, "torch fp32"
+
+def compare_run_families(run_dir: Path | str,            # a run with data/, model/ (trained) and baseline/
+                         config: BaselineConfig | None = None,
+                         threads: int | None = None,      # ONNX Runtime threads for the measurements
+                         family: str = RegistryConfig.family  # what the run asks to register
+                        ) -> dict[str, Any]:
+    "Compare the run's transformer and baseline (accuracy, McNemar, serving cost) and choose for `family`; write `reports/families.json`."
+    config = config or BaselineConfig()
+    run = RunDir(Path(run_dir).expanduser().resolve())
+    if not (run.path / "baseline" / "onnx" / "model.onnx").is_file(): export_baseline(run.path, config)
+    splits, label2id = load_splits(run.data), read_manifest(run.data)["label2id"]
+    texts = {s: splits[s].text.tolist() for s in ("validation", "test")}
+    truth = {s: splits[s].label.map(label2id).to_numpy() for s in ("validation", "test")}
+    transformer, transformer_size, transformer_kind = _transformer_predictor(run, threads)
+    session = baseline_session(run.path / "baseline" / "onnx" / "model.onnx", threads)
+    exported = lambda batch: onnx_probabilities(session, [baseline_text(t) for t in batch])
+    predictions = {"transformer": {s: batched_logits(transformer, texts[s]).argmax(1) for s in texts},
+                   "baseline": {s: exported(texts[s]).argmax(1) for s in texts}}
+    costs = {"transformer": {"model": transformer_kind, **serving_cost(transformer, texts["validation"], transformer_size,
+                                                                        config.batch_sizes, config.bench_seconds)},
+             "baseline": {"model": "onnx model.onnx", **serving_cost(exported, texts["validation"],
+                          (run.path / "baseline" / "onnx" / "model.onnx").stat().st_size, config.batch_sizes, config.bench_seconds)}}
+    comparison = compare_families(truth["validation"], predictions, truth["test"], costs, config)
+    comparison.update(family=family, chosen=choose_family(family, comparison["accuracy"]["validation"]))
+    run.reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.reports / "families.json", comparison)
+    return comparison
 
 # %% ../nbs/03_training.ipynb #2b842fa7
 from transformers import TrainerCallback
@@ -360,7 +413,8 @@ def _finish_wandb(metrics: dict[str, Any]):
     for split in ("validation", "test"):
         wandb.run.summary[f"{split}/accuracy"] = metrics[split]["accuracy"]
         wandb.run.summary[f"{split}/macro_f1"] = metrics[split]["macro_f1"]
-    if "baseline" in metrics: wandb.run.summary["baseline/test_accuracy"] = metrics["baseline"]["test"]["accuracy"]
+    classical = metrics.get("baseline")  # the TF-IDF baseline's metrics, when the run fitted one
+    if classical: wandb.run.summary["baseline/test_accuracy"] = classical["test"]["accuracy"]
     wandb.finish()
 
 # %% ../nbs/03_training.ipynb #b40c56b8

@@ -148,19 +148,16 @@ def version_hashes(registry, model: str, version: str) -> dict[str, str]:
 
 
 def register_run(registry, run_dir: Path, model: str, family: str) -> str:
-    "Register `run_dir` in `registry` as a version of `family`: the run's transformer, or its exported baseline (chapter 16)."
-    if family != "baseline": return registry.register(run_dir, name=model)
-    from ainative.baseline import register_baseline
-    return register_baseline(run_dir, registry, model)
+    "Register `run_dir` in `registry` as a version of `family` (chapter 2d): the run's transformer, or its exported baseline (chapter 16)."
+    return registry.register(run_dir, name=model, family=family)
 
 
 def copy_registry(registry_dir: Path, model: str, version: str, alias: str, run_dir: Path, destination: Path) -> tuple[Path, str]:
     "A registry at `destination` holding `version` again (its run registered, its attachments attached, `alias` promoted); its id there."
-    from ainative.baseline import model_family
     from ainative.registry import ATTACHMENT_FILES, Registry
     source, copy = Registry(registry_dir), Registry(destination)
     folder = source.resolve(model, version)
-    copied = register_run(copy, run_dir, model, model_family(source.show(model, folder.name)))
+    copied = register_run(copy, run_dir, model, source.version_family(model, folder.name).name)
     for kind, record in source.attachments(model, version).items():
         if (copy.resolve(model, copied) / kind).exists(): continue  # the ONNX files came with the run
         with tempfile.TemporaryDirectory() as staging:
@@ -735,10 +732,9 @@ def run_closed_phase(target: Target, script: Path, connections: int, args: argpa
 # --- hot reload under load ---------------------------------------------------------------------------------------
 def register_again(registry_dir: Path, model: str, run_dir: Path, alias: str) -> dict[str, Any]:
     "Register `run_dir` again, of the family `alias` serves, with ONNX (copied by register(), else attached)."
-    from ainative.baseline import model_family
     from ainative.registry import Registry
     registry = Registry(registry_dir)
-    family = model_family(registry.show(model, registry.resolve(model, alias).name))
+    family = registry.version_family(model, registry.resolve(model, alias).name).name
     started = time.monotonic()
     version = register_run(registry, run_dir, model, family)
     onnx = "copied by register()"

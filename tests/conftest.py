@@ -1,6 +1,7 @@
 """Shared test set-up: keep every test away from the repository's runs/ and registry/, the home cache, W&B and the hub."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -34,3 +35,43 @@ def module_tmp_path(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     yield path
     if request.session.testsfailed == failed_before: shutil.rmtree(path, ignore_errors=True)
+
+
+# --- a throwaway PostgreSQL -------------------------------------------------------------------------------------------
+# Tests marked `postgres` run on a real PostgreSQL: AINATIVE_TEST_DATABASE_URL's server if set, else a cluster this
+# session starts itself (initdb + pg_ctl, a Unix socket only, removed at the end). They are skipped, saying why, only
+# where no server can be started; under CI (CI=true) a missing server fails them instead.
+
+def postgres_unavailable(reason: str):
+    "Skip the test (a developer's machine without PostgreSQL), or fail it under CI, where the server is part of the suite."
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"PostgreSQL is needed under CI (CI=true) and could not be started: {reason}", pytrace=False)
+    pytest.skip(f"no PostgreSQL server: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    "The session's PostgreSQL: AINATIVE_TEST_DATABASE_URL's server, else a cluster of its own (about a second to start)."
+    from postgres_cluster import ExternalServer, PostgresCluster, PostgresUnavailable
+    try:
+        server = (ExternalServer(os.environ["AINATIVE_TEST_DATABASE_URL"]) if os.environ.get("AINATIVE_TEST_DATABASE_URL")
+                  else PostgresCluster.started())
+    except PostgresUnavailable as error:
+        postgres_unavailable(str(error))
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    "A fresh, empty database on the session's PostgreSQL, dropped after the test: its SQLAlchemy URL."
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+def pytest_collection_modifyitems(items):
+    "Every test that uses the PostgreSQL fixtures carries the `postgres` marker (so `-m postgres` selects them all)."
+    for item in items:
+        if {"postgres_server", "postgres_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)

@@ -10,11 +10,15 @@ import pandas as pd
 import pytest
 
 from ainative.abstention import AbstentionConfig, ScoredSplit, evaluate_policy, load_policy, run_abstention, score_texts
-from ainative.core import softmax
-from ainative.data import DataConfig, load_splits, prepare_data
+from ainative.core import CapabilityError, RunDir, atomic_write_json, softmax
+from ainative.data import DataConfig, load_splits, prepare_data, read_manifest
+from ainative.demo import tiny_model
+from ainative.families import register_family
+from ainative.model import load_tokenizer
 from ainative.optimize import OnnxRunner, OptimizationConfig, optimize_model
 from ainative.registry import Registry, RegistryConfig, register_model
 from ainative.training import TrainingConfig, train_model
+from ainative.transformer import TransformerFamily
 
 INTENTS = {"refund": "please refund my {}", "delivery": "where is my {} now", "cancel": "cancel the order of my {}"}
 ITEMS = ["shoes", "phone", "lamp", "desk", "chair", "book", "watch", "bag", "coat", "mug"]
@@ -106,3 +110,63 @@ def test_without_out_of_scope_rows_nothing_is_written(tmp_path):
     assert load_policy(version) is None and "abstention" not in registry.attachments(NAME, version.name)
     assert not (run / "abstention").exists() and not (run / "reports" / "abstention.json").exists()
     assert "abstention" not in json.loads((run / "params.json").read_text())
+
+
+# The stage asks the version's family what it can do (chapter 2d), never its name. The tests' own families are stored
+# like the transformer (so a run's model registers) and able to do less.
+
+class ProbabilitiesOnly(TransformerFamily):
+    "A family with calibrated probabilities only (as the TF-IDF baseline): no logits, no embeddings."
+    name, capabilities = "test-probabilities-only", frozenset({"onnx"})
+
+
+class NoEmbeddings(TransformerFamily):
+    "A family with logits but no sentence embeddings."
+    name, capabilities = "test-no-embeddings", frozenset({"logits", "onnx", "int8"})
+
+
+PROBABILITIES_ONLY, NO_EMBEDDINGS = register_family(ProbabilitiesOnly()), register_family(NoEmbeddings())
+
+
+@pytest.fixture
+def untrained_version(tmp_path) -> tuple[RunDir, Registry, str]:
+    "A run with out-of-scope rows and a tiny random classifier (no training, no ONNX), registered as a version of a family without logits."
+    run = RunDir.create(tmp_path / "run")
+    prepare_data(DataConfig(dataset=tiny_dataset(tmp_path), run_dir=str(run.path), out_of_scope="class"))
+    manifest = read_manifest(run.data)
+    tokenizer = load_tokenizer()
+    tiny_model(sorted(manifest["label2id"], key=manifest["label2id"].get), vocab_size=len(tokenizer)).save_pretrained(run.model)
+    tokenizer.save_pretrained(run.model)
+    atomic_write_json(run.reports / "metrics.json", {
+        "data_version": manifest["version"], "test_sha256": manifest["split_sha256"]["test"], "test": {"accuracy": 0.2, "macro_f1": 0.1}})
+    registry = Registry(tmp_path / "registry")
+    version = registry.register(run.path, NAME, family=PROBABILITIES_ONLY.name)
+    run.record_params("registry", {"model_name": NAME, "version": version, "registry_dir": str(registry.root),
+                                   "registered_family": PROBABILITIES_ONLY.name})
+    return run, registry, version
+
+
+def test_the_runs_version_without_logits_gets_no_policy_and_nothing_is_written(untrained_version, caplog):
+    run, registry, version = untrained_version
+    with caplog.at_level("INFO"):
+        assert run_abstention(AbstentionConfig(run_dir=str(run.path))) is None
+    assert "test-probabilities-only family, which has no logits to score: no abstention policy" in caplog.text
+    assert not (run.path / "abstention").exists() and not (run.reports / "abstention.json").exists()
+    assert "abstention" not in registry.attachments(NAME, version)
+
+
+def test_a_named_version_without_logits_is_refused(untrained_version):
+    run, registry, version = untrained_version
+    with pytest.raises(CapabilityError, match="cannot be given an abstention policy") as caught:
+        run_abstention(AbstentionConfig(run_dir=str(run.path), version=version))
+    assert "'logits'" in caught.value.what and "test-probabilities-only can do: onnx" in caught.value.fix
+
+
+def test_a_family_without_embeddings_is_judged_on_the_other_scores(staged):
+    mode, run, registry, result = staged
+    version = registry.register(run, NAME, family=NO_EMBEDDINGS.name)  # the same model and ONNX files, another family
+    again = run_abstention(AbstentionConfig(run_dir=str(run), version=version, target_precision=0.9))
+    assert again.report["attachment"] == f"attached to {NAME} {version}"
+    scores = set(again.table.score) - {"-"}
+    assert "centroid_similarity" not in scores and scores <= {"max_probability", "energy", "max_logit"}
+    assert again.policy.centroids is None

@@ -31,6 +31,5 @@ def smoke_export(tmp_path_factory):
 @pytest.fixture
 def baseline_version(templated_run, tmp_path) -> tuple[Registry, str]:
     "A fresh registry holding the templated run's baseline as its first version."
-    from ainative.baseline import register_baseline
     registry = Registry(tmp_path / "registry")
-    return registry, register_baseline(templated_run.path, registry)
+    return registry, registry.register(templated_run.path, family="baseline")

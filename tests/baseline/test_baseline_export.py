@@ -11,7 +11,7 @@ from ainative.baseline import (BaselineConfig, EDGE_TEXTS, baseline_parity, base
                                require_baseline_parity)
 from ainative.core import ConfigError, ModelNotFoundError, ParityError
 from ainative.data import load_splits, read_manifest
-from ainative.registry import find_pickle_files
+from ainative.families import find_pickle_files
 
 
 def test_the_smoke_export_agrees_with_scikit_learn(smoke_export):

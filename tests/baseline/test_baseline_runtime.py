@@ -1,4 +1,5 @@
-"""BaselineRuntime answers as ModelRuntime does: texts in, calibrated probabilities out; onnxruntime and numpy only."""
+"""BaselineRuntime is a `Runtime` (chapter 2d) like the transformer's: texts in, calibrated probabilities out; onnxruntime and
+numpy only. The serving engine opens it through the version's family, never by comparing family names."""
 from __future__ import annotations
 
 import json
@@ -8,32 +9,39 @@ import sys
 import numpy as np
 import pytest
 
-from ainative.baseline import BaselineRuntime, baseline_session, onnx_probabilities, open_runtime
+from ainative.baseline import BASELINE, BaselineRuntime, baseline_session, onnx_probabilities
 from ainative.core import IntegrityError, ModelNotFoundError, softmax
-from ainative.serving import Inference, ModelRuntime
+from ainative.families import Inference, Runtime, RuntimeOptions, can
+from ainative.serving import ModelRuntime, open_version
+from ainative.transformer import TRANSFORMER
 
 from baseline_fixtures import MODEL, TEMPLATES
 
-SERVER_INTERFACE = ("labels", "name", "version", "folder", "variant", "provider", "manifest", "temperature", "reference",
-                    "embeds", "report", "max_text_chars", "loaded_at")
+
+def opened(registry, version: str, **options) -> BaselineRuntime:
+    "The version opened as the serving engine opens it: verified by the registry, opened by its family."
+    return open_version(registry, MODEL, version, RuntimeOptions(**options))
 
 
-def test_it_has_the_interface_the_server_reads(baseline_version):
+def test_it_is_a_runtime_and_fakes_nothing(baseline_version):
     registry, version = baseline_version
-    runtime = BaselineRuntime(registry, MODEL, version)
-    for attribute in SERVER_INTERFACE: getattr(runtime, attribute)
-    for method in ("infer", "predict", "describe"): assert callable(getattr(runtime, method)) and hasattr(ModelRuntime, method)
+    runtime = opened(registry, version)
+    assert isinstance(runtime, BaselineRuntime) and isinstance(runtime, Runtime) and isinstance(runtime, ModelRuntime)
+    assert runtime.family == "baseline" and registry.version_family(MODEL, version) is BASELINE
+    assert can(BASELINE, "onnx") and not any(can(BASELINE, c) for c in ("logits", "embeddings", "attributions", "int8", "finetune"))
     assert runtime.version == version and runtime.variant == "model.onnx" and runtime.provider == "CPUExecutionProvider"
     assert runtime.labels == sorted(TEMPLATES) and runtime.embeds is False  # the data stage's sorted label ids
+    assert not hasattr(runtime, "max_length") and not hasattr(runtime, "tokenizer")  # no tokens: nothing pretends otherwise
     assert runtime.reference["labels"] == runtime.labels and runtime.reference["embeddings"] is None  # drift is watched
     described = runtime.describe()
-    assert described["family"] == "baseline" and described["version"] == version
+    assert (described["family"], described["task"], described["version"]) == ("baseline", "intent", version)
+    assert "max_length" not in described and described["sentence_embedding"] is False
     assert described["metrics"]["test_accuracy"] == runtime.manifest["metrics"]["test"]["accuracy"]
 
 
 def test_it_answers_the_templated_intents(baseline_version):
     registry, version = baseline_version
-    runtime = BaselineRuntime(registry, MODEL, version)
+    runtime = opened(registry, version)
     texts = ["Where is my umbrella?", "I want a refund for the umbrella", "please cancel the umbrella",
              "send the umbrella to a new address"]
     inference = runtime.infer(texts)
@@ -47,7 +55,7 @@ def test_it_answers_the_templated_intents(baseline_version):
 
 def test_probabilities_are_calibrated_with_the_versions_temperature(baseline_version):
     registry, version = baseline_version
-    runtime = BaselineRuntime(registry, MODEL, version)
+    runtime = opened(registry, version)
     assert runtime.temperature == runtime.manifest["metrics"]["calibration"]["temperature"] != 1.0
     raw = onnx_probabilities(baseline_session(runtime.folder / "onnx" / "model.onnx"), ["where is my kettle"])
     expected = softmax(np.log(raw.astype(np.float64)), runtime.temperature)
@@ -56,7 +64,7 @@ def test_probabilities_are_calibrated_with_the_versions_temperature(baseline_ver
 
 def test_texts_are_cut_to_max_text_chars(baseline_version):
     registry, version = baseline_version
-    runtime = BaselineRuntime(registry, MODEL, version, max_text_chars=20)
+    runtime = opened(registry, version, max_text_chars=20)
     inference = runtime.infer(["where is my kettle", "where is my kettle " + "please " * 50, "x" * 10_000])
     assert inference.truncated == [False, True, True]
     assert np.allclose(runtime.infer(["where is my kettle please please"]).probabilities,
@@ -65,39 +73,38 @@ def test_texts_are_cut_to_max_text_chars(baseline_version):
 
 def test_odd_texts_still_get_probabilities(baseline_version):
     registry, version = baseline_version
-    runtime = BaselineRuntime(registry, MODEL, version)
+    runtime = opened(registry, version)
     probabilities = runtime.infer(["?!", "é", "😀😀", "a", "12345"]).probabilities
     assert probabilities.shape == (5, 4) and np.isfinite(probabilities).all() and np.allclose(probabilities.sum(1), 1)
 
 
-def test_open_runtime_picks_the_baseline_and_leaves_transformers_alone(baseline_version, tmp_path):
+def test_the_versions_family_opens_it(baseline_version, tmp_path):
     from ainative.demo import make_demo_run
     registry, version = baseline_version
-    assert isinstance(open_runtime(registry, MODEL, version), BaselineRuntime)
     registry.promote(MODEL, version, "production")
-    assert open_runtime(registry, MODEL, "production").version == version  # aliases resolve
+    assert isinstance(opened(registry, "production"), BaselineRuntime) and opened(registry, "production").version == version
     transformer = registry.register(make_demo_run(tmp_path / "demo").path, MODEL)
-    assert open_runtime(registry, MODEL, transformer) is None
-    with pytest.raises(ModelNotFoundError, match="transformer version"):
-        BaselineRuntime(registry, MODEL, transformer)
+    assert registry.version_family(MODEL, transformer) is TRANSFORMER
+    with pytest.raises(ModelNotFoundError, match="has no ONNX export"):  # the transformer's runtime says what it lacks
+        opened(registry, transformer)
 
 
 def test_a_wrong_variant_or_a_damaged_version_is_refused(baseline_version):
     registry, version = baseline_version
     with pytest.raises(ModelNotFoundError, match="no ONNX variant"):
-        BaselineRuntime(registry, MODEL, version, variant="model.int8.onnx")
+        opened(registry, version, variant="model.int8.onnx")
     calibration = registry.resolve(MODEL, version) / "calibration" / "calibration.json"
     calibration.chmod(0o644)
     calibration.write_text(json.dumps({"temperature": -1}))
     with pytest.raises(IntegrityError, match="failed verification"):
-        BaselineRuntime(registry, MODEL, version)
+        opened(registry, version)
 
 
 ANSWER_ONE = """
 import json, sys
-from ainative.baseline import open_runtime
 from ainative.registry import Registry
-runtime = open_runtime(Registry(sys.argv[1]), "intent-classifier", sys.argv[2])
+from ainative.serving import open_version
+runtime = open_version(Registry(sys.argv[1]), "intent-classifier", sys.argv[2])
 probabilities, _ = runtime.predict(["where is my kettle"])
 print(json.dumps({"label": runtime.labels[int(probabilities[0].argmax())],
                   "heavy": sorted(m for m in ("torch", "transformers", "pandas", "sklearn", "skl2onnx") if m in sys.modules)}))

@@ -1,7 +1,7 @@
 """End to end: on a templated dataset `best` chooses the baseline, it is registered, promoted, and the server answers from it.
 
-Needs the serving chapter's dispatch: `ModelManager._open` must call `ainative.baseline.open_runtime(...)` and fall back to
-`ModelRuntime` when it returns None (and `/model` shows the runtime's `describe()`, whose `family` is "baseline").
+The serving engine opens the version through its family (`ModelManager._open` -> `registry.version_family(...)`
+-> `BaselineFamily.open_runtime`), and `/model` shows the runtime's `describe()`, whose `family` is "baseline".
 """
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from ainative.baseline import BaselineConfig, compare_run_families, register_baseline
+from ainative.baseline import BaselineConfig
 from ainative.registry import Registry
+from ainative.training import compare_run_families
 from ainative.api import create_app
 from ainative.serving import ServingConfig
 
@@ -23,7 +24,7 @@ def served_baseline(templated_run, tmp_path) -> tuple[Registry, str, dict]:
     comparison = compare_run_families(templated_run.path, BaselineConfig(bench_seconds=0.05), family="best")
     assert comparison["chosen"] == "baseline", comparison["verdict"]
     registry = Registry(tmp_path / "registry")
-    version = register_baseline(templated_run.path, registry, comparison=comparison)
+    version = registry.register(templated_run.path, family="baseline", comparison=comparison)
     registry.promote(MODEL, version, "production")
     return registry, version, comparison
 
@@ -44,3 +45,6 @@ def test_the_server_answers_predict_from_the_chosen_baseline(served_baseline):
         batch = client.post("/predict/batch", json={"texts": ["please cancel the umbrella", "refund the umbrella please"]})
         assert batch.status_code == 200, batch.text
         assert [p["intent"] for p in batch.json()["predictions"]] == ["cancel_order", "refund"]
+        explained = client.post("/explain", json={"text": "Where is my umbrella?"})  # the baseline has no attributions
+        assert explained.status_code == 501 and explained.json()["error"] == "not_supported", explained.text
+        assert "baseline family cannot explain an answer" in explained.json()["message"]

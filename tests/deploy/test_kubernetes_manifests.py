@@ -15,6 +15,8 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
+from ainative.cli import build_parser, monitor_migrate_command
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 CONTAINER_PORT = 8000
@@ -265,3 +267,15 @@ def test_kustomize_renders_valid_resources(no_network):
     assert {(document["kind"], document["metadata"]["name"]) for document in documents} == expected
     for document in documents:
         kubernetes_validate.validate(document, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_an_init_container_migrates_the_request_log_before_the_server_starts(pod, server):
+    "`ainative monitor migrate` with the server's image, settings and database folder, locked down as the server is."
+    (migrate,) = pod["initContainers"]
+    assert migrate["args"] == ["ainative", "monitor", "migrate"] and migrate["image"] == server["image"]
+    assert migrate["envFrom"] == server["envFrom"], "the same AINATIVE_DATABASE_URL as the server"
+    assert {m["mountPath"]: m for m in migrate["volumeMounts"]} == {m["mountPath"]: m for m in server["volumeMounts"]}
+    assert migrate["securityContext"] == server["securityContext"]
+    parser = build_parser()
+    args = parser.parse_args(migrate["args"][1:])
+    assert args.handler is monitor_migrate_command

@@ -130,3 +130,24 @@ def test_many_ids_in_one_bulk(store):
     assert len(stored) == 1200 and store.counts()["feedback"] == 1200
     again = store.add_feedback([{"request_id": i, "label": "intent_01"} for i in ids], LABELS)
     assert all(s["replaced"] for s in again) and store.counts()["feedback"] == 1200
+
+
+def test_the_flywheels_dataset_reads_what_every_replica_logged_and_was_told(store_url):
+    """Two replicas on one log: answers on A, corrections on B (the later one of an answer wins) and a free text on A;
+    the flywheel's `read_feedback` (what `ainative flywheel` builds its dataset from) sees all of it, with the texts."""
+    from ainative.flywheel import read_feedback
+    replica_a, replica_b = RequestStore(store_url), RequestStore(store_url)
+    try:
+        replica_a.write_requests([request_row(f"r{i}", 0, answer("intent_00"), f"text {i}", 0.01, at=START + i) for i in range(3)])
+        replica_b.add_feedback([{"request_id": "r0", "label": "intent_01"}, {"request_id": "r2", "label": "intent_00"}], LABELS, at=START + 10)
+        replica_b.add_feedback([{"request_id": "r0", "label": "intent_02"}], LABELS, source="agent", at=START + 20)
+        replica_a.add_feedback([{"text": "a free text", "label": "intent_01"}], LABELS, at=START + 30)
+        feedback = read_feedback(replica_a)
+    finally:
+        replica_a.close()
+        replica_b.close()
+    columns = feedback[["request_id", "text", "label", "predicted", "source"]].astype(object)
+    assert columns.where(columns.notna(), None).values.tolist() == [
+        ["r2", "text 2", "intent_00", "intent_00", "api"], ["r0", "text 0", "intent_02", "intent_00", "agent"],
+        [None, "a free text", "intent_01", None, "api"]]
+    assert feedback["at"].tolist() == [START + 10, START + 20, START + 30]

@@ -1,4 +1,5 @@
-"""The request log: round trip, WAL, windows, retention, concurrent writers, and database faults as MonitorStoreError."""
+"""The request log, on SQLite and PostgreSQL: round trip, windows, retention, concurrent writers; WAL and database faults
+as MonitorStoreError (SQLite's own)."""
 from __future__ import annotations
 
 import sqlite3
@@ -28,9 +29,11 @@ def test_round_trip_keeps_every_field(store):
     assert store.counts() == {"requests": 2, "feedback": 0}
 
 
-def test_sqlite_runs_in_wal_mode(store, store_url):
+def test_sqlite_runs_in_wal_mode(sqlite_url):
+    store = RequestStore(sqlite_url)
     assert store.describe()["journal_mode"] == "wal"
-    database = store_url.removeprefix("sqlite:///")
+    store.close()
+    database = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(database) as other:  # the mode is a property of the file: every later connection sees it
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -119,7 +122,7 @@ for batch in range(20):
 
 
 def test_concurrent_writers_from_two_processes(store_url):
-    RequestStore(store_url).close()  # tables created before the race
+    "Two processes open an empty log together (one creates the tables, under the schema lock) and write 200 rows each."
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, store_url, f"p{i}"], stderr=subprocess.PIPE, text=True) for i in range(2)]
     for writer in writers:
         assert writer.wait(120) == 0, writer.stderr.read()[-2000:]
@@ -138,10 +141,11 @@ def test_corrupt_file_at_open(tmp_path):
     assert "Traceback" not in str(error) and error.__cause__ is None and error.__suppress_context__
 
 
-def test_corrupt_file_after_open(store, store_url):
+def test_corrupt_file_after_open(sqlite_url):
+    store = RequestStore(sqlite_url)
     store.write_requests(rows_for(["a"]))
     store.close()  # connections closed; the next call reconnects to what is on disk now
-    path = Path(store_url.removeprefix("sqlite:///"))
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
     for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")): leftover.unlink(missing_ok=True)
     path.write_bytes(b"\x00garbage" * 4096)
     with pytest.raises(MonitorStoreError) as caught:
@@ -149,9 +153,9 @@ def test_corrupt_file_after_open(store, store_url):
     assert caught.value.kind == "corrupt"
 
 
-def test_locked_file_gives_a_clear_error_then_recovers(store_url):
-    store = RequestStore(store_url, busy_timeout_s=0.2)
-    holder = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+def test_locked_file_gives_a_clear_error_then_recovers(sqlite_url):
+    store = RequestStore(sqlite_url, busy_timeout_s=0.2)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(MonitorStoreError) as caught:

@@ -23,7 +23,9 @@ from fastapi.testclient import TestClient
 from ainative.core import IntegrityError
 from ainative.registry import Registry
 from ainative.api import create_app
-from ainative.serving import Inference, MicroBatcher, ModelManager, ModelRuntime, ServingConfig
+from ainative.families import RuntimeOptions
+from ainative.serving import Inference, MicroBatcher, ModelManager, ServingConfig, open_version
+from ainative.transformer import TransformerRuntime
 from live_server import HOST, MODEL, copy_demo, wait_until
 
 RELOAD_TIMEOUT_S = 60
@@ -241,24 +243,24 @@ def test_a_calibration_that_is_not_finite_and_positive_is_refused(demo_folder, t
     (calibration / "calibration.json").write_text(json.dumps(damage))  # json writes NaN, as Python's json reads it
     registry.attach(MODEL, version, "calibration", calibration)
     with pytest.raises(IntegrityError, match=message):
-        ModelRuntime(registry, MODEL, version, device="cpu")
+        open_version(registry, MODEL, version, RuntimeOptions(device="cpu"))
 
 
 @pytest.mark.parametrize("variant", ["../model/model.safetensors", "model.onnx.bak", "report.json"])
 def test_a_variant_the_report_does_not_list_is_refused(demo_registry_dir, variant):
     with pytest.raises(Exception, match="variant|path"):
-        ModelRuntime(Registry(demo_registry_dir), MODEL, "production", variant=variant, device="cpu")
+        open_version(Registry(demo_registry_dir), MODEL, "production", RuntimeOptions(variant=variant, device="cpu"))
 
 
 def test_a_warm_up_with_non_finite_probabilities_is_refused(demo_registry_dir, monkeypatch):
-    monkeypatch.setattr(ModelRuntime, "predict", lambda self, texts: (np.full((len(texts), 3), np.nan), [False] * len(texts)))
+    monkeypatch.setattr(TransformerRuntime, "predict", lambda self, texts: (np.full((len(texts), 3), np.nan), [False] * len(texts)))
     manager = ModelManager(ServingConfig(registry_dir=str(demo_registry_dir), device="cpu"))
     result = manager.load()
     assert not result["ok"] and "non-finite" in result["error"] and manager.runtime is None and manager.failure.sticky
 
 
 def test_a_huge_text_reaches_the_tokenizer_capped(demo_registry_dir):
-    runtime = ModelRuntime(Registry(demo_registry_dir), MODEL, "production", device="cpu", max_text_chars=500)
+    runtime = open_version(Registry(demo_registry_dir), MODEL, "production", RuntimeOptions(device="cpu", max_text_chars=500))
     seen = []
     real_encode = runtime.tokenizer.encode_batch
     class Spy:

@@ -151,9 +151,10 @@ def attach_validation_reference(folder, version: str = "production") -> list[str
     import pandas as pd
     from ainative.monitor import attach_reference, reference_profile
     from ainative.registry import Registry
-    from ainative.serving import ModelRuntime
+    from ainative.families import RuntimeOptions
+    from ainative.serving import open_version
     registry = Registry(folder / "registry")
-    runtime = ModelRuntime(registry, MODEL, version, device="cpu")
+    runtime = open_version(registry, MODEL, version, RuntimeOptions(device="cpu"))
     texts = pd.read_parquet(folder / "run" / "data" / "validation.parquet").text.tolist()
     probabilities, _ = runtime.predict(texts)
     attach_reference(registry, MODEL, runtime.version, reference_profile(runtime.labels, probabilities, [len(t) for t in texts]))

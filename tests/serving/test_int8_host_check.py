@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from ainative.registry import Registry
-from ainative.serving import ModelRuntime, probe_answers
+from ainative.families import RuntimeOptions
+from ainative.serving import open_version, probe_answers
 from live_server import MODEL, ServerProcess, copy_demo, scrape, wait_until
 
 INT8 = {"AINATIVE_VARIANT": "model.int8.onnx", "AINATIVE_RELOAD_INTERVAL_S": "0.5"}
@@ -38,7 +39,7 @@ def folder(demo_folder, module_tmp_path) -> Path:
 def versions(folder) -> dict[str, str]:
     "Two new versions of the demo run: INT8 answers none of its probes right here (fp32 all), and one without probes."
     registry = Registry(folder / "registry")
-    int8 = ModelRuntime(registry, MODEL, "production", variant="model.int8.onnx", device="cpu")
+    int8 = open_version(registry, MODEL, "production", RuntimeOptions(variant="model.int8.onnx", device="cpu"))
     stored = json.loads((folder / "run" / "onnx" / "probes.json").read_text(encoding="utf-8"))
     labels = ((probe_answers(int8, stored["texts"]) + 1) % len(int8.labels)).tolist()
     relabelled = {**stored, "labels": labels, "answers": {**stored["answers"], stored["reference"]: labels}, "margin": 0.05}

@@ -319,7 +319,7 @@ async def explain(self: Explainer,
                   target: str | int | None = None   # class to explain (label or id); None: the predicted one
                  ) -> dict[str, Any]:
     "`text`'s word attributions, computed in the explain threads; `ExplainersBusy` when too many run or wait, `ExplainTimeout` when too slow."
-    require(self.registry.version_family(self.config.model, runtime.version), "attributions",  # a CapabilityError: 501
+    require(self.registry.version_family(runtime.name, runtime.version), "attributions",  # a CapabilityError: 501
             "explain an answer (/explain attributes it to words with integrated gradients)")
     missing = missing_modules(EXPLAIN_MODULES)
     if missing:  # a slim serving install: say so, instead of failing on the import

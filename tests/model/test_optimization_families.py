@@ -7,10 +7,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from family_runs import tiny_data_run
 
-from ainative.core import CapabilityError, RunDir, atomic_write_json
-from ainative.data import DataConfig, prepare_data, read_manifest
-from ainative.demo import tiny_model
+from ainative.core import CapabilityError, RunDir
 from ainative.families import register_family
 from ainative.model import load_tokenizer
 from ainative.optimize import OptimizationConfig, optimize_model
@@ -37,16 +36,7 @@ OWN_ONNX, NO_ONNX = register_family(OwnOnnx()), register_family(NoOnnx())
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     "A run with the bundled data and a tiny random classifier on its labels (never a real model)."
-    run = RunDir.create(tmp_path_factory.mktemp("optimize-families") / "run")
-    prepare_data(DataConfig(run_dir=str(run.path)))
-    manifest = read_manifest(run.data)
-    tokenizer = load_tokenizer()
-    tiny_model(sorted(manifest["label2id"], key=manifest["label2id"].get), vocab_size=len(tokenizer)).save_pretrained(run.model)
-    tokenizer.save_pretrained(run.model)
-    atomic_write_json(run.reports / "metrics.json", {
-        "data_version": manifest["version"], "test_sha256": manifest["split_sha256"]["test"],
-        "test": {"accuracy": 0.2, "macro_f1": 0.1}})
-    return run.path
+    return tiny_data_run(tmp_path_factory.mktemp("optimize-families") / "run", load_tokenizer())
 
 
 def registered_as(family: str, tiny_run, folder) -> tuple[RunDir, Registry, str]:

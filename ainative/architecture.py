@@ -23,12 +23,12 @@ __all__ = ['LAYERS', 'LAZY_PACKAGES', 'REFERENCE', 'ImportEdge', 'import_graph',
 # %% ../nbs/10a_architecture.ipynb #66c3bda7
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first; a module imports only modules listed before it
     ("foundations", ("core", "evidence")),
-    ("data and docs", ("data", "architecture", "docs")),
+    ("data and docs", ("spans", "data", "architecture", "docs")),  # spans: entities in text, read by the data stage
     ("tasks", ("scoring", "reference", "tasks", "policy", "families")),  # scoring, drift profile, Task, abstention policy, Family
     ("families", ("model", "transformer", "baseline")),  # each family in its own module, registered in one table
     ("registry and store", ("gates", "registry", "store")),
     ("stages", ("monitor", "training", "optimize", "attributions", "explain", "abstention", "distill", "sweep")),
-    ("serving engine", ("serving", "traffic")),        # batching, supervision, reload; challenger, request log, metrics, parts
+    ("serving engine", ("serving", "traffic", "batch")),  # batching, supervision, reload; challenger, request log, metrics, parts; batch scoring
     ("HTTP", ("ui", "api")),                           # schemas, routes, middleware, the page
     ("orchestration", ("pipeline", "flywheel", "cli")),
     ("demonstrations", ("demo",)),  # fixtures for the chapters and tests: may use everything, used by no product module
@@ -63,6 +63,7 @@ LAZY_PACKAGES: dict[str, str] = {  # third-party packages a function may import 
     "sqlalchemy": "only where the request log is opened",
     "traitlets": "only inside a notebook kernel",
     "psycopg": "optional PostgreSQL driver",
+    "pyarrow": "only to read and write Parquet files; the serving image does without it",
 }
 
 # %% ../nbs/10a_architecture.ipynb #e611fe8e

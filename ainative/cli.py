@@ -34,8 +34,8 @@ __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'subcom
            'registry_register', 'registry_promote', 'registry_rollback', 'registry_delete_alias', 'gate_summary',
            'registry_history', 'registry_gc', 'registry_tag', 'registry_describe', 'add_registry_command',
            'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command', 'add_explain_command',
-           'serve_command', 'add_serve_command', 'describe_comparison', 'monitor_command', 'monitor_migrate_command',
-           'add_monitor_migrate_command', 'add_monitor_command']
+           'serve_command', 'add_serve_command', 'predict_command', 'add_predict_command', 'describe_comparison',
+           'monitor_command', 'monitor_migrate_command', 'add_monitor_migrate_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #297b88b0
 SUBCOMMANDS: dict[str, Callable[[Any], None]] = {}  # name -> function that adds that sub-command (filled below)
@@ -60,7 +60,7 @@ EXIT_FAILURE, EXIT_USAGE = 1, 2  # a failure at run time; a usage error (argpars
 MODULE_EXTRAS = {"torch": "train", "transformers": "train", "pandas": "train", "datasets": "train", "matplotlib": "train",
                  "onnx": "train", "captum": "explain", "optuna": "sweep", "wandb": "track", "papermill": "notebooks",
                  "nbformat": "notebooks", "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve",
-                 "psycopg": "postgres"}  # a module the base install lacks -> the extra that brings it
+                 "psycopg": "postgres", "pyarrow": "serve"}  # a module the base install lacks -> the extra that brings it
 
 def exit_status(error: AinativeError) -> int:
     "The exit status of `error`: a usage error (`ConfigError`: a parameter unknown or invalid) or a run-time failure."
@@ -483,6 +483,53 @@ def add_serve_command(commands: Any) -> None:
     add_option(serve, "--log-level", choices=["debug", "info", "warning", "error"], help="uvicorn's log level",
                default_from=f"{server}.log_level")
     serve.set_defaults(handler=serve_command)
+
+# %% ../nbs/11_cli.ipynb #04dca49f
+def predict_command(args: argparse.Namespace) -> int:
+    "Score a file with the model `ainative serve` would answer with, and print the run's summary."
+    batch, ServingConfig = load_object("ainative.batch"), load_object("ainative.serving:ServingConfig")  # pyarrow, ONNX Runtime: only here
+    serving = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
+                                     device=args.device, threads=args.threads)
+    options = {"input": args.input, "output": args.output, "input_format": args.input_format, "output_format": args.output_format,
+               "text_column": args.text_column, "batch_size": args.batch_size, "chunk_rows": args.chunk_rows,
+               "shard": args.shard, "max_errors": args.max_errors, "progress": not args.quiet}
+    config = batch.PredictConfig.from_params({name: value for name, value in options.items() if value is not None})
+    with batch.sigterm_as_exit():  # a stopped pod (SIGTERM) unwinds: its partial output is removed
+        summary = batch.predict_file(config, serving)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #3ec1d62f
+@subcommand
+def add_predict_command(commands: Any) -> None:
+    "`ainative predict`: batch scoring of a file."
+    predict = commands.add_parser("predict", help="score a CSV, JSONL or Parquet file with the served model (batch scoring)",
+                                  formatter_class=DefaultsHelp,
+                                  description="Score every row of a file with the version `ainative serve` would answer with "
+                                              "(same flags and AINATIVE_<NAME> variables), in chunks of bounded memory; write "
+                                              "its rows with intent, confidence, abstained, model, model_version, error and line.")
+    config, serving = "ainative.batch:PredictConfig", "ainative.serving:ServingConfig"
+    predict.add_argument("input", metavar="INPUT", help="the file to score: .csv, .jsonl or .parquet")
+    predict.add_argument("-o", "--output", required=True, help="the file to write (atomically): .csv, .jsonl or .parquet")
+    add_option(predict, "--input-format", help="csv, jsonl or parquet; None: from INPUT's extension", default_from=f"{config}.input_format")
+    add_option(predict, "--output-format", help="csv, jsonl or parquet; None: from OUTPUT's extension", default_from=f"{config}.output_format")
+    add_option(predict, "--text-column", help="the column (or JSON field) that holds the text", default_from=f"{config}.text_column")
+    add_option(predict, "--batch-size", type=int, help="texts per model call; None: the server's max_batch_size",
+               default_from=f"{config}.batch_size")
+    add_option(predict, "--chunk-rows", type=int, help="rows read, scored and written at a time (bounds the memory)",
+               default_from=f"{config}.chunk_rows")
+    add_option(predict, "--shard", metavar="I/N", help="score only part I (from 0) of N contiguous parts; None: the whole file",
+               default_from=f"{config}.shard")
+    add_option(predict, "--max-errors", type=int, help="bad rows allowed; more stop the run (status 1) and nothing is written; "
+               "None: no limit", default_from=f"{config}.max_errors")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    predict.add_argument("--registry-dir", help="registry root (default: $AINATIVE_REGISTRY_DIR or <project>/registry)")
+    add_option(predict, "--model", help="registered model name (none: intent-classifier, or the registry's only model)",
+               default_from=f"{serving}.model")
+    add_option(predict, "--alias", help="alias or version to score with", default_from=f"{serving}.alias")
+    add_option(predict, "--device", choices=["auto", "cuda", "cpu"], help="where ONNX Runtime runs", default_from=f"{serving}.device")
+    add_option(predict, "--threads", type=int, help="ONNX Runtime threads; None: all cores", default_from=f"{serving}.threads")
+    predict.set_defaults(handler=predict_command)
 
 # %% ../nbs/11_cli.ipynb #931f0ccd
 def describe_comparison(comparison: dict[str, Any]  # `compare_models`' result (in the monitoring report)

@@ -31,6 +31,8 @@ from .core import (AinativeError, ChecksumError, ClassTooSmallError, ConfigError
                            MissingColumnError, MissingLabelError, NonStringTextError, RunDir, SingleLabelError, StageConfig,
                            UnseenLabelError, IntegrityError, atomic_write_json, get_logger, normalize_text,
                            sha256_file)
+from .spans import (AnnotatedText, entity_conflicts, entity_statistics, jsonl_records, normalize_spans, read_conll,
+                            read_snips, read_span_jsonl, span_records, spans_from_records)
 
 # %% auto #0
 __all__ = ['SPLITS', 'TABLE_SUFFIXES', 'NAMED_DATASETS', 'SHIPPED_DATASET', 'ROW_RULES', 'VERSION_PARAMS', 'OUTSIDE_LABEL_MAP',
@@ -48,7 +50,7 @@ SPLITS = ("train", "validation", "test")
 @dataclass
 class DataConfig(StageConfig):
     "Parameters of the data stage."
-    dataset: str = "support_intents"    # named dataset or path to a CSV/JSONL/parquet file
+    dataset: str = "support_intents"    # named dataset or path to a CSV/JSONL/parquet/CoNLL file
     run_dir: str | None = None          # run directory; None makes a new one
     data_dir: str | None = None         # local copies of named datasets; None reads $AINATIVE_DATA_DIR
     cache_dir: str | None = None        # where downloads go; None reads $AINATIVE_CACHE_DIR or ~/.cache/ainative
@@ -80,23 +82,7 @@ class DataConfig(StageConfig):
                               fix="Pass label_column=... naming the column that holds the intent.")
 
 # %% ../nbs/01_data.ipynb #054a0050
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    records = []
-    with open(path, encoding=encoding) as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip(): continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataEncodingError(f"Line {line_number} is not valid JSON ({e.msg}).", where=str(path),
-                                        fix="Write one JSON object per line (JSON Lines).") from None
-            if not isinstance(record, dict):
-                raise DataEncodingError(f"Line {line_number} is a JSON {type(record).__name__}, not an object.",
-                                        where=str(path), fix='Write one object per line, e.g. {"text": ..., "label": ...}.')
-            records.append(record)
-    return pd.DataFrame.from_records(records)
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".conll")
 
 # %% ../nbs/01_data.ipynb #d79bc74a
 def _first_undecodable(path: Path, encoding: str) -> str:
@@ -146,7 +132,7 @@ def _read_any_table(path: Path, encoding: str) -> pd.DataFrame:
     try:
         if suffix == ".tsv": return _read_tsv(path, encoding)
         if suffix == ".csv": return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-        if suffix in (".jsonl", ".json"): return _read_jsonl(path, encoding)
+        if suffix in (".jsonl", ".json"): return pd.DataFrame.from_records([record for _, record in jsonl_records(path, encoding)])
         return pd.read_parquet(path)
     except UnicodeDecodeError:
         raise DataEncodingError(f"The file is not valid {encoding} text ({_first_undecodable(path, encoding)}).",
@@ -164,11 +150,19 @@ def _read_any_table(path: Path, encoding: str) -> pd.DataFrame:
         raise
 
 # %% ../nbs/01_data.ipynb #9963ec01
-def read_table(path: Path | str,             # CSV, TSV, JSONL or parquet file
+def _annotated_frame(examples: list[AnnotatedText]) -> pd.DataFrame:
+    "Annotated examples (chapter 1a) as a frame of `text`, `label`, `row` and `entities`; the repaired tags in `attrs`."
+    frame = pd.DataFrame({"text": pd.Series([e.text for e in examples], dtype=object),
+                          "label": pd.Series([e.intent for e in examples], dtype=object), "row": range(1, len(examples) + 1),
+                          "entities": pd.Series([e.spans for e in examples], dtype=object)})
+    frame.attrs["repaired_tags"] = sum(e.repaired for e in examples)
+    return frame
+
+def read_table(path: Path | str,             # CSV, TSV, JSONL, parquet or CoNLL file
                text_column: str = "text",    # column holding the text
                label_column: str = "label",  # column holding the label
                encoding: str = "utf-8") -> pd.DataFrame:
-    "Read a table of examples into a frame with columns `text`, `label`, `row`."
+    "Read a table of examples into a frame with columns `text`, `label`, `row` (and `entities` when the file has spans)."
     path = Path(path)
     if not path.exists():
         raise DataFileNotFoundError(f"The data file {path} does not exist.", where=str(path.resolve()),
@@ -176,7 +170,10 @@ def read_table(path: Path | str,             # CSV, TSV, JSONL or parquet file
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataSourceError(f"Cannot read '{path.suffix}' files.", where=str(path),
                               fix=f"Use one of {', '.join(TABLE_SUFFIXES)}.")
+    if path.suffix.lower() == ".conll": return _annotated_frame(read_conll(path, encoding))
     table = _read_any_table(path, encoding)
+    if "entities" in table.columns and path.suffix.lower() in (".jsonl", ".json"):  # character spans: label optional
+        return _annotated_frame(read_span_jsonl(path, text_column, (label_column, "intent"), encoding))
     missing = [c for c in (text_column, label_column) if c not in table.columns]
     if missing:
         hints = {c: difflib.get_close_matches(c, [str(x) for x in table.columns], n=1) for c in missing}
@@ -205,6 +202,10 @@ def _parse_banking77(folder: Path) -> dict[str, pd.DataFrame]:
     return {split: _with_rows(read_table(folder / f"{split}.csv", "text", "category")) for split in ("train", "test")}
 
 # %% ../nbs/01_data.ipynb #38dca252
+def _parse_snips(folder: Path) -> dict[str, pd.DataFrame]:
+    return {split: _annotated_frame(read_snips(folder / name)) for split, name in
+            (("train", "train"), ("validation", "valid"), ("test", "test"))}
+
 def _parse_clinc150(folder: Path) -> dict[str, pd.DataFrame]:
     raw = json.loads((folder / "data_full.json").read_text(encoding="utf-8"))
     splits = {}
@@ -227,6 +228,19 @@ NAMED_DATASETS: dict[str, DatasetSpec] = {
         {"data_full.json": "36923c3705a59e08fe9c3883d8bc2dd966ef93e22cb78ac41171782a698d56e0"},
         "https://raw.githubusercontent.com/clinc/oos-eval/828f8093932c8fe6ca7936c3d2e52903b1c523de/data/",
         _parse_clinc150, "CC BY 3.0"),
+    "snips": DatasetSpec(  # files in split folders: the folder is part of the name, of the URL and of the cached path
+        "snips",
+        {"train/seq.in": "04ad1e3f2121d83c6478f9a4b17d2dbdc21d06d6127f73cb7af835ed733f9855",
+         "train/seq.out": "fd5f2121d8055827e5d6b3d3bac30f3d7e94e82a5d437751960cbdd9e1b4f6d3",
+         "train/label": "bfd7df6cf9dd76c5da5d8b61bc85f90386197bdd3d7510c1d324c051537b962f",
+         "valid/seq.in": "64e0f6d8ad8aab3a3828164d7d53731a0993d3ca1aed437ceaca6d3d568d410e",
+         "valid/seq.out": "712e6d34feb8d52d208b820a5f8bae6e6ff990f08374507dfde22de389088319",
+         "valid/label": "9c1dd041216f647bcfca838aaf1a48eb5781e4404256d31ff07cd38a5436c52f",
+         "test/seq.in": "c1e341173fcea2951a8ca371956a6f81c76de87b9583c62eb87edd6158fa3a7c",
+         "test/seq.out": "58c07c9097d5e1f78889765c2a535a160f6455b90b3142055c8051847afcca47",
+         "test/label": "37a26da3ad079bb41c42c85a3a8f827eb47efec4c5917ce5d08f4b2736e4f830"},
+        "https://raw.githubusercontent.com/MiuLab/SlotGated-SLU/61f0307c729b1fad479ef1de94aa5ac5dee601b0/data/snips/",
+        _parse_snips, "none (research benchmark): evaluate on it, never commit it"),
 }
 SHIPPED_DATASET = "support_intents"
 
@@ -368,7 +382,7 @@ def load_source(config: DataConfig, dataset_object: Any = None) -> RawDataset:
         return from_hf_dataset(datasets.load_dataset(name), config.text_column, config.label_column, name)
     raise DataSourceError(f"'{name}' is not a named dataset, nor a data file" +
                           (", and the hub is offline (HF_HUB_OFFLINE) so it cannot be a hub id." if "/" in name else "."),
-                          fix=f"Use one of {[SHIPPED_DATASET, *NAMED_DATASETS]}, or a path to a CSV/JSONL/parquet file.")
+                          fix=f"Use one of {[SHIPPED_DATASET, *NAMED_DATASETS]}, or a path to a CSV/JSONL/parquet/CoNLL file.")
 
 # %% ../nbs/01_data.ipynb #adb05076
 def _first_rows(rows: pd.Series, n: int = 5) -> str:
@@ -392,10 +406,13 @@ def validate_rows(df: pd.DataFrame,             # frame with text, label, row
                   split: str,                    # split name, for messages
                   where: str = "",               # source name, for messages
                   on_bad_rows: str = "error",    # "error" or "drop"
-                  max_chars: int = 512) -> tuple[pd.DataFrame, Counter]:
+                  max_chars: int = 512,
+                  require_label: bool = True     # False for data without any intent (entities only)
+                 ) -> tuple[pd.DataFrame, Counter]:
     "Check every row of `df`; raise (or drop and count) bad rows; warn about overlong texts."
     dropped, bad_any = Counter(), pd.Series(False, index=df.index)
     for reason, error_class, description, rule in ROW_RULES:
+        if reason == "missing_label" and not require_label: continue
         bad = rule(df).astype(bool) & ~bad_any  # astype: an empty frame's map() keeps its column's dtype
         if not bad.any(): continue
         if on_bad_rows == "error":
@@ -405,7 +422,7 @@ def validate_rows(df: pd.DataFrame,             # frame with text, label, row
         dropped[reason] += int(bad.sum())
         bad_any |= bad
     kept = df[~bad_any].copy()
-    kept["label"] = kept.label.map(lambda l: str(l).strip())
+    kept["label"] = kept.label.map(lambda l: None if _missing(l) else str(l).strip())
     too_long = kept.text.map(lambda text: len(text) > max_chars).astype(bool)
     if too_long.any():
         warnings.warn(f"{too_long.sum()} texts of the {split} split are longer than {max_chars} characters "
@@ -427,22 +444,30 @@ class CleaningReport:
         if n: self.dropped.setdefault(split, Counter())[reason] += n
 
 # %% ../nbs/01_data.ipynb #a0221aea
+def _normalized(df: pd.DataFrame) -> pd.DataFrame:
+    "`df` with its texts normalised, and its entities (if any) moved along (chapter 1a)."
+    if "entities" not in df: return df.assign(text=df.text.map(normalize_text))
+    moved = [normalize_spans(text, spans) for text, spans in zip(df.text, df.entities)]
+    return df.assign(text=[text for text, _ in moved], entities=[spans for _, spans in moved])
+
 def clean_splits(splits: dict[str, pd.DataFrame],  # raw splits after row validation
                  report: CleaningReport | None = None) -> tuple[dict[str, pd.DataFrame], CleaningReport]:
     "Normalise texts, drop empties and duplicates, report conflicts, remove cross-split leakage."
     report = report or CleaningReport()
     cleaned = {}
     for split, df in splits.items():
-        df = df.assign(text=df.text.map(normalize_text))
+        df = _normalized(df)
         empty = df.text.eq("")
         report.count(split, "empty_after_cleaning", int(empty.sum()))
         df = df[~empty]
-        duplicate = df.duplicated(["text", "label"])
+        compared = df.assign(spans=df.entities.map(tuple)) if "entities" in df else df  # different entities: no duplicate
+        duplicate = compared.duplicated(["text", "label", "spans"] if "entities" in df else ["text", "label"])
         report.count(split, "duplicate", int(duplicate.sum()))
         df = df[~duplicate]
         labels_per_text = df.groupby("text").label.agg(lambda labels: sorted(set(labels)))
         for text, labels in labels_per_text[labels_per_text.map(len) > 1].items():
             report.conflicts.append({"split": split, "text": text, "labels": labels})
+        if "entities" in df: report.conflicts.extend(entity_conflicts(df.text, df.label, df.entities, split))
         cleaned[split] = df.reset_index(drop=True)
     seen_in = {"train": set(cleaned["train"].text)}
     for split, earlier in (("validation", ["train"]), ("test", ["train", "validation"])):
@@ -477,13 +502,17 @@ def check_split_sizes(splits: dict[str, pd.DataFrame],      # splits after clean
         raise EmptySplitError(f"The {split} split has no rows left: all {sum(dropped.values())} rows were dropped ({reasons}).",
                               where=where, fix=_leak_fix(split, leaked_from) if leaked_from else
                               "Fix or replace those rows (on_bad_rows='error' names each bad one), or add examples.")
-    if "train" in splits and splits["train"].label.nunique() < 2:
+    if "train" in splits and splits["train"].label.nunique() < 2 and splits["train"].label.notna().any():
         label, count = splits["train"].label.iloc[0], len(splits["train"])
         raise SingleLabelError(f"The train split has only one label ({label!r}, {count} rows): a classifier needs at least two.",
                                where=f"{sources.get('train', '')} train split".strip(),
                                fix="Add examples of at least two intents, or check that label_column names the column of labels.")
 
 # %% ../nbs/01_data.ipynb #c09edb56
+def _strata(df: pd.DataFrame) -> pd.Series | None:
+    "What a split is stratified by: the intent; nothing for data without intents (entities only)."
+    return df.label if df.label.notna().any() else None
+
 def min_class_size(fractions: tuple[float, ...]) -> int:
     "Fewest examples a class needs so that a stratified split gives each part at least one."
     return max(2, math.ceil(1 / min(fractions) - 1e-9))
@@ -505,8 +534,8 @@ def stratified_split(df: pd.DataFrame,   # cleaned examples, one row each
     "Split `df` into train/validation/test so each keeps the label proportions of `df`."
     check_class_sizes(df, fractions)
     n_validation, n_test = round(fractions[1] * len(df)), round(fractions[2] * len(df))
-    rest, test = train_test_split(df, test_size=n_test, stratify=df.label, random_state=seed)
-    train, validation = train_test_split(rest, test_size=n_validation, stratify=rest.label, random_state=seed)
+    rest, test = train_test_split(df, test_size=n_test, stratify=_strata(df), random_state=seed)
+    train, validation = train_test_split(rest, test_size=n_validation, stratify=_strata(rest), random_state=seed)
     return {name: part.reset_index(drop=True) for name, part in
             (("train", train), ("validation", validation), ("test", test))}
 
@@ -515,7 +544,7 @@ def carve_validation(train: pd.DataFrame, fraction: float = 0.1, seed: int = 42)
     "Carve a stratified validation split of `fraction` out of `train`."
     check_class_sizes(train, (1 - fraction, fraction))
     train, validation = train_test_split(train, test_size=round(fraction * len(train)),
-                                         stratify=train.label, random_state=seed)
+                                         stratify=_strata(train), random_state=seed)
     return {"train": train.reset_index(drop=True), "validation": validation.reset_index(drop=True)}
 
 # %% ../nbs/01_data.ipynb #d5df4bf2
@@ -566,10 +595,11 @@ def out_of_scope_record(splits: dict[str, pd.DataFrame], handling: str, label: s
 VERSION_PARAMS = ("text_column", "label_column", "fractions", "validation_fraction", "seed", "on_bad_rows")
 
 def split_sha256(df: pd.DataFrame) -> str:
-    "Content hash of one split: its (text, label) rows in order, independent of the file format."
+    "Content hash of one split: its (text, label) rows in order, and their entities if it has any; independent of the file format."
     digest = hashlib.sha256()
-    for text, label in zip(df.text, df.label):
-        digest.update(f"{text}\t{label}\n".encode())
+    entities = df.entities.map(lambda spans: "\t" + json.dumps(span_records(spans))) if "entities" in df else [""] * len(df)
+    for text, label, spans in zip(df.text, df.label, entities):  # intent-only rows hash exactly as they always did
+        digest.update(f"{text}\t{label}{spans}\n".encode())
     return digest.hexdigest()
 
 # %% ../nbs/01_data.ipynb #a530cd66
@@ -581,7 +611,7 @@ def data_version(splits: dict[str, pd.DataFrame], params: dict[str, Any]) -> str
 # %% ../nbs/01_data.ipynb #dbeec4ee
 def label_map(splits: dict[str, pd.DataFrame]) -> dict[str, int]:
     "Labels of the train split, sorted, mapped to ids 0..n-1."
-    return {label: i for i, label in enumerate(sorted(set(splits["train"].label)))}
+    return {label: i for i, label in enumerate(sorted(set(splits["train"].label.dropna())))}
 
 def _swap_in(staging: Path, target: Path):
     "Replace folder `target` by `staging`; if that fails, put the previous `target` back."
@@ -612,6 +642,7 @@ def write_data_dir(target: Path,                          # the run's data/ fold
         for split in SPLITS:
             label_ids = splits[split].label.map(label2id).fillna(OUTSIDE_LABEL_MAP).astype("int64")  # held-out rows: -1
             frame = splits[split][["text", "label"]].assign(label_id=label_ids)
+            if "entities" in splits[split]: frame["entities"] = splits[split].entities.map(span_records)  # list of structs
             path = staging / f"{split}.parquet"
             frame.to_parquet(path, index=False)
             files[path.name] = sha256_file(path)
@@ -646,7 +677,8 @@ def load_splits(data_dir: Path | str,
             raise IntegrityError(f"{path.name} is missing or does not match its sha256 in the manifest.", where=str(path),
                                  fix="Re-run the data stage for this run directory.")
         frame = pd.read_parquet(path)
-        if not out_of_scope: frame = frame[frame.label.isin(manifest["label2id"])].reset_index(drop=True)
+        if "entities" in frame: frame["entities"] = frame.entities.map(spans_from_records)
+        if not out_of_scope and manifest["label2id"]: frame = frame[frame.label.isin(manifest["label2id"])].reset_index(drop=True)
         splits[split] = frame
     return splits
 
@@ -661,12 +693,17 @@ class PreparedData:
 # %% ../nbs/01_data.ipynb #8170d199
 def _validate_splits(raw: RawDataset, config: DataConfig, report: CleaningReport) -> dict[str, pd.DataFrame]:
     "`validate_rows` on each split of `raw`, counting what it drops in `report`; long-text warnings go to the log too."
+    if len({"entities" in df for df in raw.splits.values()}) > 1:
+        raise DataSourceError("Some split files have entities (spans) and others do not.",
+                              where=", ".join(f"{split}: {name}" for split, name in raw.source.get("split_files", {}).items()),
+                              fix="Give every split in the same kind of file: all with entities (JSONL spans, CoNLL), or none.")
     validated = {}
+    require_label = any(df.label.notna().any() or "entities" not in df for df in raw.splits.values())  # else entities only
     for split, df in raw.splits.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LongTextWarning)
             where = raw.source.get("split_files", {}).get(split, raw.source["name"])
-            validated[split], dropped = validate_rows(df, split, where, config.on_bad_rows, config.max_chars)
+            validated[split], dropped = validate_rows(df, split, where, config.on_bad_rows, config.max_chars, require_label)
         for w in caught:
             get_logger("data").warning(str(w.message))
             warnings.warn(w.message, LongTextWarning, stacklevel=3)  # at prepare_data's caller, as before
@@ -714,6 +751,8 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
         "long_texts": {"max_chars": config.max_chars,
                        **{split: int((splits[split].text.str.len() > config.max_chars).sum()) for split in SPLITS}},
     }
+    if "entities" in splits["train"]:  # intent-only data: the manifest as before
+        manifest["entities"] = entity_statistics(splits, {s: df.attrs.get("repaired_tags", 0) for s, df in raw.splits.items()})
     manifest = write_data_dir(run.data, splits, manifest)
     run.record_params("data", params)
     log.info(f"data {manifest['version']}: {manifest['counts']} , {manifest['num_labels']} labels -> {run.data}")

@@ -465,7 +465,7 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             version = version or self.target()
-            runtime = self._open(version)
+            runtime = self.open_checked(version)
             previous, self.runtime, self.failure = self.runtime, runtime, None
             self._served_state = self._folder_state(runtime.version)
             result = {"ok": True, "version": runtime.version, "previous": previous.version if previous else None,
@@ -480,7 +480,7 @@ def load(self: ModelManager, version: str | None = None) -> dict[str, Any]:
 
 # %% ../nbs/06_serving.ipynb #c0699fc8
 @patch
-def _open(self: ModelManager, version: str) -> Runtime:
+def open_checked(self: ModelManager, version: str) -> Runtime:
     "A runtime of `version` opened by its family, warmed up and, for a quantised variant, checked on this host's CPU (`_checked_on_host`)."
     runtime = self._warmed(open_version(self.registry, self.config.model, version, runtime_options(self.config)))
     return self._checked_on_host(runtime)

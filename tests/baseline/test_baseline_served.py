@@ -1,6 +1,6 @@
 """End to end: on a templated dataset `best` chooses the baseline, it is registered, promoted, and the server answers from it.
 
-The serving engine opens the version through its family (`ModelManager._open` -> `registry.version_family(...)`
+The serving engine opens the version through its family (`ModelManager.open_checked` -> `registry.version_family(...)`
 -> `BaselineFamily.open_runtime`), and `/model` shows the runtime's `describe()`, whose `family` is "baseline".
 """
 from __future__ import annotations

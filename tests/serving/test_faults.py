@@ -159,11 +159,11 @@ def test_a_slow_drift_evaluation_of_an_older_window_never_overwrites_a_newer_one
 
 # --- loading and reloading -----------------------------------------------------------------------------------------
 def test_a_first_load_that_fails_transiently_is_retried_until_ready(demo_registry_dir, monkeypatch):
-    real_open, failures = ModelManager._open, ["disk hiccup"]
+    real_open, failures = ModelManager.open_checked, ["disk hiccup"]
     def open_failing_once(self, version):
         if failures: raise OSError(f"I/O error: {failures.pop()}")
         return real_open(self, version)
-    monkeypatch.setattr(ModelManager, "_open", open_failing_once)
+    monkeypatch.setattr(ModelManager, "open_checked", open_failing_once)
     with app_client(demo_registry_dir, reload_interval_s=0) as client:  # reloads off: the retry must happen anyway
         not_ready = wait_until(lambda: (lambda r: r if r.status_code == 503 and "disk hiccup" in r.text else None)(client.get("/ready")),
                                30, "/ready naming the failed load")
@@ -197,7 +197,7 @@ def test_an_integrity_failure_is_not_retried_until_the_files_change(demo_registr
     def open_damaged(self, version):
         attempts.append(version)
         raise IntegrityError("model.onnx: sha256 mismatch")
-    monkeypatch.setattr(ModelManager, "_open", open_damaged)
+    monkeypatch.setattr(ModelManager, "open_checked", open_damaged)
     with app_client(demo_registry_dir, retry_max_s=0.1) as client:
         wait_until(lambda: attempts, 30, "a first load attempt")
         time.sleep(1.5)  # fifteen checks

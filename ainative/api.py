@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import os
 import re
 import time
-import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import orjson
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # module level: FastAPI resolves route annotations from the module's globals
 from fastapi.exceptions import RequestValidationError
@@ -37,8 +36,8 @@ from .ui import answering_part, explainer_part, loaded_runtime, monitoring_part,
 __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'ENGINE_ERRORS', 'ERROR_RESPONSES', 'KNOWN_ENDPOINTS', 'HTTP_METHODS',
            'predict_router', 'probe_router', 'explain_router', 'admin_router', 'monitor_router', 'TextRequest',
            'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction',
-           'ErrorBody', 'ProbeBody', 'build_prediction', 'deadline_protocol', 'BodyLimitMiddleware',
-           'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'predict_endpoint',
+           'ErrorBody', 'ProbeBody', 'build_prediction', 'OrjsonResponse', 'prediction_response', 'deadline_protocol',
+           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'predict_endpoint',
            'predict_batch_endpoint', 'health_endpoint', 'ready_endpoint', 'model_endpoint', 'metrics_endpoint',
            'explain_endpoint', 'admin_token', 'reload_endpoint', 'FeedbackItem', 'FeedbackBatch', 'feedback_endpoint',
            'monitor_endpoint', 'create_app', 'serve']
@@ -153,6 +152,18 @@ def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Predic
     "The response for one text, labelled by the version that computed it."
     return Prediction(**vars(build_answer(result, top_k, request_id)))
 
+# %% ../nbs/06b_api.ipynb #f7034859
+class OrjsonResponse(JSONResponse):
+    "A JSON response encoded by orjson (non-string keys and NumPy values allowed, as the engine's dictionaries may hold them)."
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+def prediction_response(body: dict[str, Any],  # a `Prediction`'s or `BatchPrediction`'s fields (`vars` of an `Answer`)
+                        role: str               # the model that answered: champion or challenger (the X-Model-Role header)
+                       ) -> OrjsonResponse:
+    "The response of a prediction route, sent as it is (the engine built it; no second validation)."
+    return OrjsonResponse(body, headers={"X-Model-Role": role})
+
 # %% ../nbs/06b_api.ipynb #36682669
 ENGINE_ERRORS: dict[type[AinativeError], tuple[int, str, int | None]] = {  # error -> status, code, Retry-After seconds
     NotReady: (503, "not_ready", 1),
@@ -169,7 +180,7 @@ async def _engine_error(request: Request, error: AinativeError) -> JSONResponse:
     "The API's answer to an engine error: the status, code and Retry-After its class has in `ENGINE_ERRORS`."
     status, code, retry_after = next(answer for kind, answer in ENGINE_ERRORS.items() if isinstance(error, kind))
     retry_after = getattr(error, "retry_after_s", retry_after)
-    return JSONResponse({"error": code, "message": f"{error.what} {error.fix or ''}".strip()}, status_code=status,
+    return OrjsonResponse({"error": code, "message": f"{error.what} {error.fix or ''}".strip()}, status_code=status,
                         headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 # %% ../nbs/06b_api.ipynb #449cdfec
@@ -179,7 +190,7 @@ class _HTTPError(Exception):
 
 async def _http_error(request: Request, error: _HTTPError) -> JSONResponse:
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return JSONResponse({"error": error.code, "message": error.message}, status_code=error.status, headers=headers)
+    return OrjsonResponse({"error": error.code, "message": error.message}, status_code=error.status, headers=headers)
 
 def _errors(**described: str) -> dict[int, dict[str, Any]]:
     "OpenAPI responses with the common error body, e.g. `_errors(e404='admin is off')`."
@@ -196,20 +207,20 @@ async def _plain_http_error(request: Request, error) -> JSONResponse:
     else:
         body = {"error": {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error"),
                 "message": str(error.detail)}
-    return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+    return OrjsonResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
 
 # %% ../nbs/06b_api.ipynb #ea820923
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
     get_logger("serving").error(f"{request.url.path} failed: {type(error).__name__}: {error}")
-    return JSONResponse({"error": "internal_error", "message": f"The server failed to answer ({type(error).__name__}); see its log."},
+    return OrjsonResponse({"error": "internal_error", "message": f"The server failed to answer ({type(error).__name__}); see its log."},
                         status_code=500)
 
 # %% ../nbs/06b_api.ipynb #88ff530b
 async def _invalid_request(request: Request, error) -> JSONResponse:
     problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]} for e in error.errors()]
     if any(e["type"] == "json_invalid" for e in error.errors()):
-        return JSONResponse({"error": "invalid_json", "message": "The body is not valid JSON.", "problems": problems}, 400)
-    return JSONResponse({"error": "invalid_request", "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+        return OrjsonResponse({"error": "invalid_json", "message": "The body is not valid JSON.", "problems": problems}, 400)
+    return OrjsonResponse({"error": "invalid_request", "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
                          "problems": problems}, status_code=422)
 
 # %% ../nbs/06b_api.ipynb #25fea61a
@@ -241,7 +252,7 @@ KNOWN_ENDPOINTS = {"/predict", "/predict/batch", "/explain", "/feedback", "/moni
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> tuple[dict, dict]:
-    payload = json.dumps(body).encode()
+    payload = orjson.dumps(body)
     return ({"type": "http.response.start", "status": status,
              "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]},
             {"type": "http.response.body", "body": payload})
@@ -308,7 +319,7 @@ _USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def choose_request_id(incoming: bytes | None) -> str:
     "The client's request id when it is usable, else a new random one."
     text = incoming.decode("latin-1") if incoming else ""
-    return text if _USABLE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+    return text if _USABLE_REQUEST_ID.fullmatch(text) else os.urandom(16).hex()  # uuid4's 128 random bits, without building a UUID
 
 # %% ../nbs/06b_api.ipynb #707b1ba3
 class RequestIdMiddleware:
@@ -331,28 +342,26 @@ predict_router = APIRouter()
 
 @predict_router.post("/predict", response_model=Prediction, summary="Classify one message", responses=ERROR_RESPONSES,
                      dependencies=[Depends(loaded_runtime)])
-async def predict_endpoint(body: PredictRequest, http: Request, response: Response,
-                           answering: Answering = Depends(answering_part)) -> Prediction:
+async def predict_endpoint(body: PredictRequest, http: Request,
+                           answering: Answering = Depends(answering_part)) -> OrjsonResponse:
     "The intent of one message, with its confidence and the next most likely intents."
     client_key = http.headers.get(answering.config.client_key_header)
     role, answers = await answer_texts(answering, [body.text], http.state.request_id, client_key, body.top_k)
-    response.headers["X-Model-Role"] = role
-    return Prediction(**vars(answers[0]))
+    return prediction_response(vars(answers[0]), role)
 
 # %% ../nbs/06b_api.ipynb #3c61feac
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages",
                      responses=ERROR_RESPONSES, dependencies=[Depends(loaded_runtime)])
-async def predict_batch_endpoint(body: BatchRequest, http: Request, response: Response,
-                                 answering: Answering = Depends(answering_part)) -> BatchPrediction:
+async def predict_batch_endpoint(body: BatchRequest, http: Request,
+                                 answering: Answering = Depends(answering_part)) -> OrjsonResponse:
     "The intents of several messages, in their order."
     limit = answering.config.max_batch_texts
     if len(body.texts) > limit: raise _HTTPError(413, "batch_too_large", f"{len(body.texts)} texts; at most {limit} per request.")
     client_key = http.headers.get(answering.config.client_key_header)
     role, answers = await answer_texts(answering, body.texts, http.state.request_id, client_key, body.top_k)
-    response.headers["X-Model-Role"] = role
     versions = sorted({answer.model_version for answer in answers})  # one, unless a reload fell between two of its micro-batches
-    return BatchPrediction(predictions=[Prediction(**vars(answer)) for answer in answers], model_version=",".join(versions),
-                           request_id=http.state.request_id)
+    return prediction_response({"predictions": [vars(answer) for answer in answers], "model_version": ",".join(versions),
+                                "request_id": http.state.request_id}, role)
 
 # %% ../nbs/06b_api.ipynb #4ababa84
 probe_router = APIRouter()
@@ -367,7 +376,7 @@ async def health_endpoint(telemetry: Telemetry = Depends(telemetry_part)) -> JSO
     if failed:
         reasons = [f"{name} failed: {components[name]['last_error']}" for name in failed]
         body.update(error="failed", message="; ".join(reasons), reasons=reasons)
-    return JSONResponse(body, status_code=503 if failed else 200)
+    return OrjsonResponse(body, status_code=503 if failed else 200)
 
 # %% ../nbs/06b_api.ipynb #39257ca0
 @probe_router.get("/ready", summary="Readiness: a verified model is loaded and the batch worker runs",
@@ -382,7 +391,7 @@ async def ready_endpoint(answering: Answering = Depends(answering_part),
         body["int8_host_check"] = answering.manager.int8_host_check
     if answering.challenger is not None: body["challenger"] = answering.challenger.describe()  # never a reason: the champion answers
     if reasons: body.update(error="not_ready", message="; ".join(reasons), reasons=reasons)
-    return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
+    return OrjsonResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "1"} if reasons else None)
 
 # %% ../nbs/06b_api.ipynb #108d8b62
 @probe_router.get("/model", summary="What is served, and the last reload attempt")
@@ -488,6 +497,7 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
     "The FastAPI app serving `config.model`'s `config.alias` from the registry."
     config = with_served_model(config or ServingConfig.from_env())
     app = FastAPI(title="ainative intent classifier", version=ainative.__version__, lifespan=_lifespan,
+                  default_response_class=OrjsonResponse,
                   description="Classify customer-service messages into intents, with calibrated confidence.")
     app.state.config, app.state.metrics = config, ServingMetrics()
     for router in (predict_router, probe_router, monitor_router, explain_router, admin_router, ui_router): app.include_router(router)

@@ -25,12 +25,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first; a module imports 
     ("foundations", ("core", "evidence")),
     ("data and docs", ("spans", "data", "architecture", "docs")),  # spans: entities in text, read by the data stage
     ("tasks", ("scoring", "reference", "tasks", "policy", "families")),  # scoring, drift profile, Task, abstention policy, Family
-    ("families", ("model", "transformer", "baseline")),  # each family in its own module, registered in one table
+    ("families", ("model", "transformer", "joint", "baseline")),  # each family in its own module, registered in one table; joint: two heads
     ("registry and store", ("gates", "registry", "store")),
     ("stages", ("monitor", "training", "optimize", "attributions", "explain", "abstention", "distill", "sweep")),
     ("serving engine", ("serving", "traffic", "batch")),  # batching, supervision, reload; challenger, request log, metrics, parts; batch scoring
     ("HTTP", ("ui", "api")),                           # schemas, routes, middleware, the page
-    ("orchestration", ("pipeline", "flywheel", "cli")),
+    ("orchestration", ("pipeline", "recipe", "flywheel", "cli")),  # recipe: several runs (teachers, a student) as one
     ("demonstrations", ("demo",)),  # fixtures for the chapters and tests: may use everything, used by no product module
 ]
 
@@ -41,6 +41,8 @@ LAZY_PACKAGES: dict[str, str] = {  # third-party packages a function may import 
     "captum": "imports torch",
     "datasets": "seconds to import; only for a dataset id from the hub",
     "sklearn": "the base install and the server's hot path do without it",
+    "seqeval": "the train extra: exact-span slot F1 of the joint task; the server never scores",
+    "sklearn_crfsuite": "the train extra: only for the joint task's CRF baseline",
     "skl2onnx": "only to export the baseline",
     "scipy": "the base install (the registry's CLI) does without it",
     "pandas": "the server does without it (its footprint test)",

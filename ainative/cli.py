@@ -17,7 +17,7 @@ from typing import Any
 
 import ainative
 from .core import (AinativeError, ConfigError, DefaultsHelp, ModelNotFoundError, RegistryError, RunDir, add_option,
-                           default_of, load_object, parse_key_values)
+                           default_of, load_object, parse_key_values, runs_root)
 from .flywheel import add_flywheel_command, add_retrain_command
 from .pipeline import PROFILES, pipeline_outcome, pipeline_summary, run_pipeline
 from .reference import load_reference
@@ -30,12 +30,13 @@ from .sweep import add_sweep_command
 __all__ = ['SUBCOMMANDS', 'EXIT_FAILURE', 'EXIT_USAGE', 'MODULE_EXTRAS', 'subcommand', 'build_parser', 'exit_status',
            'missing_dependency', 'main', 'read_params_file', 'pipeline_command', 'add_pipeline_command', 'data_command',
            'add_data_command', 'train_command', 'add_train_command', 'distill_params', 'distill_command',
-           'add_distill_command', 'open_registry', 'registry_list', 'registry_show', 'registry_verify',
-           'registry_register', 'registry_promote', 'registry_rollback', 'registry_delete_alias', 'gate_summary',
-           'registry_history', 'registry_gc', 'registry_tag', 'registry_describe', 'add_registry_command',
-           'stage_run_params', 'optimize_command', 'add_optimize_command', 'explain_command', 'add_explain_command',
-           'serve_command', 'add_serve_command', 'predict_command', 'add_predict_command', 'describe_comparison',
-           'monitor_command', 'monitor_migrate_command', 'add_monitor_migrate_command', 'add_monitor_command']
+           'add_distill_command', 'recipe_command', 'add_recipe_command', 'open_registry', 'registry_list',
+           'registry_show', 'registry_verify', 'registry_register', 'registry_promote', 'registry_rollback',
+           'registry_delete_alias', 'gate_summary', 'registry_history', 'registry_gc', 'registry_tag',
+           'registry_describe', 'add_registry_command', 'stage_run_params', 'optimize_command', 'add_optimize_command',
+           'explain_command', 'add_explain_command', 'serve_command', 'add_serve_command', 'predict_command',
+           'add_predict_command', 'describe_comparison', 'monitor_command', 'monitor_migrate_command',
+           'add_monitor_migrate_command', 'add_monitor_command']
 
 # %% ../nbs/11_cli.ipynb #297b88b0
 SUBCOMMANDS: dict[str, Callable[[Any], None]] = {}  # name -> function that adds that sub-command (filled below)
@@ -219,6 +220,33 @@ def add_distill_command(commands: Any) -> None:
     distill.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any DistillationConfig parameter (repeatable)")
     distill.add_argument("--params", metavar="FILE.yaml", help="YAML file of DistillationConfig parameters")
     distill.set_defaults(handler=distill_command)
+
+# %% ../nbs/11_cli.ipynb #857ea2ae
+def recipe_command(args: argparse.Namespace) -> int:
+    "Make the recipe's steps that are not done yet; print what each did, or (with --list) the named recipes."
+    recipes, recipe_steps = load_object("ainative.recipe:RECIPES"), load_object("ainative.recipe:recipe_steps")
+    runs_dir = Path(args.runs_dir) if args.runs_dir else runs_root()
+    if args.list:
+        print(json.dumps({name: [step.name for step in recipe_steps(recipe, runs_dir / name)] for name, recipe in recipes.items()}, indent=2))
+        return 0
+    if not args.recipe: raise ConfigError("Name a recipe or a recipe file.", fix=f"Named recipes: {sorted(recipes)} (--list shows their steps).")
+    recipe = load_object("ainative.recipe:find_recipe")(args.recipe)
+    with contextlib.redirect_stdout(sys.stderr): summary = load_object("ainative.recipe:run_recipe")(recipe, runs_dir)  # stdout is for the summary
+    print(json.dumps(summary, indent=2))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #d228f2ae
+@subcommand
+def add_recipe_command(commands: Any) -> None:
+    "`ainative recipe`: several runs (teachers, a distilled student, the pipeline on it) as one resumable command."
+    recipe = commands.add_parser("recipe", help="make a model that takes several runs (teachers, a distilled student), resumably",
+                                 formatter_class=DefaultsHelp,
+                                 description="Run a named recipe or a recipe file (YAML of Recipe fields, chapter 17a) under "
+                                             "<runs-dir>/<recipe>/; steps finished before are reused.")
+    recipe.add_argument("recipe", nargs="?", metavar="RECIPE", help="a named recipe (see --list) or a YAML recipe file")
+    recipe.add_argument("--runs-dir", help="folder of the recipe's folder (default: $AINATIVE_RUNS_DIR, else the project's runs/)")
+    recipe.add_argument("--list", action="store_true", help="print the named recipes and their steps, and stop")
+    recipe.set_defaults(handler=recipe_command)
 
 # %% ../nbs/11_cli.ipynb #d55e520c
 def open_registry(args: argparse.Namespace, model: bool = True) -> Registry:
@@ -447,7 +475,8 @@ def serve_command(args: argparse.Namespace) -> int:
     serve, ServingConfig = load_object("ainative.api:serve"), load_object("ainative.serving:ServingConfig")  # FastAPI loads only here
     config = ServingConfig.from_env(registry_dir=args.registry_dir, model=args.model, alias=args.alias,
                                     device=args.device, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                                    max_queue=args.max_queue, threads=args.threads, challenger=args.challenger,
+                                    max_queue=args.max_queue, threads=args.threads, batch_workers=args.batch_workers,
+                                    challenger=args.challenger,
                                     challenger_mode=args.challenger_mode, shadow_share=args.shadow_share, split_share=args.split_share)
     listen = {"host": args.host, "port": args.port, "log_level": args.log_level}
     serve(config, **{name: value for name, value in listen.items() if value is not None})
@@ -472,7 +501,10 @@ def add_serve_command(commands: Any) -> None:
     add_option(serve, "--max-batch-size", type=int, help="texts per model call", default_from=f"{config}.max_batch_size")
     add_option(serve, "--max-wait-ms", type=float, help="how long a batch waits to fill", default_from=f"{config}.max_wait_ms")
     add_option(serve, "--max-queue", type=int, help="texts waiting at most before 503", default_from=f"{config}.max_queue")
-    add_option(serve, "--threads", type=int, help="ONNX Runtime threads; None: all cores", default_from=f"{config}.threads")
+    add_option(serve, "--threads", type=int, help="ONNX Runtime threads of each batch; None: all cores (with --batch-workers "
+               "unset too: one)", default_from=f"{config}.threads")
+    add_option(serve, "--batch-workers", type=int, help="batches computed at once, each in its own thread; None: one a core "
+               "(with --threads unset: one ONNX Runtime thread each)", default_from=f"{config}.batch_workers")
     add_option(serve, "--challenger", metavar="ALIAS", help="alias (or version) served beside the champion",
                default_from=f"{config}.challenger")
     add_option(serve, "--challenger-mode", choices=["shadow", "split"], help="shadow: scores a sample, never answers; "

@@ -31,7 +31,7 @@ from .core import (AinativeError, ChecksumError, ClassTooSmallError, ConfigError
                            MissingColumnError, MissingLabelError, NonStringTextError, RunDir, SingleLabelError, StageConfig,
                            UnseenLabelError, IntegrityError, atomic_write_json, get_logger, normalize_text,
                            sha256_file)
-from .spans import (AnnotatedText, entity_conflicts, entity_statistics, jsonl_records, normalize_spans, read_conll,
+from .spans import (AnnotatedText, entity_conflicts, entity_statistics, jsonl_records, normalize_frame, read_conll,
                             read_snips, read_span_jsonl, span_records, spans_from_records)
 
 # %% auto #0
@@ -193,6 +193,7 @@ class DatasetSpec:
     base_url: str               # the file name is appended to it
     parse: Callable[[Path], dict[str, pd.DataFrame]]  # folder with the files -> split name -> frame
     licence: str = ""
+    fixed_splits: bool = False  # an official benchmark: every row of its splits is kept (figures compare with published ones)
 
 # %% ../nbs/01_data.ipynb #f64e1e06
 def _with_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -240,7 +241,7 @@ NAMED_DATASETS: dict[str, DatasetSpec] = {
          "test/seq.out": "58c07c9097d5e1f78889765c2a535a160f6455b90b3142055c8051847afcca47",
          "test/label": "37a26da3ad079bb41c42c85a3a8f827eb47efec4c5917ce5d08f4b2736e4f830"},
         "https://raw.githubusercontent.com/MiuLab/SlotGated-SLU/61f0307c729b1fad479ef1de94aa5ac5dee601b0/data/snips/",
-        _parse_snips, "none (research benchmark): evaluate on it, never commit it"),
+        _parse_snips, "none (research benchmark): evaluate on it, never commit it", fixed_splits=True),
 }
 SHIPPED_DATASET = "support_intents"
 
@@ -437,33 +438,30 @@ _all_ = ["normalize_text"]  # defined in core; still importable (and star-import
 class CleaningReport:
     "What cleaning dropped, by split and reason, and the texts that carry conflicting labels."
     dropped: dict[str, Counter] = field(default_factory=dict)
+    kept: dict[str, Counter] = field(default_factory=dict)  # duplicates and leakage counted but kept (`keep_rows`)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
 
-    def count(self, split: str, reason: str, n: int):
-        "Add `n` rows of `split` dropped for `reason`."
-        if n: self.dropped.setdefault(split, Counter())[reason] += n
+    def count(self, split: str, reason: str, n: int, kept: bool = False):
+        "Add `n` rows of `split` dropped (or, with `kept`, found but kept) for `reason`."
+        if n: (self.kept if kept else self.dropped).setdefault(split, Counter())[reason] += n
 
 # %% ../nbs/01_data.ipynb #a0221aea
-def _normalized(df: pd.DataFrame) -> pd.DataFrame:
-    "`df` with its texts normalised, and its entities (if any) moved along (chapter 1a)."
-    if "entities" not in df: return df.assign(text=df.text.map(normalize_text))
-    moved = [normalize_spans(text, spans) for text, spans in zip(df.text, df.entities)]
-    return df.assign(text=[text for text, _ in moved], entities=[spans for _, spans in moved])
-
 def clean_splits(splits: dict[str, pd.DataFrame],  # raw splits after row validation
-                 report: CleaningReport | None = None) -> tuple[dict[str, pd.DataFrame], CleaningReport]:
+                 report: CleaningReport | None = None,
+                 keep_rows: bool = False  # an official benchmark's splits: duplicates and leakage are counted, not dropped
+                ) -> tuple[dict[str, pd.DataFrame], CleaningReport]:
     "Normalise texts, drop empties and duplicates, report conflicts, remove cross-split leakage."
     report = report or CleaningReport()
     cleaned = {}
     for split, df in splits.items():
-        df = _normalized(df)
+        df = normalize_frame(df)  # chapter 1a: entities move with their texts
         empty = df.text.eq("")
         report.count(split, "empty_after_cleaning", int(empty.sum()))
         df = df[~empty]
         compared = df.assign(spans=df.entities.map(tuple)) if "entities" in df else df  # different entities: no duplicate
         duplicate = compared.duplicated(["text", "label", "spans"] if "entities" in df else ["text", "label"])
-        report.count(split, "duplicate", int(duplicate.sum()))
-        df = df[~duplicate]
+        report.count(split, "duplicate", int(duplicate.sum()), kept=keep_rows)
+        if not keep_rows: df = df[~duplicate]
         labels_per_text = df.groupby("text").label.agg(lambda labels: sorted(set(labels)))
         for text, labels in labels_per_text[labels_per_text.map(len) > 1].items():
             report.conflicts.append({"split": split, "text": text, "labels": labels})
@@ -475,8 +473,8 @@ def clean_splits(splits: dict[str, pd.DataFrame],  # raw splits after row valida
         for other in earlier:
             if other not in seen_in: continue
             leaked = cleaned[split].text.isin(seen_in[other])
-            report.count(split, f"leakage_{other}", int(leaked.sum()))
-            cleaned[split] = cleaned[split][~leaked].reset_index(drop=True)
+            report.count(split, f"leakage_{other}", int(leaked.sum()), kept=keep_rows)
+            if not keep_rows: cleaned[split] = cleaned[split][~leaked].reset_index(drop=True)
         seen_in[split] = set(cleaned[split].text)
     return cleaned, report
 
@@ -728,7 +726,8 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
     run = RunDir.create(config.run_dir)
     raw = load_source(config, dataset_object)
     report = CleaningReport()
-    cleaned, report = clean_splits(_validate_splits(raw, config, report), report)
+    spec = NAMED_DATASETS.get(raw.source["name"]) if raw.source.get("kind") == "named" else None
+    cleaned, report = clean_splits(_validate_splits(raw, config, report), report, keep_rows=bool(spec and spec.fixed_splits))
     sources = {split: raw.source.get("split_files", {}).get(split, raw.source["name"]) for split in SPLITS}
     check_split_sizes(cleaned, report, sources)
     splits = assemble_splits(cleaned, config)
@@ -747,6 +746,7 @@ def prepare_data(config: DataConfig | None = None,  # the stage's parameters
         **split_statistics(splits, label2id),
         "out_of_scope": out_of_scope_record(splits, config.out_of_scope, config.out_of_scope_label),
         "dropped": {split: dict(sorted(counts.items())) for split, counts in report.dropped.items()},
+        **({"kept": {split: dict(sorted(counts.items())) for split, counts in report.kept.items()}} if report.kept else {}),
         "conflicts": {"count": len(report.conflicts), "examples": report.conflicts[:20]},
         "long_texts": {"max_chars": config.max_chars,
                        **{split: int((splits[split].text.str.len() > config.max_chars).sum()) for split in SPLITS}},

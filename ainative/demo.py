@@ -12,15 +12,22 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
 
-from .core import RunDir, atomic_write_json
+from .core import ConfigError, RunDir, atomic_write_json
 from .model import load_tokenizer
 from .optimize import OptimizationConfig, optimize_model
 from .registry import RegistryConfig, register_model
 from .training import TrainingConfig, train_model
 
 # %% auto #0
-__all__ = ['DEMO_LABELS', 'KEYWORDS', 'tiny_tokenizer', 'tiny_model', 'keyword_examples', 'train_tiny', 'make_demo_run',
-           'demo_registry']
+__all__ = ['DEMO_LABELS', 'KEYWORDS', 'message_of', 'tiny_tokenizer', 'tiny_model', 'keyword_examples', 'train_tiny',
+           'make_demo_run', 'demo_registry']
+
+# %% ../nbs/90_demo.ipynb #86814ea8
+def message_of(call) -> str:
+    "The message of the `ConfigError` that `call()` raises; an AssertionError if it raises none."
+    try: call()
+    except ConfigError as error: return error.message
+    raise AssertionError("no ConfigError")
 
 # %% ../nbs/90_demo.ipynb #15b680a0
 DEMO_LABELS = ("cancel_order", "delivery_status", "refund")  # the classes of the demo runs

@@ -25,10 +25,13 @@ from .scoring import batched_logits, measure, parity_report, require_parity, sam
 from .families import Family, can, require
 from .baseline import baseline_session, baseline_text, onnx_probabilities
 from .registry import Registry, RegistryConfig
+from .tasks import INTENT, INTENT_SLOTS, task_named
+from .joint import JointPrediction, decode_joint, encode_words, joint_batch
 
 # %% auto #0
-__all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'INT8_FORMATS', 'OptimizationConfig', 'load_for_export',
-           'export_onnx', 'OnnxRunner', 'torch_predictor', 'unknown_token_rates', 'monitoring_reference',
+__all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'JOINT_ONNX_OUTPUTS', 'ONNX_EXPORTS', 'INT8_FORMATS',
+           'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'torch_predictor', 'export_joint_onnx',
+           'onnx_export_for', 'OnnxJointRunner', 'joint_parity', 'unknown_token_rates', 'monitoring_reference',
            'optimize_graph', 'quantize_int8', 'convert_fp16', 'gold_ids', 'paired_correct', 'judged_margin',
            'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult', 'attaches_export', 'VariantScores',
            'score_variants', 'write_probes', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
@@ -155,6 +158,69 @@ def torch_predictor(model, tokenizer, max_length: int = 128) -> Callable[[list[s
             encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             return model(**encoded.to(model.device)).logits.float().cpu().numpy()
     return predict
+
+# %% ../nbs/05_optimization.ipynb #12141ffb
+JOINT_ONNX_OUTPUTS = ("logits", "tag_logits", "sentence_embedding")
+
+def export_joint_onnx(model, tokenizer, path: Path | str, opset: int = 17) -> Path:
+    "Export the joint intent + slots `model` to ONNX at `path`: intent logits, tag logits per token and the sentence embedding."
+    import torch
+
+    class JointOutputs(torch.nn.Module):
+        "The joint model as a function of the three named inputs (eval mode: dropout is the identity)."
+        def __init__(self, joint): super().__init__(); self.joint = joint
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            encoded = self.joint.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            hidden = encoded.last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            return self.joint.classifier(encoded.pooler_output), self.joint.tagger(hidden), pooled
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample = tokenizer(["weather in boston", "book a table for four at a pub in san francisco tomorrow"],
+                       padding=True, return_tensors="pt", return_token_type_ids=True)
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*ONNX_INPUTS, "tag_logits")}
+    with torch.no_grad(), warnings.catch_warnings():
+        for category in (DeprecationWarning, torch.jit.TracerWarning, UserWarning):  # as in `export_onnx`
+            warnings.filterwarnings("ignore", category=category, module=r"(torch|transformers)\.")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        torch.onnx.export(JointOutputs(model).eval(), tuple(sample[name] for name in ONNX_INPUTS), str(path),
+                          input_names=list(ONNX_INPUTS), output_names=list(JOINT_ONNX_OUTPUTS), opset_version=opset,
+                          dynamic_axes={**axes, "logits": {0: "batch"}, "sentence_embedding": {0: "batch"}}, dynamo=False)
+    return path
+
+ONNX_EXPORTS: dict[str, Callable] = {INTENT.name: export_onnx, INTENT_SLOTS.name: export_joint_onnx}  # task -> its export
+
+def onnx_export_for(model) -> Callable:
+    "The ONNX export of `model`'s task (its config's `task`; models without one classify intents)."
+    return ONNX_EXPORTS[task_named(getattr(model.config, "task", None) or INTENT.name).name]
+
+# %% ../nbs/05_optimization.ipynb #3577e2df
+class OnnxJointRunner:
+    "An ONNX Runtime session of a joint export with its tokenizer: texts in, a `JointPrediction` out."
+    def __init__(self, path: Path | str, tokenizer, tag_names: list[str], max_length: int = 64,
+                 device: str = "auto", threads: int | None = None):
+        import onnxruntime as ort
+        self.path, self.tokenizer, self.tag_names, self.max_length = Path(path), tokenizer, list(tag_names), max_length
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=select_onnx_providers(device))
+
+    def predict(self, texts: list[str]) -> JointPrediction:
+        "Intent probabilities, word tags and entities (offsets into `texts` as given) from the graph."
+        encodings = encode_words(self.tokenizer, texts, self.max_length)
+        batch = joint_batch(encodings, self.tokenizer.pad_token_id)
+        batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+        logits, tag_logits = self.session.run(["logits", "tag_logits"], batch)
+        return decode_joint(logits, tag_logits, encodings, self.tag_names)
+
+def joint_parity(reference: JointPrediction, candidate: JointPrediction) -> dict[str, float]:
+    "How far `candidate` (an ONNX variant) is from `reference` (torch): intents, word tags and entities that agree."
+    same_tags = [a == b for x, y in zip(reference.tags, candidate.tags) for a, b in zip(x, y)]
+    same_entities = [[e.span for e in x] == [e.span for e in y] for x, y in zip(reference.entities, candidate.entities)]
+    return {"intent_agreement": float((reference.intent_probabilities.argmax(1) == candidate.intent_probabilities.argmax(1)).mean()),
+            "max_abs_diff_intent_probability": float(np.abs(reference.intent_probabilities - candidate.intent_probabilities).max()),
+            "tag_agreement": float(np.mean(same_tags)) if same_tags else 1.0,
+            "entity_agreement": float(np.mean(same_entities)) if same_entities else 1.0}
 
 # %% ../nbs/05_optimization.ipynb #865f230a
 def unknown_token_rates(tokenizer, texts: list[str], max_length: int = 128) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -29,8 +30,8 @@ from .registry import Registry, RegistryConfig, describe_holdings, version_numbe
 # %% auto #0
 __all__ = ['PROBE_KEYS', 'HOST_CHECK_OUTCOMES', 'ServingConfig', 'runtime_options', 'open_version', 'ModelRuntime', 'read_probes',
            'probe_answers', 'judge_on_host', 'check_on_host', 'QueueFull', 'length_groups', 'BatchResult',
-           'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'LoadFailure', 'retry_delay', 'served_model_name',
-           'with_served_model', 'ModelManager', 'HostCheckRefused', 'fp32_variant']
+           'batch_result', 'settle', 'Supervised', 'MicroBatcher', 'server_parallelism', 'LoadFailure', 'retry_delay',
+           'served_model_name', 'with_served_model', 'ModelManager', 'HostCheckRefused', 'fp32_variant']
 
 # %% ../nbs/06_serving.ipynb #51b48870
 @dataclass
@@ -41,7 +42,8 @@ class ServingConfig(StageConfig):
     alias: str = "production"            # alias (or version) to serve and watch
     variant: str | None = None           # ONNX file of the version; None: the report's measured default for the device
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    threads: int | None = None           # ONNX Runtime intra-op threads (None: all cores)
+    threads: int | None = None           # ONNX Runtime intra-op threads (None: all cores; the server: see batch_workers)
+    batch_workers: int | None = None     # the server's batches computed at once, each in its own thread; None: with threads None, one a core on one intra-op thread each
     max_batch_size: int = 32             # texts per model call
     max_wait_ms: float = 2.0             # how long a batch waits to fill after its first text
     max_queue: int = 512                 # texts waiting at most; beyond it: 503 with Retry-After
@@ -71,9 +73,9 @@ class ServingConfig(StageConfig):
 
     def __post_init__(self):
         if min(self.max_batch_size, self.max_queue, self.max_batch_texts, self.top_k, self.max_connections,
-               self.max_text_chars, self.explain_concurrency) < 1:
-            raise ConfigError("max_batch_size, max_queue, max_batch_texts, top_k, max_connections, max_text_chars and "
-                              "explain_concurrency must be at least 1.")
+               self.max_text_chars, self.explain_concurrency, *(n for n in (self.batch_workers, self.threads) if n is not None)) < 1:
+            raise ConfigError("max_batch_size, max_queue, max_batch_texts, top_k, max_connections, max_text_chars, "
+                              "explain_concurrency, batch_workers and threads (when set) must be at least 1.")
         if self.max_batch_texts > self.max_queue:
             raise ConfigError(f"max_batch_texts={self.max_batch_texts} exceeds max_queue={self.max_queue}: such a batch could never be queued.",
                               fix="Raise max_queue or lower max_batch_texts.")
@@ -275,13 +277,13 @@ class _Pending:
 
 # %% ../nbs/06_serving.ipynb #32d3d2aa
 class MicroBatcher:
-    "Queue texts, run them on the current runtime in length-grouped batches in a worker thread."
+    "Queue texts, run them on the current runtime in length-grouped batches, `workers` batches at once in worker threads."
     def __init__(self, get_runtime, max_batch_size: int = 32, max_wait_ms: float = 2.0, max_queue: int = 512,
-                 on_batch=None):
+                 on_batch=None, workers: int = 1):  # workers: batches computed at once, each in its own thread
         self.get_runtime, self.max_batch_size, self.max_wait = get_runtime, max_batch_size, max_wait_ms / 1000
-        self.max_queue, self.on_batch = max_queue, on_batch
+        self.max_queue, self.on_batch, self.workers = max_queue, on_batch, workers
         self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ainative-model")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ainative-model")
         self.worker: Supervised | None = None
 
     def start(self) -> MicroBatcher:
@@ -331,17 +333,29 @@ async def _gather_batch(self: MicroBatcher, first: _Pending) -> tuple[list[_Pend
 # %% ../nbs/06_serving.ipynb #c3e11a09
 @patch
 async def _work(self: MicroBatcher):
-    stopping = False
+    "Take a batch whenever one of the `workers` threads is free, and run it there; at the stop marker, finish the running batches."
+    stopping, free, running = False, asyncio.Semaphore(self.workers), set()
     while not stopping:
+        await free.acquire()  # gather only once a thread is free: meanwhile the queue fills the next batch
         first = await self.queue.get()
         if first is None: break
         batch, stopping = await self._gather_batch(first)
         batch = [item for item in batch if not item.future.done()]
-        try:
-            if batch: await self._run_batch(batch)
-        except Exception as error:  # never let one batch take the worker down with it
-            self.log_error(error)
-            for item in batch: settle(item.future, error=error)
+        task = asyncio.get_running_loop().create_task(self._run_guarded(batch, free))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    if running: await asyncio.gather(*running)
+
+@patch
+async def _run_guarded(self: MicroBatcher, batch: list[_Pending], free: asyncio.Semaphore):
+    "Run `batch`, failing its requests (never the worker) on an error outside the model call; then free its thread."
+    try:
+        if batch: await self._run_batch(batch)
+    except Exception as error:  # never let one batch take the worker down with it
+        self.log_error(error)
+        for item in batch: settle(item.future, error=error)
+    finally:
+        free.release()
 
 # %% ../nbs/06_serving.ipynb #d797d628
 @patch
@@ -387,6 +401,16 @@ async def drain(self: MicroBatcher):
     self.queue.put_nowait(None)
     if self.alive: await self.worker.task
     self.executor.shutdown(wait=True)
+
+# %% ../nbs/06_serving.ipynb #fefdea42
+def server_parallelism(config: ServingConfig,     # the server's settings
+                       cores: int | None = None   # CPU cores to plan for; None: this machine's
+                      ) -> ServingConfig:
+    "`config` with `batch_workers` and `threads` set for the server: unset, one batch a core on one intra-op thread each."
+    cores = cores or os.cpu_count() or 1
+    if config.batch_workers is None and config.threads is None: return replace(config, batch_workers=cores, threads=1)
+    if config.batch_workers is None: return replace(config, batch_workers=max(1, cores // config.threads))
+    return config
 
 # %% ../nbs/06_serving.ipynb #9cfc44c8
 @dataclass

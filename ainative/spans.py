@@ -17,9 +17,9 @@ from .core import DataEncodingError, DataFileNotFoundError, DataValidationError,
 
 # %% auto #0
 __all__ = ['OUTSIDE', 'Span', 'span_records', 'spans_from_records', 'check_spans', 'parse_spans', 'align_normalized',
-           'normalize_spans', 'BioSpans', 'split_tag', 'bio_to_spans', 'word_offsets', 'spans_to_bio', 'bio_tags',
-           'AnnotatedText', 'read_snips', 'jsonl_records', 'read_span_jsonl', 'read_conll', 'slot_type_table',
-           'plot_slot_types', 'entity_statistics', 'entity_conflicts']
+           'normalize_spans', 'normalize_frame', 'BioSpans', 'split_tag', 'bio_to_spans', 'word_offsets',
+           'spans_to_bio', 'bio_tags', 'AnnotatedText', 'read_snips', 'jsonl_records', 'read_span_jsonl', 'read_conll',
+           'slot_type_table', 'plot_slot_types', 'entity_statistics', 'entity_conflicts']
 
 # %% ../nbs/01a_spans.ipynb #b49e6722
 OUTSIDE = "O"  # the BIO tag of a word outside every entity; not a type an entity may have
@@ -169,6 +169,13 @@ def normalize_spans(text: str, spans: Sequence[Span]) -> tuple[str, list[Span]]:
                                       where=repr(text), fix="Remove the span, or move it onto the words of the entity.")
         moved.append(Span(inside[0], inside[-1] + 1, span.label))
     return normalized, moved
+
+def normalize_frame(df: Any  # a data frame with `text` (and `entities`, when it has spans)
+                   ) -> Any:
+    "`df` with its texts normalised, and its entities (if any) moved along: the data stage's cleaning of texts."
+    if "entities" not in df: return df.assign(text=df.text.map(normalize_text))
+    moved = [normalize_spans(text, spans) for text, spans in zip(df.text, df.entities)]
+    return df.assign(text=[text for text, _ in moved], entities=[spans for _, spans in moved])
 
 # %% ../nbs/01a_spans.ipynb #b33b96b4
 class BioSpans(NamedTuple):

@@ -5,7 +5,7 @@
 # %% ../nbs/02c_tasks.ipynb #af856f3c
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,7 +13,8 @@ from .core import ConfigError
 from .scoring import classification_metrics
 
 # %% auto #0
-__all__ = ['TASKS', 'INTENT', 'Task', 'register_task', 'task_named', 'task_of', 'IntentClassification']
+__all__ = ['TASKS', 'INTENT', 'INTENT_SLOTS', 'Task', 'register_task', 'task_named', 'task_of', 'IntentClassification',
+           'JointLabels', 'slot_scores', 'IntentSlots', 'task_of_data', 'plot_slot_f1']
 
 # %% ../nbs/02c_tasks.ipynb #96d9c661
 class Task:
@@ -22,6 +23,8 @@ class Task:
     summary: str = ""
     pipeline_tag: str = ""                # the Hugging Face pipeline tag of its model cards
     answer_fields: tuple[str, ...] = ()   # what a served answer holds
+    entities: bool = False                # whether its models also find typed spans (entities) in the text
+
 
     def metrics(self, truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict[str, Any]:
         "The task's metrics of `predicted` against `truth` (ids into `labels`)."
@@ -59,3 +62,75 @@ class IntentClassification(Task):
         return classification_metrics(truth, predicted, labels)
 
 INTENT = register_task(IntentClassification())
+
+# %% ../nbs/02c_tasks.ipynb #9bd7339e
+class JointLabels(NamedTuple):
+    "Intents and word tags of a group of texts, true or predicted."
+    intents: np.ndarray         # (texts,) ids into the intent labels; -1 where a text has no intent (entities-only data)
+    tags: list[list[str]]       # per text, one BIO tag per word ("B-city", "I-city", "O")
+
+# %% ../nbs/02c_tasks.ipynb #e3435536
+def slot_scores(truth: list[list[str]],      # per text, the true BIO tag of each word
+                predicted: list[list[str]]   # per text, the predicted tag of each word (same lengths)
+               ) -> dict[str, Any]:
+    "Exact-span precision, recall and F1 (seqeval's default, conlleval-compatible mode) overall and per slot type."
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    lengths = [(len(t), len(p)) for t, p in zip(truth, predicted)]
+    if len(truth) != len(predicted) or any(a != b for a, b in lengths):
+        raise ConfigError("The true and predicted tag sequences differ in number or length.",
+                          fix="Predict one tag per word of every text (decode sub-word logits to words first).")
+    report = classification_report(truth, predicted, output_dict=True, zero_division=0)
+    types = {name: {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]),
+                    "support": int(row["support"])} for name, row in sorted(report.items()) if not name.endswith(" avg")}
+    return {"slot_precision": float(precision_score(truth, predicted, zero_division=0)),
+            "slot_recall": float(recall_score(truth, predicted, zero_division=0)),
+            "slot_f1": float(f1_score(truth, predicted, zero_division=0)), "slot_types": types}
+
+# %% ../nbs/02c_tasks.ipynb #84e971f8
+def _entity_set(tags: list[str]) -> set[tuple[str, int, int]]:
+    "The (type, first word, last word) entities of one text's tags, read as seqeval reads them."
+    from seqeval.metrics.sequence_labeling import get_entities
+    return set(get_entities(list(tags)))
+
+class IntentSlots(Task):
+    "One intent per text and typed spans of it (slots), from one model."
+    name = "intent_slots"
+    summary = "one intent per text and typed spans of it (slots) with character offsets, from one model"
+    pipeline_tag = "token-classification"
+    answer_fields = IntentClassification.answer_fields + ("entities",)
+    entities = True
+
+    def metrics(self, truth: JointLabels, predicted: JointLabels, labels: list[str]) -> dict[str, Any]:
+        "Intent metrics (as `INTENT`'s), exact-span slot F1 with its per-type table, and sentence accuracy."
+        has_intent = np.asarray(truth.intents) >= 0
+        scores: dict[str, Any] = {}
+        if has_intent.any():
+            scores.update(classification_metrics(np.asarray(truth.intents)[has_intent],
+                                                 np.asarray(predicted.intents)[has_intent], labels))
+        scores["intent_accuracy"] = scores.get("accuracy")  # None for entities-only data
+        scores.update(slot_scores(truth.tags, predicted.tags))
+        slots_right = np.array([_entity_set(t) == _entity_set(p) for t, p in zip(truth.tags, predicted.tags)], dtype=bool)
+        intent_right = ~has_intent | (np.asarray(truth.intents) == np.asarray(predicted.intents))
+        scores["sentence_accuracy"] = float((slots_right & intent_right).mean()) if len(slots_right) else 0.0
+        scores["examples"] = len(truth.tags)
+        return scores
+
+INTENT_SLOTS = register_task(IntentSlots())
+
+# %% ../nbs/02c_tasks.ipynb #55234fb5
+def task_of_data(manifest: dict[str, Any]  # a data manifest (data/manifest.json)
+                ) -> Task:
+    "The task a model trained on this data does: joint intent and slots when the data has entities, else intent."
+    return INTENT_SLOTS if manifest.get("entities") else INTENT
+
+# %% ../nbs/02c_tasks.ipynb #3dcda56a
+def plot_slot_f1(slot_types: dict[str, dict[str, Any]],  # type -> precision, recall, f1, support (`slot_scores`)
+                 title: str = "Slot F1 per type"):
+    "A horizontal bar chart of each slot type's exact-span F1, weakest at the top, support in the labels."
+    import matplotlib.pyplot as plt
+    rows = sorted(slot_types.items(), key=lambda item: (-item[1]["f1"], item[0]))  # barh draws the first row at the bottom
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.22 * len(rows) + 1)))
+    ax.barh([f"{name} ({row['support']})" for name, row in rows], [row["f1"] for _, row in rows], color="tab:blue")
+    ax.set(title=title, xlabel="F1 (exact spans)", ylabel="slot type (support)", xlim=(0, 1))
+    fig.tight_layout()
+    return fig

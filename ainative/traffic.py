@@ -24,7 +24,7 @@ from .families import require
 from .monitor import compare_models, drift_report
 from .registry import Registry
 from .serving import (HOST_CHECK_OUTCOMES, BatchResult, MicroBatcher, ModelManager, ModelRuntime, QueueFull,
-                              ServingConfig, Supervised, prepare_text, with_served_model)
+                              ServingConfig, Supervised, prepare_text, server_parallelism, with_served_model)
 from .store import MonitorConfig, MonitorStoreError, RequestStore, request_row
 
 # %% auto #0
@@ -674,7 +674,7 @@ def _start_answering(config: ServingConfig, metrics: ServingMetrics) -> Answerin
     reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ainative-reload")
     first_load = asyncio.get_running_loop().run_in_executor(reloader, manager.load)
     batcher = MicroBatcher(lambda: manager.runtime, config.max_batch_size, config.max_wait_ms, config.max_queue,
-                           on_batch=metrics.observe_batch).start()
+                           on_batch=metrics.observe_batch, workers=config.batch_workers or 1).start()
     answering = Answering(config, manager, batcher, reloader, first_load=first_load)
     answering.watcher = Supervised("reload watcher", partial(watch_alias, answering)).start()
     return answering
@@ -703,7 +703,7 @@ def _start_challenger(answering: Answering, metrics: ServingMetrics):
     answering.challenger = challenger = Challenger(config, answering.manager, on_reload=count_reload)
     asyncio.get_running_loop().run_in_executor(answering.reloader, challenger.follow_alias)  # the reloader's one thread: after the champion
     challenger.batcher = MicroBatcher(lambda: challenger.manager.runtime, config.max_batch_size, config.max_wait_ms,
-                                      config.max_queue).start()
+                                      config.max_queue, workers=config.batch_workers or 1).start()
     if challenger.mode == "shadow":
         challenger.shadow = asyncio.Queue(maxsize=config.shadow_queue)
         challenger.scorer = Supervised("shadow scorer", partial(score_shadow, answering)).start()
@@ -712,7 +712,7 @@ def _start_challenger(answering: Answering, metrics: ServingMetrics):
 # %% ../nbs/06a_traffic.ipynb #6ebdbe36
 def start_parts(config: ServingConfig, metrics: ServingMetrics) -> ServerParts:
     "The server's parts, started on the running event loop: loading, batching, reload watching, request log, challenger."
-    config = with_served_model(config)  # the request log and the explainer need the model's name too
+    config = server_parallelism(with_served_model(config))  # the request log and the explainer need the model's name too
     answering = _start_answering(config, metrics)
     monitoring = Monitoring(config, metrics, answering)
     if config.request_log: _start_request_log(monitoring)

@@ -31,11 +31,17 @@ from .baseline import (BaselineConfig, baseline_session, baseline_text, compare_
                                onnx_probabilities, serving_cost)
 from .registry import RegistryConfig, choose_family
 from .scoring import batched_logits
+from .model import TokenizedSplits
+from .spans import bio_tags
+from .tasks import INTENT_SLOTS, JointLabels, plot_slot_f1, task_of_data
+from .joint import (JointCollator, crf_tags, fit_crf, joint_features, joint_truth, load_joint_model, predict_joint,
+                            score_joint)
 
 # %% auto #0
 __all__ = ['TrainingConfig', 'trainer_metrics', 'train_baseline', 'compare_run_families', 'JsonlLogCallback', 'progress_lines',
            'format_duration', 'progress_line', 'ProgressLinesCallback', 'resolve_precision', 'training_arguments',
-           'build_optimizer', 'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'plot_training_curves']
+           'build_optimizer', 'TrainingResult', 'build_trainer', 'run_metrics', 'train_model', 'joint_trainer_metrics',
+           'classical_joint_baseline', 'train_joint', 'plot_training_curves']
 
 # %% ../nbs/03_training.ipynb #f4ee6eb4
 @dataclass
@@ -54,6 +60,7 @@ class TrainingConfig(StageConfig):
     warmup_fraction: float = 0.1            # share of steps with linear warm-up
     scheduler: Literal["linear", "cosine"] = "linear"
     label_smoothing: float = 0.1            # label smoothing of the cross-entropy loss
+    slot_loss_weight: float = 1.0           # data with entities (joint intent + slots): weight of the tag loss against the intent loss
     early_stopping_patience: int = 2        # epochs without a better validation macro-F1 before stopping
     seed: int = 42                          # model init, data order, dropout
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -206,7 +213,9 @@ def resolve_precision(precision: str, device: DeviceInfo) -> str:
     return precision
 
 # %% ../nbs/03_training.ipynb #cf2c5697
-def training_arguments(config: TrainingConfig, output_dir: Path, train_examples: int, device: DeviceInfo):
+def training_arguments(config: TrainingConfig, output_dir: Path, train_examples: int, device: DeviceInfo,
+                       best_metric: str = "macro_f1",  # the validation metric that picks the best epoch
+                       loss_in_model: bool = False):   # the model's own loss applies the label smoothing (the joint model)
     "The `TrainingArguments` for `config`: epochs, AdamW, warm-up, length grouping, early stopping, precision."
     from transformers import TrainingArguments
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -217,10 +226,10 @@ def training_arguments(config: TrainingConfig, output_dir: Path, train_examples:
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, weight_decay=config.weight_decay,
         warmup_steps=math.ceil(config.warmup_fraction * steps_per_epoch * config.epochs),
-        lr_scheduler_type=config.scheduler, label_smoothing_factor=config.label_smoothing,
+        lr_scheduler_type=config.scheduler, label_smoothing_factor=0.0 if loss_in_model else config.label_smoothing,
         train_sampling_strategy="group_by_length", length_column_name="length",
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, save_only_model=True,
-        load_best_model_at_end=True, metric_for_best_model="macro_f1", greater_is_better=True,
+        load_best_model_at_end=True, metric_for_best_model=best_metric, greater_is_better=True,
         logging_strategy="steps", logging_steps=config.logging_steps, logging_first_step=True,
         seed=config.seed, data_seed=config.seed, bf16=precision == "bf16", fp16=precision == "fp16",
         use_cpu=device.kind == "cpu", ddp_backend="gloo" if device.kind == "cpu" and world_size > 1 else None,
@@ -321,16 +330,20 @@ def build_trainer(config: TrainingConfig, run: RunDir, model, tokenizer, tokens,
                   callbacks: list | None = None,     # extra TrainerCallbacks after the stage's own
                   trainer_class: type | None = None, # a Trainer subclass (distillation's); None: `transformers.Trainer`
                   train_dataset=None,                # None: the tokenised train split
+                  compute_metrics: Callable | None = None,  # the validation metrics; None: `trainer_metrics`
+                  data_collator=None,                # None: the padding collator
+                  best_metric: str = "macro_f1",     # what picks the best epoch (a key of `compute_metrics`)
+                  loss_in_model: bool = False,       # the model computes its loss (and label smoothing) itself
                   **trainer_kwargs):                 # passed on to `trainer_class`
     "The stage's Trainer: its arguments and optimiser, the padding collator, validation metrics, early stopping, the loss log and progress lines."
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     train_dataset = tokens.datasets["train"] if train_dataset is None else train_dataset
-    args = training_arguments(config, run.path / "checkpoints", len(train_dataset), device)
+    args = training_arguments(config, run.path / "checkpoints", len(train_dataset), device, best_metric, loss_in_model)
     optimizer = build_optimizer(model, config.learning_rate, config.weight_decay, config.head_lr_multiplier)
     trainer = (trainer_class or Trainer)(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=tokens.datasets["validation"], optimizers=(optimizer, None),
-        processing_class=tokenizer, data_collator=padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
-        compute_metrics=trainer_metrics, **trainer_kwargs,
+        processing_class=tokenizer, data_collator=data_collator or padding_collator(tokenizer, 8 if device.kind == "cuda" else None),
+        compute_metrics=compute_metrics or trainer_metrics, **trainer_kwargs,
         callbacks=[EarlyStoppingCallback(config.early_stopping_patience), JsonlLogCallback(run.reports / "train_log.jsonl"),
                    *([ProgressLinesCallback()] if progress_lines() else []), *(callbacks or [])])
     if progress_lines(): trainer.remove_callback(PrinterCallback)  # the Trainer's raw dicts, in place of the bar; ours say it
@@ -363,6 +376,7 @@ def train_model(config: TrainingConfig | None = None,  # the stage's parameters
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     _ensure_data(run, world_size)
     manifest = read_manifest(run.data)
+    if task_of_data(manifest).entities: return train_joint(config, callbacks)  # data with entities: the joint model (below)
     splits = load_splits(run.data)
     label2id = manifest["label2id"]
     label_names = [manifest["id2label"][str(i)] for i in range(len(label2id))]
@@ -416,6 +430,120 @@ def _finish_wandb(metrics: dict[str, Any]):
     classical = metrics.get("baseline")  # the TF-IDF baseline's metrics, when the run fitted one
     if classical: wandb.run.summary["baseline/test_accuracy"] = classical["test"]["accuracy"]
     wandb.finish()
+
+# %% ../nbs/03_training.ipynb #13e0e22d
+def joint_trainer_metrics(tag_names: list[str],     # tag of each id
+                          intent_labels: list[str]  # intent of each id
+                         ) -> Callable:
+    "The Trainer's `compute_metrics` for the joint model: intent accuracy, slot F1 and sentence accuracy on the words it labels."
+    def compute(eval_prediction) -> dict[str, float]:
+        intent_logits, tag_logits = eval_prediction.predictions[:2]
+        intents, tag_ids = eval_prediction.label_ids
+        guessed = tag_logits.argmax(-1)
+        words = [row != -100 for row in tag_ids]  # first sub-words; padding and later sub-words are -100
+        truth = [[tag_names[i] for i in row[mask]] for row, mask in zip(tag_ids, words)]
+        predicted = [[tag_names[i] for i in row[:len(mask)][mask]] for row, mask in zip(guessed, words)]
+        scores = INTENT_SLOTS.metrics(JointLabels(np.where(intents >= 0, intents, -1), truth),
+                                      JointLabels(intent_logits.argmax(-1), predicted), intent_labels)
+        return {k: scores[k] for k in ("intent_accuracy", "slot_f1", "sentence_accuracy") if scores.get(k) is not None}
+    return compute
+
+# %% ../nbs/03_training.ipynb #c64dc176
+def _intent_ids(frame: pd.DataFrame, label2id: dict[str, int]) -> list[int]:
+    "Each row's intent id; -1 where it has none (entities-only data) or one the model does not know."
+    return [label2id.get(label, -1) if isinstance(label, str) else -1 for label in frame.label]
+
+def _joint_tokens(splits: dict[str, pd.DataFrame], tokenizer, label2id: dict[str, int], tag2id: dict[str, int],
+                  max_length: int) -> TokenizedSplits:
+    "The splits as `joint_features` datasets for the Trainer, and how many texts of each were cut."
+    import datasets
+    tokenized, truncated = {}, {}
+    for split, frame in splits.items():
+        features = joint_features(tokenizer, frame.text.tolist(), _intent_ids(frame, label2id), frame.entities.tolist(), tag2id, max_length)
+        truncated[split] = int(sum(features.pop("truncated")))
+        tokenized[split] = datasets.Dataset.from_dict(features)
+    if any(truncated.values()): get_logger("model").warning(f"truncated to {max_length} tokens: {truncated}")
+    return TokenizedSplits(datasets.DatasetDict(tokenized), truncated, max_length)
+
+# %% ../nbs/03_training.ipynb #8dfe2212
+def _write_slot_reports(run: RunDir, scores: dict[str, Any]) -> None:
+    "The test split's per-slot-type table (`slot_types.csv`) and its F1 plot (`slot_f1.png`) in the run's reports."
+    import matplotlib.pyplot as plt
+    run.reports.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(scores["slot_types"]).T.rename_axis("slot_type").to_csv(run.reports / "slot_types.csv")
+    figure = plot_slot_f1(scores["slot_types"], f"Slot F1 per type (test, overall {scores['slot_f1']:.3f})")
+    figure.savefig(run.reports / "slot_f1.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+def classical_joint_baseline(run: RunDir, splits: dict[str, pd.DataFrame], tokenizer, label2id: dict[str, int],
+                             intent_labels: list[str]) -> dict[str, Any]:
+    "The classical pair beside the joint model, scored as it is: TF-IDF intents (`train_baseline`'s export) and a CRF's slots."
+    started = time.perf_counter()
+    crf = fit_crf(tokenizer, splits["train"].text.tolist(), splits["train"].entities.tolist())
+    exported = run.path / "baseline" / "onnx" / "model.onnx"
+    session = baseline_session(exported) if exported.is_file() else None  # none for entities-only data
+    scores: dict[str, Any] = {"model": "CRF on word features (slots)" + (" + TF-IDF logistic regression (intents)" if session else "")}
+    for split in ("validation", "test"):
+        frame = splits[split]
+        encodings, tags = crf_tags(crf, tokenizer, frame.text.tolist())
+        intents = (onnx_probabilities(session, [baseline_text(t) for t in frame.text]).argmax(1) if session
+                   else np.full(len(frame), -1))
+        truth = joint_truth(encodings, _intent_ids(frame, label2id), frame.entities.tolist())
+        result = INTENT_SLOTS.metrics(truth, JointLabels(intents, tags), intent_labels)
+        scores[split] = {k: result.get(k) for k in ("intent_accuracy", "slot_f1", "slot_precision", "slot_recall", "sentence_accuracy")}
+    scores["seconds"] = round(time.perf_counter() - started, 2)
+    return scores
+
+def train_joint(config: TrainingConfig | None = None,  # the stage's parameters (`slot_loss_weight` among them)
+                callbacks: list | None = None          # extra transformers TrainerCallbacks
+               ) -> TrainingResult:
+    "Fine-tune the joint intent + slots model on the run's data with entities; write model, metrics, per-slot table and plot."
+    config = config or TrainingConfig()
+    log = get_logger("training")
+    run = RunDir.create(config.run_dir)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    _ensure_data(run, world_size)
+    manifest, splits = read_manifest(run.data), load_splits(run.data)
+    label2id = manifest["label2id"]
+    intent_labels = [manifest["id2label"][str(i)] for i in range(len(label2id))]
+    tag_names = bio_tags(manifest["entities"]["slot_labels"])
+    seed_everything(config.seed)
+    device = detect_device(config.device)
+    log.info(f"joint intent + slots: {len(intent_labels)} intents, {len(tag_names)} tags; device {device.kind}")
+
+    tokenizer = load_tokenizer(config.base_model)
+    tokens = _joint_tokens(splits, tokenizer, label2id, {tag: i for i, tag in enumerate(tag_names)}, config.max_length)
+    model = load_joint_model(config.base_model, label2id, tag_names, config.slot_loss_weight, config.label_smoothing)
+    if config.tracking == "wandb": _start_wandb(config, run, manifest)
+    trainer = build_trainer(config, run, model, tokenizer, tokens, device, callbacks,
+                            compute_metrics=joint_trainer_metrics(tag_names, intent_labels),
+                            data_collator=JointCollator(tokenizer.pad_token_id, 8 if device.kind == "cuda" else None),
+                            best_metric="sentence_accuracy", loss_in_model=True)
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    _check_not_diverged(trainer.state.log_history)
+    consistency = _ddp_consistency(trainer.model)
+    if not trainer.is_world_process_zero(): return TrainingResult(run, {}, trainer.state.log_history)
+
+    evaluation, intents = {}, {}
+    for split in ("validation", "test"):
+        frame = splits[split]
+        prediction = predict_joint(trainer.model, tokenizer, frame.text.tolist(), config.max_length, config.eval_batch_size)
+        evaluation[split] = score_joint(prediction, _intent_ids(frame, label2id), frame.entities.tolist(), intent_labels)
+        intents[split] = prediction.intent_probabilities.argmax(1)
+    metrics = run_metrics(trainer, config, manifest, device, tokens, train_seconds, evaluation, world_size=world_size, ddp=consistency)
+    metrics.update(task=INTENT_SLOTS.name, slot_labels=manifest["entities"]["slot_labels"], tag_labels=tag_names)
+    if config.baseline and label2id:
+        metrics["baseline"], metrics["families"] = train_baseline(run, intents, config.seed)
+    if config.baseline: metrics["classical"] = classical_joint_baseline(run, splits, tokenizer, label2id, intent_labels)
+    _write_outputs(run, trainer, tokenizer, metrics, config)
+    _write_slot_reports(run, evaluation["test"])
+    if config.tracking == "wandb": _finish_wandb(metrics)
+    test = metrics["test"]
+    log.info(f"test intent accuracy {test.get('intent_accuracy')}, slot F1 {test['slot_f1']:.4f}, "
+             f"sentence accuracy {test['sentence_accuracy']:.4f} in {train_seconds:.0f}s -> {run.model}")
+    return TrainingResult(run, metrics, trainer.state.log_history)
 
 # %% ../nbs/03_training.ipynb #b40c56b8
 def plot_training_curves(log_history: list[dict[str, Any]]):

@@ -108,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                       "--shadow-share of the requests, alternated with the plain one")
     parser.add_argument("--shadow-share", type=float, default=1.0, help="share of requests the shadow scores (default: %(default)s, "
                                                                          "the cost at its highest)")
+    parser.add_argument("--model-only-seconds", type=float, default=5.0, help="seconds of each model-only measurement of the "
+                                                                                "served variant, before each load and at the end (default: %(default)s; 0: skip)")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench_serve.png")
     parser.add_argument("--out", default="runs/bench-serve", help="folder for bench_serve.json, the plot and the server logs (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -249,6 +251,7 @@ class Target:
     process: subprocess.Popen
     readiness: dict[str, float]
     has_metrics: bool = False
+    registry_dir: Path | None = None  # ainative's: the registry copy it serves (the model-only measurement opens it too)
 
     @property
     def port(self) -> int: return int(self.base_url.rsplit(":", 1)[1])
@@ -282,7 +285,8 @@ def ainative_server(registry_dir: Path, args: argparse.Namespace, out: Path, req
     started = time.monotonic()
     with running(command, log, env) as process:
         base_url = f"http://{HOST}:{port}"
-        yield Target(name, base_url, process, wait_ready(base_url, process, started, args.ready_timeout, log), has_metrics=True)
+        yield Target(name, base_url, process, wait_ready(base_url, process, started, args.ready_timeout, log), has_metrics=True,
+                     registry_dir=registry_dir)
 
 
 @contextlib.contextmanager
@@ -729,6 +733,50 @@ def run_closed_phase(target: Target, script: Path, connections: int, args: argpa
             "batch_size": mean_batch(before, after)}
 
 
+# --- model only: the served variant without the server ------------------------------------------------------------
+MODEL_ONLY = """
+import json, sys
+from ainative.registry import Registry
+from ainative.scoring import measure
+from ainative.serving import ServingConfig, open_version, runtime_options
+texts = json.loads(sys.stdin.read())
+config = ServingConfig.from_env()  # the variant and device the server serves; threads: all cores, as the optimisation stage measures
+runtime = open_version(Registry(sys.argv[1]), sys.argv[2], sys.argv[3], runtime_options(config))
+result = measure(runtime.infer, texts, 32, float(sys.argv[4]), group_by_length=True)
+print("MODEL_ONLY " + json.dumps({**result, "variant": runtime.variant, "provider": runtime.provider}))
+"""
+
+
+def model_only(registry_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    "Texts/s of the served variant alone, as the optimisation stage measures it (batches of 32 grouped by length, all cores), in a fresh process."
+    texts = [json.loads(body)["text"] for body in bodies]
+    done = subprocess.run([sys.executable, "-c", MODEL_ONLY, str(registry_dir), args.model, args.alias, str(args.model_only_seconds)],
+                          input=json.dumps(texts), capture_output=True, text=True, cwd=REPO, timeout=300 + 10 * args.model_only_seconds)
+    found = re.search(r"^MODEL_ONLY (\{.*\})$", done.stdout, re.M)
+    if done.returncode != 0 or not found: raise SystemExit(f"the model-only measurement failed:\n{done.stderr[-2000:]}")
+    measured = json.loads(found.group(1))
+    return {"at": round(time.monotonic(), 1), "throughput": round(measured["throughput"], 1), "variant": measured["variant"],
+            "provider": measured["provider"], "p50_ms_per_batch": round(measured["p50_ms"], 2)}
+
+
+def served_ratios(phases: list[dict[str, Any]], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    "Each closed-loop phase of ainative against the model-only throughput measured around it (the mean of the samples before and after)."
+    rows = []
+    for phase in phases:
+        if phase["kind"] != "closed" or not phase["target"].startswith("ainative") or "ended_at" not in phase: continue
+        before = [s for s in samples if s["at"] <= phase["ended_at"]][-1:]
+        after = [s for s in samples if s["at"] >= phase["ended_at"]][:1]
+        around = before + after
+        if not around: continue
+        reference = float(np.mean([s["throughput"] for s in around]))
+        phase["model_only_rps"] = round(reference, 1)
+        phase["served_over_model_only"] = round(phase["achieved_rps"] / reference, 3)
+        rows.append({"phase": phase["phase"], "connections": phase["connections"], "served_rps": phase["achieved_rps"],
+                     "model_only_rps": round(reference, 1), "ratio": phase["served_over_model_only"],
+                     "p99_ms": phase["latency_ms"].get("p99")})
+    return rows
+
+
 # --- hot reload under load ---------------------------------------------------------------------------------------
 def register_again(registry_dir: Path, model: str, run_dir: Path, alias: str) -> dict[str, Any]:
     "Register `run_dir` again, of the family `alias` serves, with ONNX (copied by register(), else attached)."
@@ -985,6 +1033,13 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("")
     for row in report["ratios"]:
         lines.append(f"ours/{row['baseline']} at c={row['connections']}: RPS x{row['rps_ratio']}, p99 x{row['p99_ratio']}")
+    samples = report.get("model_only") or []
+    if samples:
+        lines.append(f"model only ({samples[0]['variant']} on {samples[0]['provider']}, batches of 32 grouped by length, all cores; "
+                     f"{len(samples)} measurements between the loads): {', '.join(str(round(s['throughput'])) for s in samples)} texts/s")
+    for row in report.get("served_ratios", []):
+        lines.append(f"served / model only, {row['phase']}: {row['served_rps']:.0f} / {row['model_only_rps']:.0f} = "
+                     f"{100 * row['ratio']:.0f}% (p99 {_ms(row['p99_ms'])} ms)")
     if report.get("logging"): lines.extend(format_logging(report["logging"], report.get("request_log_rows", {})) + [""])
     if report.get("shadow"):
         lines.extend(format_shadow(report["shadow"], report.get("shadow_counts"), report["arguments"]["shadow_share"]) + [""])
@@ -1066,11 +1121,18 @@ def run_load_phases(servers: list[Target], bodies: list[bytes], script: Path, ar
                     report: dict[str, Any]) -> None:
     "Every load on every server, the servers alternating round by round; then each server's request-log counts."
     for kind, load in loads(args):
+        if kind == "closed" and args.model_only_seconds > 0:  # the reference, measured between the loads (the servers idle)
+            report["model_only"].append(model_only(servers[0].registry_dir, bodies, args))
+            print(f"  model only: {report['model_only'][-1]['throughput']:.0f} texts/s", flush=True)
         for number, server in alternated(servers, args.logging_repeats):
             phase = run_phase(server, kind, load, bodies, script, args, out)
+            phase["ended_at"] = round(time.monotonic(), 1)
             if len(servers) > 1: phase.update(phase=f"{phase['phase']} #{number}", round=number)
             report["phases"].append(phase)
             print(f"  done: {phase['phase']}", flush=True)
+    if args.model_only_seconds > 0 and not args.skip_closed:
+        report["model_only"].append(model_only(servers[0].registry_dir, bodies, args))
+        print(f"  model only: {report['model_only'][-1]['throughput']:.0f} texts/s", flush=True)
     time.sleep(1.5)  # the log writer flushes every 0.5 s by default: count what these phases logged
     for server in servers:
         metrics = http_get(server.base_url + "/metrics")[1].decode(errors="replace")
@@ -1134,7 +1196,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = load_bodies(run_dir)
     report: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_facts(),
                               "arguments": {k: v for k, v in vars(args).items()}, "served_version": version,
-                              "run_dir": str(run_dir), "texts": len(bodies), "readiness": {}, "phases": [], "baselines": {}}
+                              "run_dir": str(run_dir), "texts": len(bodies), "readiness": {}, "phases": [], "baselines": {},
+                              "model_only": []}
     cores, load = report["machine"]["cpu_count"], report["machine"]["load_average_start"][0]
     if load > 0.5 * cores:
         print(f"warning: the machine is busy (load average {load} on {cores} CPUs); the numbers will be noisy", file=sys.stderr)
@@ -1157,6 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
             run_baselines(registry_dir / args.model / version / "model", version, script, args, out, report)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["ratios"] = ratios(report["phases"], list(report["baselines"]))
+    report["served_ratios"] = served_ratios(report["phases"], report["model_only"])
     report["logging"] = logging_pairs(report["phases"])
     if args.shadow_compare: report["shadow"] = logging_pairs(report["phases"], SHADOW_ON, "ainative")
     (out / "bench_serve.json").write_text(json.dumps(report, indent=2, default=str))

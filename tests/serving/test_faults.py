@@ -174,8 +174,8 @@ def test_a_first_load_that_fails_transiently_is_retried_until_ready(demo_registr
 def test_an_unknown_model_is_not_ready_and_ready_names_what_the_registry_holds(demo_registry_dir):
     "Issue 31: `--model intent-classifier` on a registry that holds another model must say which one and how to pick it."
     with app_client(demo_registry_dir, model="no-such-model", reload_interval_s=0) as client:
-        reasons = wait_until(lambda: (lambda r: r.json()["reasons"] if r.status_code == 503 and r.json()["reasons"] else None)(
-            client.get("/ready")), 30, "/ready naming the missing model")
+        reasons = wait_until(lambda: (lambda r: r.json()["reasons"] if r.status_code == 503 and "No alias" in " ".join(r.json()["reasons"])
+                                      else None)(client.get("/ready")), 30, "/ready naming the missing model")  # not "(loading)": the first load fails soon after
         held = f"{MODEL} (production {Registry(demo_registry_dir).aliases(MODEL)['production']}"
         assert any("No alias 'production' for no-such-model" in reason and held in reason and f"--model {MODEL}" in reason
                    for reason in reasons), reasons

@@ -35,12 +35,12 @@ from .ui import answering_part, explainer_part, loaded_runtime, monitoring_part,
 # %% auto #0
 __all__ = ['TopK', 'Steps', 'LabelId', 'NOT_BLANK', 'ENGINE_ERRORS', 'ERROR_RESPONSES', 'KNOWN_ENDPOINTS', 'HTTP_METHODS',
            'predict_router', 'probe_router', 'explain_router', 'admin_router', 'monitor_router', 'TextRequest',
-           'PredictRequest', 'BatchRequest', 'Alternative', 'Prediction', 'ExplainRequest', 'BatchPrediction',
-           'ErrorBody', 'ProbeBody', 'build_prediction', 'OrjsonResponse', 'prediction_response', 'deadline_protocol',
-           'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware', 'predict_endpoint',
-           'predict_batch_endpoint', 'health_endpoint', 'ready_endpoint', 'model_endpoint', 'metrics_endpoint',
-           'explain_endpoint', 'admin_token', 'reload_endpoint', 'FeedbackItem', 'FeedbackBatch', 'feedback_endpoint',
-           'monitor_endpoint', 'create_app', 'serve']
+           'PredictRequest', 'BatchRequest', 'Alternative', 'EntityAnswer', 'Prediction', 'ExplainRequest',
+           'BatchPrediction', 'ErrorBody', 'ProbeBody', 'build_prediction', 'OrjsonResponse', 'prediction_response',
+           'deadline_protocol', 'BodyLimitMiddleware', 'MetricsMiddleware', 'choose_request_id', 'RequestIdMiddleware',
+           'predict_endpoint', 'predict_batch_endpoint', 'health_endpoint', 'ready_endpoint', 'model_endpoint',
+           'metrics_endpoint', 'explain_endpoint', 'admin_token', 'reload_endpoint', 'FeedbackItem', 'FeedbackBatch',
+           'feedback_endpoint', 'monitor_endpoint', 'create_app', 'serve']
 
 # %% ../nbs/06b_api.ipynb #c6dfdc2e
 def _whole_number(value: Any) -> int:
@@ -104,6 +104,14 @@ class Alternative(BaseModel):
     confidence: float
 
 # %% ../nbs/06b_api.ipynb #f7ae0a3f
+class EntityAnswer(BaseModel):
+    "One entity of a text: its type, where it is in the text as sent (Unicode code points, end exclusive), its value and confidence."
+    entity: str = Field(description="the slot type, e.g. city")
+    start: int = Field(description="index of its first character in the text as sent")
+    end: int = Field(description="index after its last character: text[start:end] == value")
+    value: str
+    confidence: float = Field(description="the mean, over its words, of the probability of the tag the model chose")
+
 class Prediction(BaseModel):
     "The predicted intent with its calibrated confidence and the next most likely intents."
     intent: str | None = Field(description="the predicted intent; when the model abstains, the configured fallback label "
@@ -116,6 +124,8 @@ class Prediction(BaseModel):
     truncated: bool = Field(description="true when the text was cut to the model's token limit")
     model_version: str
     request_id: str
+    entities: list[EntityAnswer] | None = Field(None, description="the typed spans the version found (joint intent + slots "
+                                                "versions only; absent for intent-only versions)")
 
 # %% ../nbs/06b_api.ipynb #c4f98ff3
 class ExplainRequest(TextRequest):
@@ -150,7 +160,7 @@ class ProbeBody(BaseModel):
 # %% ../nbs/06b_api.ipynb #682a2382
 def build_prediction(result: BatchResult, top_k: int, request_id: str) -> Prediction:
     "The response for one text, labelled by the version that computed it."
-    return Prediction(**vars(build_answer(result, top_k, request_id)))
+    return Prediction(**build_answer(result, top_k, request_id).body())
 
 # %% ../nbs/06b_api.ipynb #f7034859
 class OrjsonResponse(JSONResponse):
@@ -347,7 +357,7 @@ async def predict_endpoint(body: PredictRequest, http: Request,
     "The intent of one message, with its confidence and the next most likely intents."
     client_key = http.headers.get(answering.config.client_key_header)
     role, answers = await answer_texts(answering, [body.text], http.state.request_id, client_key, body.top_k)
-    return prediction_response(vars(answers[0]), role)
+    return prediction_response(answers[0].body(), role)
 
 # %% ../nbs/06b_api.ipynb #3c61feac
 @predict_router.post("/predict/batch", response_model=BatchPrediction, summary="Classify several messages",
@@ -360,7 +370,7 @@ async def predict_batch_endpoint(body: BatchRequest, http: Request,
     client_key = http.headers.get(answering.config.client_key_header)
     role, answers = await answer_texts(answering, body.texts, http.state.request_id, client_key, body.top_k)
     versions = sorted({answer.model_version for answer in answers})  # one, unless a reload fell between two of its micro-batches
-    return prediction_response({"predictions": [vars(answer) for answer in answers], "model_version": ",".join(versions),
+    return prediction_response({"predictions": [answer.body() for answer in answers], "model_version": ",".join(versions),
                                 "request_id": http.state.request_id}, role)
 
 # %% ../nbs/06b_api.ipynb #4ababa84

@@ -23,7 +23,7 @@ __all__ = ['LAYERS', 'LAZY_PACKAGES', 'REFERENCE', 'ImportEdge', 'import_graph',
 # %% ../nbs/10a_architecture.ipynb #66c3bda7
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first; a module imports only modules listed before it
     ("foundations", ("core", "evidence")),
-    ("data and docs", ("spans", "data", "architecture", "docs")),  # spans: entities in text, read by the data stage
+    ("data and docs", ("spans", "tagging", "data", "architecture", "docs")),  # spans: entities in text; tagging: words, BIO tags, entities
     ("tasks", ("scoring", "reference", "tasks", "policy", "families")),  # scoring, drift profile, Task, abstention policy, Family
     ("families", ("model", "transformer", "joint", "baseline")),  # each family in its own module, registered in one table; joint: two heads
     ("registry and store", ("gates", "registry", "store")),

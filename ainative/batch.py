@@ -25,17 +25,19 @@ from .core import (ConfigError, DataEncodingError, DataFileNotFoundError, DataVa
                            StageConfig, fsync_path, get_logger)
 from .families import Runtime
 from .serving import BatchResult, ModelManager, ServingConfig, batch_result, length_groups
+from .tasks import task_of
 from .traffic import Answer, build_answer, missing_modules
 
 # %% auto #0
-__all__ = ['OUTPUT_COLUMNS', 'FORMATS', 'EXTENSIONS', 'ADDED_TYPES', 'READERS', 'WRITERS', 'text_problem', 'score_texts',
-           'answer_row', 'parse_shard', 'shard_bounds', 'PredictConfig', 'Chunk', 'read_csv', 'read_jsonl',
-           'read_parquet', 'count_rows', 'input_columns', 'InputPlan', 'format_of', 'plan_input', 'csv_cell',
-           'CsvWriter', 'JsonlWriter', 'ParquetWriter', 'atomic_output', 'sigterm_as_exit', 'Tally', 'progress_bar',
-           'score_chunk', 'score_file', 'open_served', 'predict_file']
+__all__ = ['OUTPUT_COLUMNS', 'ENTITY_COLUMN', 'FORMATS', 'EXTENSIONS', 'ADDED_TYPES', 'READERS', 'WRITERS', 'text_problem',
+           'score_texts', 'answer_row', 'parse_shard', 'shard_bounds', 'PredictConfig', 'Chunk', 'read_csv',
+           'read_jsonl', 'read_parquet', 'count_rows', 'input_columns', 'InputPlan', 'format_of', 'plan_input',
+           'csv_cell', 'CsvWriter', 'JsonlWriter', 'ParquetWriter', 'atomic_output', 'sigterm_as_exit', 'Tally',
+           'progress_bar', 'score_chunk', 'score_file', 'open_served', 'added_columns', 'predict_file']
 
 # %% ../nbs/06c_batch.ipynb #2eaca748
 OUTPUT_COLUMNS = ("line", "intent", "confidence", "abstained", "model", "model_version", "error")  # added to every row, in order
+ENTITY_COLUMN = "entities"  # added after them when the version's task finds entities: the answer's list (JSON text in CSV and Parquet)
 
 def text_problem(value: Any  # a row's value of the text column, as read (None: missing)
                 ) -> str | None:
@@ -79,9 +81,9 @@ def answer_row(line: int,                 # where the row is in the input
     error = problem or (answer if isinstance(answer, str) else None)
     if error is not None:
         return {"line": line, "intent": None, "confidence": None, "abstained": None, "model": runtime.name,
-                "model_version": runtime.version, "error": error}
+                "model_version": runtime.version, "error": error, ENTITY_COLUMN: None}
     return {"line": line, "intent": answer.intent, "confidence": answer.confidence, "abstained": answer.abstained,
-            "model": runtime.name, "model_version": answer.model_version, "error": None}
+            "model": runtime.name, "model_version": answer.model_version, "error": None, ENTITY_COLUMN: answer.entities}
 
 # %% ../nbs/06c_batch.ipynb #1e1c72f2
 def parse_shard(shard: str  # "i/n", e.g. "2/8"
@@ -353,6 +355,7 @@ class InputPlan:
     schema: Any                  # a Parquet input's Arrow schema (typed columns for a Parquet output); else None
     start: int = 0               # the first row to score (counted from 0)
     stop: int | None = None      # the row after the last; None: the end of the file (not counted)
+    added: tuple[str, ...] = OUTPUT_COLUMNS  # the columns predict adds (`ENTITY_COLUMN` too for a version that finds entities)
 
 def format_of(path: Path, named: str | None, flag: str) -> str:
     "The format `named`, else the one `path`'s extension says; a `ConfigError` naming `flag` when neither does."
@@ -383,7 +386,7 @@ def plan_input(config: PredictConfig,
 
 # %% ../nbs/06c_batch.ipynb #0c7f4ccd
 ADDED_TYPES = {"line": "int64", "intent": "string", "confidence": "float64", "abstained": "bool", "model": "string",
-               "model_version": "string", "error": "string"}  # the Arrow type of each added column in a Parquet output
+               "model_version": "string", "error": "string", ENTITY_COLUMN: "string"}  # the Arrow type of each added column in a Parquet output
 
 def csv_cell(value: Any) -> str:
     "`value` as a CSV cell: text as it is, `true`/`false`, an empty cell for None, numbers as Python writes them, else JSON."
@@ -410,35 +413,36 @@ class _TextWriter:
         self.file.close()
 
 class CsvWriter(_TextWriter):
-    "Rows to a CSV file: the input's columns, then `OUTPUT_COLUMNS`."
+    "Rows to a CSV file: the input's columns, then the added ones (`InputPlan.added`)."
     def __init__(self, path: Path, plan: InputPlan):
-        self.file, self.columns = _open_text(path, "w"), plan.columns
+        self.file, self.columns, self.added = _open_text(path, "w"), plan.columns, plan.added
         self.writer = csv.writer(self.file)
-        self.writer.writerow([*self.columns, *OUTPUT_COLUMNS])
+        self.writer.writerow([*self.columns, *self.added])
 
     def write(self, chunk: Chunk, added: list[dict[str, Any]]):
         for record, extra in zip(chunk.rows(), added):
-            self.writer.writerow([csv_cell(record.get(name)) for name in self.columns] + [csv_cell(extra[name]) for name in OUTPUT_COLUMNS])
+            self.writer.writerow([csv_cell(record.get(name)) for name in self.columns] + [csv_cell(extra[name]) for name in self.added])
 
 class JsonlWriter(_TextWriter):
-    "Rows to a JSON Lines file: each row's own fields, then `OUTPUT_COLUMNS`."
+    "Rows to a JSON Lines file: each row's own fields, then the added ones (`InputPlan.added`)."
     def __init__(self, path: Path, plan: InputPlan):
-        self.file = _open_text(path, "w")
+        self.file, self.added = _open_text(path, "w"), plan.added
 
     def write(self, chunk: Chunk, added: list[dict[str, Any]]):
-        self.file.writelines(json.dumps({**record, **extra}, ensure_ascii=False, default=str) + "\n"
+        self.file.writelines(json.dumps({**record, **{name: extra[name] for name in self.added}}, ensure_ascii=False, default=str) + "\n"
                              for record, extra in zip(chunk.rows(), added))
 
 # %% ../nbs/06c_batch.ipynb #39d2b673
 class ParquetWriter:
-    "Rows to a Parquet file: a Parquet input's columns typed (others as text), then `OUTPUT_COLUMNS` typed."
+    "Rows to a Parquet file: a Parquet input's columns typed (others as text), then the added ones typed (entities as JSON text)."
     def __init__(self, path: Path, plan: InputPlan):
         import pyarrow as pa
         import pyarrow.parquet as pq
         self.pa, self.columns, self.typed = pa, plan.columns, plan.schema is not None
+        self.added = {name: ADDED_TYPES[name] for name in plan.added}
         passed = plan.schema.remove_metadata() if self.typed else pa.schema([(name, pa.string()) for name in plan.columns])
         self.schema = passed
-        for name, kind in ADDED_TYPES.items(): self.schema = self.schema.append(pa.field(name, pa.type_for_alias(kind)))
+        for name, kind in self.added.items(): self.schema = self.schema.append(pa.field(name, pa.type_for_alias(kind)))
         self.writer = pq.ParquetWriter(path, self.schema)
 
     def write(self, chunk: Chunk, added: list[dict[str, Any]]):
@@ -447,7 +451,8 @@ class ParquetWriter:
         else:
             rows = chunk.rows()
             arrays = [pa.array([_arrow_text(row.get(name)) for row in rows], pa.string()) for name in self.columns]
-        arrays += [pa.array([extra[name] for extra in added], pa.type_for_alias(kind)) for name, kind in ADDED_TYPES.items()]
+        arrays += [pa.array([_arrow_text(extra[name]) if kind == "string" else extra[name] for extra in added], pa.type_for_alias(kind))
+                   for name, kind in self.added.items()]
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
 
     def close(self): self.writer.close()
@@ -571,6 +576,14 @@ def open_served(config: ServingConfig  # the server's settings: registry, model,
     manager = ModelManager(config)
     return manager.open_checked(manager.target())  # the server's own loading path (the INT8 host check included), once
 
+def added_columns(plan: InputPlan, runtime: Runtime) -> tuple[str, ...]:
+    "The columns predict adds for `runtime`: `OUTPUT_COLUMNS`, and `ENTITY_COLUMN` when its version's task finds entities."
+    if not task_of(runtime.describe()).entities: return OUTPUT_COLUMNS  # what it says, as a manifest does (no task: intents)
+    if ENTITY_COLUMN in plan.columns:
+        raise DataValidationError(f"{plan.path.name} already has a column {ENTITY_COLUMN!r}, which predict adds for this model.",
+                                  where=str(plan.path), fix="Rename that column (the model's entities go there).")
+    return (*OUTPUT_COLUMNS, ENTITY_COLUMN)
+
 def predict_file(config: PredictConfig,                # what to score and where to write it
                  serving: ServingConfig | None = None, # which model answers; None: `ServingConfig.from_env()`, as `ainative serve`
                  runtime: Runtime | None = None        # a runtime to use instead of opening the served one
@@ -580,4 +593,5 @@ def predict_file(config: PredictConfig,                # what to score and where
     batch_size = config.batch_size or serving.max_batch_size
     plan = plan_input(config, batch_size)  # the files first: a typo costs no model load
     runtime = runtime or open_served(serving)
+    plan.added = added_columns(plan, runtime)
     return score_file(plan, runtime, config, batch_size, serving.top_k)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,14 +14,16 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
 
 from .core import ConfigError, RunDir, atomic_write_json
+from .data import DataConfig, prepare_data
 from .model import load_tokenizer
 from .optimize import OptimizationConfig, optimize_model
 from .registry import RegistryConfig, register_model
 from .training import TrainingConfig, train_model
 
 # %% auto #0
-__all__ = ['DEMO_LABELS', 'KEYWORDS', 'message_of', 'tiny_tokenizer', 'tiny_model', 'keyword_examples', 'train_tiny',
-           'make_demo_run', 'demo_registry']
+__all__ = ['DEMO_LABELS', 'KEYWORDS', 'CITIES', 'DAYS', 'JOINT_DEMO_MODEL', 'message_of', 'tiny_tokenizer', 'tiny_model',
+           'keyword_examples', 'train_tiny', 'make_demo_run', 'demo_registry', 'entity_examples', 'save_tiny_base',
+           'joint_demo_registry']
 
 # %% ../nbs/90_demo.ipynb #86814ea8
 def message_of(call) -> str:
@@ -119,4 +122,48 @@ def demo_registry(folder: Path | str) -> Path:
     run = train_model(TrainingConfig(run_dir=str(folder / "run"), epochs=1, baseline=False)).run
     register_model(RegistryConfig(run_dir=str(run.path), registry_dir=str(folder / "registry"), promote_to="staging"))
     optimize_model(OptimizationConfig(run_dir=str(run.path), bench_seconds=0.05, batch_sizes=(1, 8), max_int8_drop=1.0))
+    return folder / "registry"
+
+# %% ../nbs/90_demo.ipynb #57a9296b
+CITIES = ("boston", "paris", "tokyo", "lima", "oslo", "cairo", "delhi", "quito")  # the city slot of `entity_examples`
+DAYS = ("monday", "friday", "sunday", "tomorrow")                               # its day slot
+
+def entity_examples(copies: int = 1) -> list[dict]:
+    "Flight and weather requests with a city and a day, each a distinct text, as span records (text, intent, entities)."
+    records = []
+    for n in range(copies):
+        for i, city in enumerate(CITIES):
+            for j, day in enumerate(DAYS):
+                intent, prefix = ("book_flight", "fly to ") if (i + j) % 2 else ("get_weather", "weather in ")
+                text = f"{prefix}{city} {'on ' if (i + j) % 2 else ''}{day}" + (f" please {n}" if n else "")
+                day_start = text.index(day, len(prefix) + len(city))
+                records.append({"text": text, "intent": intent,
+                                "entities": [{"start": len(prefix), "end": len(prefix) + len(city), "label": "city"},
+                                             {"start": day_start, "end": day_start + len(day), "label": "day"}]})
+    return records
+
+def save_tiny_base(folder: Path | str) -> Path:
+    "A tiny random BERT with the bundled tokenizer saved in `folder`: a base model the joint model trains on in seconds."
+    tokenizer = tiny_tokenizer()
+    tiny_model(2, vocab_size=len(tokenizer), max_positions=128).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+# %% ../nbs/90_demo.ipynb #2116a727
+JOINT_DEMO_MODEL = "assistant"  # the joint demo registry's model
+
+def joint_demo_registry(folder: Path | str, copies: int = 3, epochs: int = 4) -> Path:
+    "A registry at `folder` with a tiny joint intent + slots model trained on `entity_examples`, optimised and in production."
+    folder = Path(folder)
+    data = folder / "entities.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(record) + "\n" for record in entity_examples(copies)), encoding="utf-8")
+    run = folder / "run"
+    prepare_data(DataConfig(dataset=str(data), run_dir=str(run)))
+    train_model(TrainingConfig(run_dir=str(run), base_model=str(save_tiny_base(folder / "base")), epochs=epochs,
+                               learning_rate=3e-3, batch_size=16, max_length=24, logging_steps=50, baseline=False))
+    register_model(RegistryConfig(run_dir=str(run), registry_dir=str(folder / "registry"), model_name=JOINT_DEMO_MODEL,
+                                  promote_to="staging"))
+    optimize_model(OptimizationConfig(run_dir=str(run), model_name=JOINT_DEMO_MODEL, bench_seconds=0.05, batch_sizes=(1, 8),
+                                      max_int8_drop=1.0, probe_size=20))
     return folder / "registry"

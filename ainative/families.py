@@ -16,7 +16,7 @@ import numpy as np
 
 from .core import (CapabilityError, ConfigError, IntegrityError, ModelNotFoundError, RegistryError, RunDir,
                            load_object, normalize_text)
-from .tasks import Task, task_named
+from .tasks import Task, task_named, task_of
 
 # %% auto #0
 __all__ = ['CAPABILITIES', 'FAMILIES', 'PICKLE_SUFFIXES', 'KNOWN_SAFE_SUFFIXES', 'Inference', 'prepare_text', 'read_temperature',
@@ -41,6 +41,7 @@ class Inference(NamedTuple):
     embeddings: np.ndarray | None      # (texts, dim) sentence embeddings; None when the family gives none
     unknown_rates: list[float | None]  # per text, the share of its tokens that are the unknown token (None: no tokenizer)
     abstained: list[bool] | None = None  # per text, whether the version's abstention policy declines to answer; None: no policy
+    entities: list[list[dict[str, Any]]] | None = None  # per text, its entities as answered (`Entity.to_dict`); None: the task has none
 
 # %% ../nbs/02d_families.ipynb #49e44fe5
 def prepare_text(text: str, max_chars: int) -> tuple[str, bool]:
@@ -100,8 +101,17 @@ class Family:
     "A kind of model: how a run's model becomes a registry version, how a version is served, and what it can do."
     name: str = ""                              # stored in each version's manifest
     capabilities: frozenset[str] = frozenset()  # a subset of CAPABILITIES
-    task: str = "intent"                        # the task its models do (chapter 2c)
+    task: str = "intent"                        # the task its models do unless a run's metrics name another (chapter 2c)
+    tasks: frozenset[str] = frozenset({"intent"})  # every task its models may do (`task` among them)
     library: str = "unknown"                    # the model card's `library_name`
+
+    def run_task(self, metrics: dict[str, Any]) -> Task:
+        "The task of a run's model of this family: the one its `run_metrics` name, else `task`; one the family cannot do is refused."
+        name = metrics.get("task") or self.task
+        if name not in self.tasks:
+            raise RegistryError(f"The run's model does the {name!r} task, which the {self.name} family cannot register or serve.",
+                                fix=f"The {self.name} family does: {sorted(self.tasks)}; register the run with a family that does {name!r}.")
+        return task_named(name)
 
     def run_metrics(self, run: RunDir) -> dict[str, Any]:
         "The metrics of `run`'s model of this family (with `data_version`, `test_sha256` and the test metrics the gate reads)."
@@ -144,7 +154,10 @@ def register_family(family: Family) -> Family:
     if not family.name or unknown:
         raise ConfigError(f"A family needs a name and known capabilities; {family.name or 'this one'} has {unknown or 'no name'}.",
                           where=type(family).__qualname__, fix=f"Capabilities: {sorted(CAPABILITIES)}.")
-    task_named(family.task)  # a family of an unknown task is refused here, not when a version is served
+    for task in {family.task, *family.tasks}: task_named(task)  # an unknown task is refused here, not when a version is served
+    if family.task not in family.tasks:
+        raise ConfigError(f"The {family.name} family's default task {family.task!r} is not among its tasks {sorted(family.tasks)}.",
+                          where=type(family).__qualname__)
     FAMILIES[family.name] = family
     return family
 
@@ -208,12 +221,19 @@ def read_run_json(path: Path,  # a JSON file of a run directory
 def _score(values: dict[str, Any], name: str) -> str:
     return f"{values[name]:.4f}" if isinstance(values.get(name), (int, float)) else "–"
 
+def _slot_lines(test: dict[str, Any], classical: dict[str, Any]) -> list[str]:
+    "The card's slot table: exact-span slot F1 and sentence accuracy of the model and of the classical pair (TF-IDF + CRF)."
+    classical = classical.get("test") or {}
+    return ["| | slot F1 (exact spans) | sentence accuracy |", "|---|---|---|",
+            f"| this model | {_score(test, 'slot_f1')} | {_score(test, 'sentence_accuracy')} |",
+            f"| TF-IDF intents + CRF slots | {_score(classical, 'slot_f1')} | {_score(classical, 'sentence_accuracy')} |", ""]
+
 def model_card(manifest: dict[str, Any],    # the version's manifest: name, version, labels, metrics, params
                data: dict[str, Any] | None, # the run's data/manifest.json (source, counts), when there is one
-               family: Family               # the version's family: its library and base model, and its task
+               family: Family               # the version's family: its library and base model
               ) -> str:
     "A Hugging Face style model card for a registered version: intended use, data, metrics, limitations, calibration."
-    data, metrics, task = data or {}, manifest.get("metrics") or {}, task_named(family.task)
+    data, metrics, task = data or {}, manifest.get("metrics") or {}, task_of(manifest)
     test, baseline = metrics.get("test") or {}, (metrics.get("baseline") or {}).get("test") or {}
     label2id = (manifest.get("labels") or {}).get("label2id") or {}
     labels = sorted(label2id, key=label2id.get)
@@ -235,6 +255,7 @@ def model_card(manifest: dict[str, Any],    # the version's manifest: name, vers
         "| | accuracy | macro-F1 |", "|---|---|---|",
         f"| this model | {_score(test, 'accuracy')} | {_score(test, 'macro_f1')} |",
         f"| TF-IDF + logistic regression baseline | {_score(baseline, 'accuracy')} | {_score(baseline, 'macro_f1')} |", "",
+        *(_slot_lines(test, metrics.get("classical") or {}) if task.entities else []),
         "## Calibration", "",
         (f"Temperature {calibration['temperature']:.3f}; ECE {calibration.get('ece_before')} before, {calibration.get('ece_after')} after."
          if calibration.get("temperature") else

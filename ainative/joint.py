@@ -18,121 +18,14 @@ from transformers.utils import ModelOutput
 from .core import ConfigError, softmax
 from .evidence import encode_correct
 from .model import resolve_base_model
-from .spans import OUTSIDE, Span, bio_tags, split_tag
+from .spans import OUTSIDE, Span
+from .tagging import (JointPrediction, WordEncoding, decode_joint, encode_words, joint_batch, tag_labels,
+                              tags_to_entities, word_tags)
 from .tasks import INTENT_SLOTS, JointLabels
 
 # %% auto #0
-__all__ = ['WordEncoding', 'encode_words', 'word_tags', 'tag_labels', 'Entity', 'decode_words', 'tags_to_entities', 'JointOutput',
-           'joint_loss', 'JointIntentSlotModel', 'joint_config', 'load_joint_model', 'JointPrediction', 'joint_batch',
-           'decode_joint', 'predict_joint', 'joint_truth', 'score_joint', 'joint_features', 'JointCollator',
-           'word_features', 'fit_crf', 'crf_tags']
-
-# %% ../nbs/02g_joint.ipynb #81cc7c60
-class WordEncoding(NamedTuple):
-    "One text as the model sees it: token ids (cut at the limit) and its words' character offsets."
-    input_ids: list[int]                 # [CLS] … [SEP], at most `max_length` ids
-    words: list[tuple[int, int]]         # (start, end) characters of each word of the whole text
-    first_tokens: list[int | None]       # per word, the position of its first sub-word in `input_ids`; None: cut off
-
-    @property
-    def truncated(self) -> bool:
-        "Whether some word lost its tokens to the length limit."
-        return any(first is None for first in self.first_tokens)
-
-# %% ../nbs/02g_joint.ipynb #de07cc67
-def encode_words(tokenizer,               # a fast (Rust) tokenizer: it knows each token's word and characters
-                 texts: Sequence[str],
-                 max_length: int = 64     # tokens, [CLS] and [SEP] included
-                ) -> list[WordEncoding]:
-    "Token ids (cut at `max_length`), word offsets and each word's first sub-word, for each of `texts`."
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError("The joint model needs a fast tokenizer (offsets and word ids).", fix="Load it with AutoTokenizer (use_fast=True).")
-    if max_length < 8: raise ConfigError(f"max_length={max_length} is too small.", fix="Use 32 to 512.")
-    encoded = tokenizer(list(texts), truncation=False, return_offsets_mapping=True)
-    encodings = []
-    for row, ids in enumerate(encoded["input_ids"]):
-        words, first_tokens = [], []
-        for position, (word, (start, end)) in enumerate(zip(encoded.word_ids(row), encoded["offset_mapping"][row])):
-            if word is None: continue                # [CLS], [SEP]
-            if word == len(words):                   # the word's first sub-word
-                words.append((start, end))
-                first_tokens.append(position if position < max_length - 1 else None)  # the last place is [SEP]'s
-            else:
-                words[word] = (words[word][0], end)
-        kept = ids if len(ids) <= max_length else ids[: max_length - 1] + ids[-1:]  # as the tokenizer truncates: keep [SEP]
-        encodings.append(WordEncoding(list(kept), words, first_tokens))
-    return encodings
-
-# %% ../nbs/02g_joint.ipynb #2c25b119
-def word_tags(words: Sequence[tuple[int, int]],  # (start, end) of each word
-              spans: Sequence[Span]               # the text's entities, character offsets
-             ) -> list[str]:
-    "A BIO tag per word: `B-type` on the first word a span shares characters with, `I-type` on the rest, `O` outside."
-    tags = [OUTSIDE] * len(words)
-    for span in sorted(spans):
-        covered = [i for i, (start, end) in enumerate(words) if start < span.end and end > span.start and tags[i] == OUTSIDE]
-        for position, i in enumerate(covered):
-            tags[i] = f"{'B' if position == 0 else 'I'}-{span.label}"
-    return tags
-
-def tag_labels(encoding: WordEncoding,   # the text's tokens and words
-               tags: Sequence[str],      # a BIO tag per word
-               tag2id: dict[str, int]    # the model's tags, `O` among them
-              ) -> list[int]:
-    "Per token of `encoding`: the tag id of the word it starts, -100 for every other token."
-    labels = [-100] * len(encoding.input_ids)
-    for tag, first in zip(tags, encoding.first_tokens):
-        if first is not None: labels[first] = tag2id.get(tag, tag2id[OUTSIDE])  # an unknown type: O
-    return labels
-
-# %% ../nbs/02g_joint.ipynb #9c24dd1a
-@dataclass(frozen=True)
-class Entity:
-    "A predicted entity: its span of the text and the model's confidence in it."
-    span: Span          # character offsets into the text as given, and the type
-    confidence: float   # mean probability of the chosen tag over the entity's words
-
-    def to_dict(self, text: str) -> dict[str, Any]:
-        "The answer's shape: entity type, start, end, value (the characters of `text`) and confidence."
-        return {"entity": self.span.label, "start": self.span.start, "end": self.span.end,
-                "value": self.span.value(text), "confidence": round(self.confidence, 4)}
-
-# %% ../nbs/02g_joint.ipynb #3a8613a8
-def decode_words(tag_probabilities: np.ndarray,  # (tokens, tags) softmax of one text's tag logits
-                 encoding: WordEncoding,
-                 tag_names: Sequence[str]         # tag of each id
-                ) -> tuple[list[str], list[float]]:
-    "The tag of each word (the most probable at its first sub-word; `O` when cut off) and that tag's probability."
-    tags, confidences = [], []
-    for first in encoding.first_tokens:
-        if first is None or first >= len(tag_probabilities):
-            tags.append(OUTSIDE); confidences.append(1.0)
-            continue
-        best = int(np.argmax(tag_probabilities[first]))
-        tags.append(tag_names[best]); confidences.append(float(tag_probabilities[first, best]))
-    return tags, confidences
-
-def tags_to_entities(words: Sequence[tuple[int, int]],  # (start, end) of each word
-                     tags: Sequence[str],                # a BIO tag per word
-                     confidences: Sequence[float] | None = None  # per word, the probability of its tag; None: 1.0
-                    ) -> list[Entity]:
-    "The entities `tags` mark, read as conlleval does, with character offsets and the mean confidence of their words."
-    confidences = [1.0] * len(tags) if confidences is None else confidences
-    entities, current = [], None  # current: [first word, last word, type]
-    def close():
-        if current is None: return
-        first, last, label = current
-        entities.append(Entity(Span(words[first][0], words[last][1], label),
-                               float(np.mean(confidences[first: last + 1]))))
-    for i, tag in enumerate(tags):
-        prefix, label = split_tag(tag)
-        if prefix == "I" and current is not None and current[2] == label:
-            current[1] = i
-            continue
-        close()
-        current = [i, i, label] if prefix != OUTSIDE else None
-    close()
-    return entities
+__all__ = ['JointOutput', 'joint_loss', 'JointIntentSlotModel', 'joint_config', 'load_joint_model', 'predict_joint',
+           'joint_truth', 'score_joint', 'joint_features', 'JointCollator', 'word_features', 'fit_crf', 'crf_tags']
 
 # %% ../nbs/02g_joint.ipynb #f8a49422
 @dataclass
@@ -218,36 +111,7 @@ def load_joint_model(name: str,                     # base model: folder, weight
     finally:
         hf_logging.set_verbosity(verbosity)
 
-# %% ../nbs/02g_joint.ipynb #474b438d
-class JointPrediction(NamedTuple):
-    "What the joint model says of a group of texts."
-    intent_probabilities: np.ndarray        # (texts, intents)
-    tags: list[list[str]]                   # per text, a BIO tag per word
-    entities: list[list[Entity]]            # per text, its entities (offsets into the text as given)
-    encodings: list[WordEncoding]           # per text, its tokens and words
-
 # %% ../nbs/02g_joint.ipynb #b6f3c877
-def joint_batch(encodings: Sequence[WordEncoding], pad_id: int) -> dict[str, np.ndarray]:
-    "`input_ids` and `attention_mask` of `encodings`, padded to the longest."
-    width = max(len(e.input_ids) for e in encodings)
-    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(encodings), width), dtype=np.int64)
-    for row, encoding in enumerate(encodings):
-        ids[row, : len(encoding.input_ids)] = encoding.input_ids
-        mask[row, : len(encoding.input_ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-def decode_joint(intent_logits: np.ndarray,   # (texts, intents)
-                 tag_logits: np.ndarray,      # (texts, tokens, tags)
-                 encodings: Sequence[WordEncoding], tag_names: Sequence[str]) -> JointPrediction:
-    "Intent probabilities, word tags and entities from the two heads' logits."
-    tags, entities = [], []
-    for row, encoding in enumerate(encodings):
-        word_tags_, confidences = decode_words(softmax(tag_logits[row]), encoding, tag_names)
-        tags.append(word_tags_)
-        entities.append(tags_to_entities(encoding.words, word_tags_, confidences))
-    return JointPrediction(softmax(intent_logits), tags, entities, list(encodings))
-
 def predict_joint(model: JointIntentSlotModel, tokenizer, texts: Sequence[str],
                   max_length: int = 64,    # tokens; the words beyond are tagged O
                   batch_size: int = 64) -> JointPrediction:

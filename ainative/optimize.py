@@ -18,23 +18,26 @@ import pandas as pd
 
 from .core import (AinativeError, ConfigError, DeviceInfo, ParityError, RegistryError, RunDir, StageConfig,
                            atomic_write_json, cpu_features, detect_device, get_logger, select_onnx_providers, session_options)
-from .evidence import UNDECIDED_POLICIES, judge_not_worse, pooled
+from .evidence import UNDECIDED_POLICIES, decode_correct, judge_not_worse, pooled
 from .data import load_splits, read_manifest
 # how every model is scored and timed (chapter 2a); imported here, `from ainative.optimize import ...` keeps working
 from .scoring import batched_logits, measure, parity_report, require_parity, sample_batches
 from .families import Family, can, require
 from .baseline import baseline_session, baseline_text, onnx_probabilities
 from .registry import Registry, RegistryConfig
-from .tasks import INTENT, INTENT_SLOTS, task_named
-from .joint import JointPrediction, decode_joint, encode_words, joint_batch
+from .tasks import INTENT, INTENT_SLOTS, Task, task_named
+from .tagging import JointPrediction, WordEncoding, decode_joint, encode_words, joint_batch
+from .joint import JointIntentSlotModel, joint_truth, predict_joint, score_joint  # the joint model (chapter 2g)
 
 # %% auto #0
-__all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'JOINT_ONNX_OUTPUTS', 'ONNX_EXPORTS', 'INT8_FORMATS',
-           'OptimizationConfig', 'load_for_export', 'export_onnx', 'OnnxRunner', 'torch_predictor', 'export_joint_onnx',
-           'onnx_export_for', 'OnnxJointRunner', 'joint_parity', 'unknown_token_rates', 'monitoring_reference',
-           'optimize_graph', 'quantize_int8', 'convert_fp16', 'gold_ids', 'paired_correct', 'judged_margin',
-           'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult', 'attaches_export', 'VariantScores',
-           'score_variants', 'write_probes', 'throughput_at_32', 'baseline_predictor', 'optimize_model']
+__all__ = ['Int8Format', 'INT8_POLICIES', 'ONNX_INPUTS', 'ONNX_OUTPUTS', 'MODEL_LOADERS', 'JOINT_ONNX_OUTPUTS', 'ONNX_EXPORTS',
+           'INT8_FORMATS', 'TASK_PATHS', 'OptimizationConfig', 'model_task', 'load_for_export', 'export_onnx',
+           'OnnxRunner', 'torch_predictor', 'export_joint_onnx', 'onnx_export_for', 'OnnxJointRunner', 'joint_parity',
+           'unknown_token_rates', 'monitoring_reference', 'optimize_graph', 'quantize_int8', 'convert_fp16', 'gold_ids',
+           'paired_correct', 'judged_margin', 'judge_variant', 'benchmark', 'plot_benchmark', 'OptimizationResult',
+           'attaches_export', 'VariantScores', 'score_variants', 'write_probes', 'batched_joint', 'entity_counts',
+           'require_joint_parity', 'JointVariantScores', 'score_joint_variants', 'paired_bootstrap_f1', 'judge_slot_f1',
+           'judge_joint_variant', 'throughput_at_32', 'baseline_predictor', 'ScoredVariants', 'optimize_model']
 
 # %% ../nbs/05_optimization.ipynb #1bd838c9
 Int8Format = Literal["s8-reduced", "s8", "u8"]  # INT8 weight formats; `INT8_FORMATS` (below) says what each one is
@@ -81,10 +84,25 @@ class OptimizationConfig(StageConfig):
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_OUTPUTS = ("logits", "sentence_embedding")  # versions exported before the embedding have logits only
 
+def model_task(config) -> Task:
+    "The task of a model with this (transformers) `config`: its `task`; models without one classify intents."
+    return task_named(getattr(config, "task", None) or INTENT.name)
+
+def _load_classifier(model_dir: Path | str):
+    "An intent classifier from `model_dir` (safetensors only), eager attention."
+    from transformers import AutoModelForSequenceClassification
+    return AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager")
+
+def _load_joint(model_dir: Path | str) -> JointIntentSlotModel:
+    "A joint intent + slots model from `model_dir` (safetensors only), eager attention."
+    return JointIntentSlotModel.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager")
+
+MODEL_LOADERS: dict[str, Callable] = {INTENT.name: _load_classifier, INTENT_SLOTS.name: _load_joint}  # task -> its loader
+
 def load_for_export(model_dir: Path | str):
-    "The fine-tuned classifier and tokenizer from `model_dir` (safetensors only), in eval mode, eager attention."
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager")
+    "The fine-tuned model of `model_dir`'s task (config.json's `task`) and its tokenizer, in eval mode, eager attention."
+    from transformers import AutoConfig, AutoTokenizer
+    model = MODEL_LOADERS[model_task(AutoConfig.from_pretrained(model_dir)).name](model_dir)
     return model.eval(), AutoTokenizer.from_pretrained(model_dir)
 
 # %% ../nbs/05_optimization.ipynb #0c13da26
@@ -194,24 +212,39 @@ ONNX_EXPORTS: dict[str, Callable] = {INTENT.name: export_onnx, INTENT_SLOTS.name
 
 def onnx_export_for(model) -> Callable:
     "The ONNX export of `model`'s task (its config's `task`; models without one classify intents)."
-    return ONNX_EXPORTS[task_named(getattr(model.config, "task", None) or INTENT.name).name]
+    return ONNX_EXPORTS[model_task(model.config).name]
 
 # %% ../nbs/05_optimization.ipynb #3577e2df
 class OnnxJointRunner:
-    "An ONNX Runtime session of a joint export with its tokenizer: texts in, a `JointPrediction` out."
+    "An ONNX Runtime session of a joint export with its tokenizer: texts in, a `JointPrediction` (or logits, embeddings) out."
     def __init__(self, path: Path | str, tokenizer, tag_names: list[str], max_length: int = 64,
                  device: str = "auto", threads: int | None = None):
         import onnxruntime as ort
         self.path, self.tokenizer, self.tag_names, self.max_length = Path(path), tokenizer, list(tag_names), max_length
         self.session = ort.InferenceSession(str(path), session_options(threads), providers=select_onnx_providers(device))
+        self.provider = self.session.get_providers()[0]
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def predict(self, texts: list[str]) -> JointPrediction:
-        "Intent probabilities, word tags and entities (offsets into `texts` as given) from the graph."
+    def encode(self, texts: list[str]) -> tuple[list[WordEncoding], dict[str, np.ndarray]]:
+        "The words of `texts` and the int64 arrays the graph takes, padded to the longest (one token type)."
         encodings = encode_words(self.tokenizer, texts, self.max_length)
         batch = joint_batch(encodings, self.tokenizer.pad_token_id)
         batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
-        logits, tag_logits = self.session.run(["logits", "tag_logits"], batch)
+        return encodings, {name: batch[name] for name in self.input_names}
+
+    def predict(self, texts: list[str]) -> JointPrediction:
+        "Intent probabilities, word tags and entities (offsets into `texts` as given) from the graph."
+        encodings, inputs = self.encode(texts)
+        logits, tag_logits = self.session.run(["logits", "tag_logits"], inputs)
         return decode_joint(logits, tag_logits, encodings, self.tag_names)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        "Intent logits (float32) of one batch of `texts`, as `OnnxRunner.logits`."
+        return self.session.run(["logits"], self.encode(texts)[1])[0].astype(np.float32)
+
+    def embeddings(self, texts: list[str]) -> np.ndarray:
+        "Sentence embeddings (float32, one row per text) of one batch of `texts`, as `OnnxRunner.embeddings`."
+        return self.session.run(["sentence_embedding"], self.encode(texts)[1])[0].astype(np.float32)
 
 def joint_parity(reference: JointPrediction, candidate: JointPrediction) -> dict[str, float]:
     "How far `candidate` (an ONNX variant) is from `reference` (torch): intents, word tags and entities that agree."
@@ -233,7 +266,7 @@ def unknown_token_rates(tokenizer, texts: list[str], max_length: int = 128) -> n
     return np.asarray(rates, dtype=np.float32)
 
 # %% ../nbs/05_optimization.ipynb #d56b06c1
-def monitoring_reference(runners: dict[str, OnnxRunner],  # variant file -> its runner
+def monitoring_reference(runners: dict[str, OnnxRunner | OnnxJointRunner],  # variant file -> its runner
                          tokenizer, texts: list[str],     # the validation texts
                          folder: Path,                    # the onnx/ folder being built
                          sample_size: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -311,11 +344,13 @@ def judge_variant(test: tuple[np.ndarray, np.ndarray],        # per test text: (
     on_test = decision = judge_not_worse(*test, margin=margin, alpha=alpha, evidence="the test set")
     if on_test.verdict == "undecided" and undecided == "pool":
         decision = judge_not_worse(*pooled(validation, test), margin=margin, alpha=alpha, evidence="validation and test, pooled")
-    reason = decision.reason
-    if decision.verdict == "undecided":
-        reason = f"dropped, {'int8_undecided=block' if undecided == 'block' else 'undecided even pooled'}: {reason}"
-    return {"passed": decision.passed, "verdict": decision.verdict, "reason": reason, "policy": undecided,
-            "decision": decision.to_dict(), "test": on_test.to_dict()}
+    return {"passed": decision.passed, "verdict": decision.verdict, "reason": _gate_reason(decision.reason, decision.verdict, undecided),
+            "policy": undecided, "decision": decision.to_dict(), "test": on_test.to_dict()}
+
+def _gate_reason(reason: str, verdict: str, undecided: str) -> str:
+    "A gate's `reason`; when undecided, prefixed with why that drops the variant (the policy, or undecided even pooled)."
+    if verdict != "undecided": return reason
+    return f"dropped, {'int8_undecided=block' if undecided == 'block' else 'undecided even pooled'}: {reason}"
 
 # %% ../nbs/05_optimization.ipynb #710bd7d1
 def benchmark(predictors: dict[str, Callable[[list[str]], np.ndarray]],  # variant name -> predict(texts)
@@ -397,7 +432,7 @@ def _promote(registry, name: str, version: str, config: OptimizationConfig) -> d
 def _export_variants(model, tokenizer, staging: Path, config: OptimizationConfig, device: DeviceInfo
                     ) -> tuple[dict[str, int], dict[str, str]]:
     "Write the fused fp32 export, INT8 (and FP16 on CUDA) of `model` into `staging`: fused-operator counts, variant -> file."
-    export_onnx(model, tokenizer, staging / "model.fp32.onnx", config.opset)
+    onnx_export_for(model)(model, tokenizer, staging / "model.fp32.onnx", config.opset)
     fused = optimize_graph(staging / "model.fp32.onnx", staging / "model.onnx",
                            model.config.num_attention_heads, model.config.hidden_size)
     (staging / "model.fp32.onnx").unlink()
@@ -445,11 +480,14 @@ def _apply_accuracy_gates(correct: dict[str, dict[str, np.ndarray]],  # `Variant
     for name in [n for n in variants if n != "onnx fp32"]:
         test, validation = ((correct[split]["onnx fp32"], correct[split][name]) for split in ("test", "validation"))
         gates[name] = judge_variant(test, validation, config.max_int8_drop, config.int8_alpha, config.int8_undecided)
-        if not gates[name]["passed"]:
-            get_logger("optimize").warning(f"{name} not registered: {gates[name]['reason']}")
-            (staging / variants.pop(name)).unlink()
-            predictors.pop(name)
+        if not gates[name]["passed"]: _drop_variant(name, gates[name], variants, predictors, staging)
     return gates
+
+def _drop_variant(name: str, gate: dict[str, Any], variants: dict[str, str], predictors: dict[str, Any], staging: Path) -> None:
+    "Remove variant `name`, which failed its `gate`: its file in `staging` and its entries in `variants` and `predictors`."
+    get_logger("optimize").warning(f"{name} not registered: {gate['reason']}")
+    (staging / variants.pop(name)).unlink()
+    predictors.pop(name)
 
 # %% ../nbs/05_optimization.ipynb #96ac3cba
 def write_probes(folder: Path,                         # the onnx/ folder being built
@@ -468,6 +506,149 @@ def write_probes(folder: Path,                         # the onnx/ folder being 
               "int8_format": config.int8_format, "cpu": cpu_features()}
     atomic_write_json(folder / "probes.json", probes)
     return {"file": "probes.json", "texts": len(known)}
+
+# %% ../nbs/05_optimization.ipynb #ae8b9a3a
+def batched_joint(predict: Callable[[list[str]], JointPrediction], texts: list[str], batch_size: int = 64) -> JointPrediction:
+    "The `JointPrediction` of all `texts` from `predict`, in length-sorted batches, returned in the original order."
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    parts = [predict([texts[i] for i in order[start:start + batch_size]]) for start in range(0, len(texts), batch_size)]
+    back = np.argsort(order)  # where each original text sits in the sorted order
+    def unsorted(field: str) -> list: return [x for part in parts for x in getattr(part, field)]
+    tags, entities, encodings = unsorted("tags"), unsorted("entities"), unsorted("encodings")
+    return JointPrediction(np.concatenate([part.intent_probabilities for part in parts])[back], [tags[i] for i in back],
+                           [entities[i] for i in back], [encodings[i] for i in back])
+
+def entity_counts(truth: list[list[str]],      # per text, the true BIO tag of each word
+                  predicted: list[list[str]]   # per text, the predicted tag of each word
+                 ) -> np.ndarray:
+    "Per text, (entities predicted right, entities predicted, true entities): exact spans, as seqeval's slot F1 counts them."
+    from seqeval.metrics.sequence_labeling import get_entities
+    rows = []
+    for true, guessed in ((set(get_entities(list(t))), set(get_entities(list(g)))) for t, g in zip(truth, predicted)):
+        rows.append((len(true & guessed), len(guessed), len(true)))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+def require_joint_parity(report: dict[str, float], variant: str, min_agreement: float = 0.999) -> dict[str, float]:
+    "Raise `ParityError` unless `report`'s intent and word-tag agreement (`joint_parity`) both reach `min_agreement`."
+    if min(report["intent_agreement"], report["tag_agreement"]) < min_agreement:
+        raise ParityError(f"{variant} agrees with the torch model on {report['intent_agreement']:.2%} of the intents and "
+                          f"{report['tag_agreement']:.2%} of the word tags of {report['examples']} validation texts "
+                          f"(needs {min_agreement:.2%} of each).", where=variant,
+                          fix="The export is wrong: check the input names/order and the opset, and export again.")
+    return report
+
+# %% ../nbs/05_optimization.ipynb #bedd3a9b
+@dataclass
+class JointVariantScores(VariantScores):
+    "`VariantScores` of a joint model (logits: intent probabilities; right: intent and every slot), with its joint metrics."
+    joint: dict[str, dict[str, float | None]]   # every predictor -> test intent accuracy, slot F1, sentence accuracy
+    counts: dict[str, dict[str, np.ndarray]]    # split -> predictor -> `entity_counts` per text (the slot-F1 gate's evidence)
+
+def score_joint_variants(predictors: dict[str, Callable[[list[str]], JointPrediction]],  # every predictor, "torch fp32" included
+                         splits: dict[str, pd.DataFrame], label2id: dict[str, int],
+                         min_agreement: float = OptimizationConfig.min_agreement) -> JointVariantScores:
+    "Score every joint predictor on validation and test; `ParityError` when ONNX fp32 disagrees with torch on intents or tags."
+    intent_labels = sorted(label2id, key=label2id.get)
+    gold = {split: gold_ids(splits[split].label, label2id) for split in ("validation", "test")}  # -1: no intent, or unknown
+    answers = {split: {name: batched_joint(predict, splits[split].text.tolist()) for name, predict in predictors.items()}
+               for split in ("validation", "test")}
+    reference = answers["validation"]["torch fp32"]
+    parity = {}
+    for name in [n for n in predictors if n != "torch fp32"]:
+        agreement = joint_parity(reference, answers["validation"][name])
+        # `agreement`: the smaller of the two that `min_agreement` bounds, so every task's report reads the same
+        parity[name] = {**agreement, "agreement": min(agreement["intent_agreement"], agreement["tag_agreement"]),
+                        "examples": len(splits["validation"])}
+    require_joint_parity(parity["onnx fp32"], "model.onnx", min_agreement)
+    scored = {split: {name: score_joint(answer, gold[split], splits[split].entities.tolist(), intent_labels)
+                      for name, answer in answers[split].items()} for split in answers}
+    truth = {split: joint_truth(answers[split]["torch fp32"].encodings, gold[split], splits[split].entities.tolist()).tags
+             for split in answers}
+    return JointVariantScores(
+        gold, {name: answers["validation"][name].intent_probabilities for name in parity}, parity,
+        {name: scores["intent_accuracy"] for name, scores in scored["test"].items()},
+        {split: {name: decode_correct(scores["correct"]) for name, scores in scored[split].items()} for split in scored},
+        {name: {key: scores[key] for key in ("intent_accuracy", "slot_f1", "sentence_accuracy")} for name, scores in scored["test"].items()},
+        {split: {name: entity_counts(truth[split], answer.tags) for name, answer in answers[split].items()} for split in answers})
+
+# %% ../nbs/05_optimization.ipynb #150397f7
+def _f1(totals: np.ndarray) -> np.ndarray:
+    "Micro F1 of summed (right, predicted, true) entity counts on the last axis; 0 without entities (seqeval's zero_division=0)."
+    right, predicted, true = np.moveaxis(np.asarray(totals, dtype=float), -1, 0)
+    both = predicted + true
+    return np.divide(2 * right, both, out=np.zeros_like(both), where=both > 0)
+
+def paired_bootstrap_f1(reference: np.ndarray,   # per text: `entity_counts` of the reference (ONNX fp32)
+                        candidate: np.ndarray,   # the same texts, same order: the variant's
+                        margin: float = OptimizationConfig.max_int8_drop,  # the largest slot-F1 loss accepted
+                        alpha: float = OptimizationConfig.int8_alpha,      # each bound of the (1 - 2 alpha) interval
+                        resamples: int = 1000, seed: int = 0,
+                        evidence: str = "the test set"                    # what the texts are, for the reason
+                       ) -> dict[str, Any]:
+    "Whether the candidate's slot F1 is not worse than the reference's by more than `margin`: a paired bootstrap over texts."
+    if not 0 <= margin <= 1 or not 0 < alpha < 0.5:
+        raise ValueError(f"margin={margin} must lie in [0, 1] and alpha={alpha} in (0, 0.5).")
+    reference, candidate = (np.asarray(counts, dtype=np.int64).reshape(-1, 3) for counts in (reference, candidate))
+    if reference.shape != candidate.shape:
+        raise ValueError(f"Paired counts need one row per text on both sides, got {reference.shape} and {candidate.shape}.")
+    n, both, rng, differences = len(reference), np.hstack([reference, candidate]), np.random.default_rng(seed), []
+    for start in range(0, resamples if n else 0, 100):  # 100 resamples at a time: memory stays small on large test sets
+        totals = both[rng.integers(0, n, size=(min(100, resamples - start), n))].sum(axis=1)
+        differences.append(_f1(totals[:, 3:]) - _f1(totals[:, :3]))
+    low, high = np.quantile(np.concatenate(differences), [alpha, 1 - alpha]).tolist() if differences else (-1.0, 1.0)
+    verdict = "not worse" if low >= -margin else "worse" if high < -margin else "undecided"
+    reference_f1, candidate_f1 = float(_f1(reference.sum(axis=0))), float(_f1(candidate.sum(axis=0)))
+    numbers = (f"{candidate_f1:.2%} vs {reference_f1:.2%} on {n} texts of {evidence}; paired difference "
+               f"{100 * (candidate_f1 - reference_f1):+.2f} points, {1 - 2 * alpha:.0%} bootstrap interval "
+               f"[{100 * low:+.2f}, {100 * high:+.2f}] ({resamples} resamples), margin {100 * margin:.2f}")
+    reason = {"not worse": f"not worse: {numbers}", "worse": f"worse by more than the margin: {numbers}",
+              "undecided": f"undecided: {n} texts cannot tell a {-100 * low:.1f}-point loss from noise ({numbers})"}[verdict]
+    return {"verdict": verdict, "reason": reason, "evidence": evidence, "n": n, "reference_f1": reference_f1,
+            "candidate_f1": candidate_f1, "difference": candidate_f1 - reference_f1, "interval": [low, high],
+            "margin": margin, "alpha": alpha, "resamples": resamples, "seed": seed}
+
+# %% ../nbs/05_optimization.ipynb #34116cf6
+def judge_slot_f1(test: tuple[np.ndarray, np.ndarray],        # per test text: (ONNX fp32's `entity_counts`, the variant's)
+                  validation: tuple[np.ndarray, np.ndarray],  # the same on the validation texts, pooled when undecided
+                  margin: float = OptimizationConfig.max_int8_drop,    # the largest slot-F1 loss accepted
+                  alpha: float = OptimizationConfig.int8_alpha,        # each bound of the (1 - 2 alpha) interval
+                  undecided: str = OptimizationConfig.int8_undecided   # "pool" or "block"
+                 ) -> dict[str, Any]:
+    "The slot-F1 half of the joint gate, as `judge_variant`: bootstrapped on the test set; undecided: pooled, or blocked."
+    on_test = decision = paired_bootstrap_f1(*test, margin=margin, alpha=alpha, evidence="the test set")
+    if on_test["verdict"] == "undecided" and undecided == "pool":
+        decision = paired_bootstrap_f1(*(np.concatenate(pair) for pair in zip(validation, test)), margin=margin, alpha=alpha,
+                                       evidence="validation and test, pooled")
+    return {"passed": decision["verdict"] == "not worse", "verdict": decision["verdict"],
+            "reason": _gate_reason(decision["reason"], decision["verdict"], undecided), "policy": undecided,
+            "decision": decision, "test": on_test}
+
+def judge_joint_variant(sentences: dict[str, tuple[np.ndarray, np.ndarray]],  # split -> (ONNX fp32 sentence right?, the variant's)
+                        counts: dict[str, tuple[np.ndarray, np.ndarray]],     # split -> (ONNX fp32 `entity_counts`, the variant's)
+                        margin: float = OptimizationConfig.max_int8_drop,
+                        alpha: float = OptimizationConfig.int8_alpha,
+                        undecided: str = OptimizationConfig.int8_undecided) -> dict[str, Any]:
+    "The joint gate on a variant against ONNX fp32: sentence accuracy (paired McNemar) and slot F1 (paired bootstrap) not worse."
+    sentence = judge_variant(sentences["test"], sentences["validation"], margin, alpha, undecided)
+    slots = judge_slot_f1(counts["test"], counts["validation"], margin, alpha, undecided)
+    verdicts = (sentence["verdict"], slots["verdict"])
+    verdict = "worse" if "worse" in verdicts else "undecided" if "undecided" in verdicts else "not worse"
+    return {"passed": sentence["passed"] and slots["passed"], "verdict": verdict,
+            "reason": f"sentence accuracy {sentence['reason']}; slot F1 {slots['reason']}", "policy": undecided,
+            "sentence_accuracy": sentence, "slot_f1": slots}
+
+def _apply_joint_gates(scores: JointVariantScores,  # the joint variants' scores
+                       variants: dict[str, str],      # variant -> file in `staging`; failures are removed
+                       predictors: dict[str, Any],    # variant -> predict function; failures are removed
+                       staging: Path, config: OptimizationConfig) -> dict[str, dict[str, Any]]:
+    "Gate every joint variant but ONNX fp32 against it (`judge_joint_variant`); drop the ones that fail; return each verdict."
+    gates = {}
+    for name in [n for n in variants if n != "onnx fp32"]:
+        sentences, counts = ({split: (evidence[split]["onnx fp32"], evidence[split][name]) for split in ("test", "validation")}
+                             for evidence in (scores.correct, scores.counts))
+        gates[name] = judge_joint_variant(sentences, counts, config.max_int8_drop, config.int8_alpha, config.int8_undecided)
+        if not gates[name]["passed"]: _drop_variant(name, gates[name], variants, predictors, staging)
+    return gates
 
 # %% ../nbs/05_optimization.ipynb #1d5b26b7
 def throughput_at_32(bench: pd.DataFrame,             # `benchmark`'s results
@@ -514,6 +695,48 @@ def _attach_and_promote(registry, version: str, family: Family, run: RunDir, rep
         report["promotion"] = _promote(registry, config.model_name, version, config)
         atomic_write_json(run.onnx / "promotion.json", report["promotion"])
 
+# %% ../nbs/05_optimization.ipynb #93cb62c5
+@dataclass
+class ScoredVariants:
+    "What a task's path hands back to the stage: runners, predictors, scores, the gates' verdicts and its own report keys."
+    runners: dict[str, Any]                     # ONNX variant -> its runner (`logits`, `embeddings`, `provider`)
+    predictors: dict[str, Callable]             # every predictor the benchmark times (gate failures removed)
+    scores: VariantScores
+    gates: dict[str, dict[str, Any]]            # gated variant -> its verdict
+    outputs: tuple[str, ...]                    # the graph's outputs
+    probes: bool                                # whether the validation texts have gold intents to probe the server's CPU with
+    report: dict[str, Any]                      # the task's own keys of report.json
+
+def _score_intents(model, tokenizer, run: RunDir, splits: dict[str, pd.DataFrame], manifest: dict[str, Any],
+                   variants: dict[str, str], staging: Path, config: OptimizationConfig) -> ScoredVariants:
+    "An intent classifier's variants: logits scored for accuracy, each variant gated on it (`_apply_accuracy_gates`)."
+    runners = {name: OnnxRunner(staging / file, tokenizer, "cpu" if name == "onnx int8" else config.device, config.threads)
+               for name, file in variants.items()}
+    predictors = {"torch fp32": torch_predictor(model, tokenizer), **{n: r.logits for n, r in runners.items()}}
+    predictors.update(baseline_predictor(run, config.threads))  # measured and scored beside them, never gated or served from here
+    scores = score_variants(runners, predictors, splits, manifest["label2id"], config.min_agreement)
+    gates = _apply_accuracy_gates(scores.correct, variants, predictors, staging, config)
+    return ScoredVariants(runners, predictors, scores, gates, ONNX_OUTPUTS, True, {})
+
+def _score_joint(model, tokenizer, run: RunDir, splits: dict[str, pd.DataFrame], manifest: dict[str, Any],
+                 variants: dict[str, str], staging: Path, config: OptimizationConfig) -> ScoredVariants:
+    "A joint model's variants: intents and tags scored together, each variant gated on sentence accuracy and slot F1."
+    max_length = int(run.read_params().get("training", {}).get("max_length", 64))  # the words the model was trained and scored on
+    runners = {name: OnnxJointRunner(staging / file, tokenizer, model.config.tag_labels, max_length,
+                                     "cpu" if name == "onnx int8" else config.device, config.threads)
+               for name, file in variants.items()}
+    # the run's TF-IDF baseline answers intents only: no alternative to a joint model, so it is not measured beside one
+    predictors = {"torch fp32": lambda texts: predict_joint(model, tokenizer, texts, max_length),
+                  **{name: runner.predict for name, runner in runners.items()}}
+    scores = score_joint_variants(predictors, splits, manifest["label2id"], config.min_agreement)
+    gates = _apply_joint_gates(scores, variants, predictors, staging, config)
+    # entities-only data has no gold intents: the server's host check (intent answers) has nothing to compare, so no probes
+    has_intents = bool((scores.gold["validation"] >= 0).any())
+    return ScoredVariants(runners, predictors, scores, gates, JOINT_ONNX_OUTPUTS, has_intents,
+                          {"test_joint": scores.joint, "max_length": max_length})
+
+TASK_PATHS: dict[str, Callable[..., ScoredVariants]] = {INTENT.name: _score_intents, INTENT_SLOTS.name: _score_joint}  # task -> its path
+
 # %% ../nbs/05_optimization.ipynb #1c76b08a
 def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResult:
     "Export, optimise, quantise, gate and benchmark the run's model; write `onnx/` and attach it to the version."
@@ -524,8 +747,7 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
     model_dir, registry, version, family = _source_model(config, run)
     device = detect_device(config.device)
     if config.threads: torch.set_num_threads(config.threads)
-    splits = load_splits(run.data)
-    label2id = read_manifest(run.data)["label2id"]
+    splits, manifest = load_splits(run.data), read_manifest(run.data)
     model, tokenizer = load_for_export(model_dir)
     staging = run.path / ".onnx.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -533,17 +755,13 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
 
     fused, variants = _export_variants(model, tokenizer, staging, config, device)
 
-    runners = {name: OnnxRunner(staging / file, tokenizer, "cpu" if name == "onnx int8" else config.device, config.threads)
-               for name, file in variants.items()}
-    torch_model = model.to(device.kind)
-    predictors = {"torch fp32": torch_predictor(torch_model, tokenizer), **{n: r.logits for n, r in runners.items()}}
-    predictors.update(baseline_predictor(run, config.threads))  # measured and scored beside them, never gated or served from here
+    scored = TASK_PATHS[model_task(model.config).name](model.to(device.kind), tokenizer, run, splits, manifest, variants, staging, config)
+    runners, predictors, scores, gates = scored.runners, scored.predictors, scored.scores, scored.gates
     validation, test = splits["validation"].text.tolist(), splits["test"].text.tolist()
-    scores = score_variants(runners, predictors, splits, label2id, config.min_agreement)
-    gates = _apply_accuracy_gates(scores.correct, variants, predictors, staging, config)
     measured = monitoring_reference({file: runners[name] for name, file in variants.items()}, tokenizer, validation, staging)
     probes = write_probes(staging, validation, scores.gold["validation"],
-                          {file: scores.validation_logits[name] for name, file in variants.items()}, config, variants["onnx fp32"])
+                          {file: scores.validation_logits[name] for name, file in variants.items()}, config, variants["onnx fp32"]
+                          ) if scored.probes else {"file": None, "texts": 0}
 
     bench = benchmark(predictors, test, config.batch_sizes, config.bench_seconds)
     at_32, at_32_random = throughput_at_32(bench, config.batch_sizes)
@@ -555,13 +773,14 @@ def optimize_model(config: OptimizationConfig | None = None) -> OptimizationResu
         "source": {"model_dir": str(model_dir), "version": version}, "opset": config.opset, "fused_operators": fused,
         "device": device.kind, "providers": {name: runner.provider for name, runner in runners.items() if name in variants},
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": config.threads or "default (all cores)"},
-        "files": variants, "outputs": list(ONNX_OUTPUTS), "monitoring_reference": measured,
+        "files": variants, "outputs": list(scored.outputs), "monitoring_reference": measured,
         "sizes_bytes": sizes, "parity": scores.parity, "test_accuracy": scores.accuracy, "gates": gates,
         "int8_format": config.int8_format, "probes": probes, "cpu": cpu_features(),
         "serving_default": {"cpu": serving_default, "cuda": variants.get("onnx fp16", serving_default)},
         "throughput_at_32": {"by length": at_32.to_dict(), "random": at_32_random.to_dict()},
         "speedup_at_32": {name: float(at_32[name] / at_32["torch fp32"]) for name in at_32.index},
         "speedup_at_32_random": {name: float(at_32_random[name] / at_32_random["torch fp32"]) for name in at_32_random.index},
+        **scored.report,
     }
     _publish(run, staging, report, bench)
     if registry is not None: _attach_and_promote(registry, version, family, run, report, config)

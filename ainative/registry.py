@@ -357,11 +357,12 @@ def _staged(self: Registry, family: Family, run: RunDir, staging: Path, record: 
     return {"labels": staged.labels, "left_out": staged.left_out, "files": files}
 
 def version_manifest(name: str, version: str, parent: str | None, family: Family,
-                     record: dict[str, Any],  # `run_record` of the run
+                     record: dict[str, Any],  # `run_record` of the run: its metrics name the task (`Family.run_task`)
                      stored: dict[str, Any]   # what `_staged` stored: labels, left out files, inventory
                     ) -> dict[str, Any]:
     "The manifest of a new version: its family, module and task, the run's record, and the stored files."
-    return {"format": 2, "family": family.name, "family_module": family_module(family), "task": family.task,
+    return {"format": 2, "family": family.name, "family_module": family_module(family),
+            "task": family.run_task(record["metrics"]).name,
             "name": name, "version": version, "created": _utc_now(),
             "attachment_record": ATTACHMENT_RECORD,  # where attach records what it adds
             "parent": parent, "run": record["run"], "data_version": record["data_version"],
@@ -416,6 +417,7 @@ def register(self: Registry,
     kind = family_named(family, BUILTIN_FAMILY_MODULES.get(family))
     run = _existing_run(run_dir)
     record = run_record(run, kind.run_metrics(run))  # checked before anything is copied
+    kind.run_task(record["metrics"])  # a task the family cannot serve is refused before anything is copied
     if comparison: record["metrics"] = {**record["metrics"], "comparison": comparison}
     parent = self.resolve(name, parent).name if parent is not None else None
     self.model_root(name).mkdir(parents=True, exist_ok=True)

@@ -205,6 +205,7 @@ class BatchResult:
     unknown_rate: float | None = None    # the share of its tokens the tokenizer did not know
     abstained: bool = False              # the version's abstention policy declined to answer
     fallback_label: str | None = None    # what to answer in place of an intent then (None: null)
+    entities: list[dict[str, Any]] | None = None  # the text's entities as answered, when the version's task finds them
 
 # %% ../nbs/06_serving.ipynb #52571875
 def batch_result(inference: Inference, row: int, runtime) -> BatchResult:
@@ -213,7 +214,8 @@ def batch_result(inference: Inference, row: int, runtime) -> BatchResult:
     abstained = bool(inference.abstained[row]) if inference.abstained is not None else False
     policy = getattr(runtime, "abstention", None)
     return BatchResult(inference.probabilities[row], inference.truncated[row], runtime.version, runtime.labels,
-                       embedding, inference.unknown_rates[row], abstained, policy.fallback_label if policy else None)
+                       embedding, inference.unknown_rates[row], abstained, policy.fallback_label if policy else None,
+                       None if inference.entities is None else inference.entities[row])
 
 # %% ../nbs/06_serving.ipynb #4fefa101
 def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> bool:

@@ -47,6 +47,12 @@ class Answer:
     truncated: bool              # the text was cut to the model's limit
     model_version: str           # the version that computed it
     request_id: str
+    entities: list[dict[str, Any]] | None = None  # {"entity", "start", "end", "value", "confidence"} each; None: the task finds none
+
+    def body(self) -> dict[str, Any]:
+        "The answer as a response holds it: without `entities` when the version's task finds none (intent-only answers are unchanged)."
+        fields = vars(self)
+        return fields if self.entities is not None else {k: v for k, v in fields.items() if k != "entities"}
 
 def build_answer(result: BatchResult, top_k: int, request_id: str) -> Answer:
     "The answer for one text, labelled by the version that computed it."
@@ -56,7 +62,7 @@ def build_answer(result: BatchResult, top_k: int, request_id: str) -> Answer:
     intent, intent_id = (result.fallback_label, None) if result.abstained else (labels[best], best)
     return Answer(intent, intent_id, float(probabilities[best]),
                   [{"intent": labels[i], "confidence": float(probabilities[i])} for i in order],
-                  result.abstained, result.truncated, result.version, request_id)
+                  result.abstained, result.truncated, result.version, request_id, result.entities)
 
 # %% ../nbs/06a_traffic.ipynb #2cf4e34f
 def share_bucket(key: str) -> float:

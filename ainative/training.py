@@ -547,7 +547,7 @@ def train_joint(config: TrainingConfig | None = None,  # the stage's parameters 
 
 # %% ../nbs/03_training.ipynb #b40c56b8
 def plot_training_curves(log_history: list[dict[str, Any]]):
-    "Training loss per step and validation loss, accuracy and macro-F1 per epoch."
+    "Training loss per step and validation loss and metrics per epoch (accuracy and macro-F1; slot F1 and sentence accuracy for the joint task)."
     import matplotlib.pyplot as plt
     history = pd.DataFrame(log_history)
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -557,8 +557,10 @@ def plot_training_curves(log_history: list[dict[str, Any]]):
     if "eval_loss" in history:
         eval_rows = history.dropna(subset=["eval_loss"])
         loss_ax.plot(eval_rows.epoch, eval_rows.eval_loss, "o-", label="validation loss", color="tab:red")
-        for column, colour in (("eval_accuracy", "tab:green"), ("eval_macro_f1", "tab:purple")):
-            metric_ax.plot(eval_rows.epoch, eval_rows[column], "o-", label=column.removeprefix("eval_"), color=colour)
+        for column, colour in (("eval_accuracy", "tab:green"), ("eval_macro_f1", "tab:purple"),
+                               ("eval_slot_f1", "tab:orange"), ("eval_sentence_accuracy", "tab:brown")):
+            if column in eval_rows and eval_rows[column].notna().any():  # the joint task logs no macro-F1; data without intents no accuracy
+                metric_ax.plot(eval_rows.epoch, eval_rows[column], "o-", label=column.removeprefix("eval_"), color=colour)
     loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
     metric_ax.set(title="Validation metrics", xlabel="epoch", ylabel="score")
     loss_ax.legend(); metric_ax.legend()

@@ -21,10 +21,13 @@ from .families import (Family, Inference, RuntimeOptions, StagedModel, find_pick
                                read_run_json, read_temperature, register_family)
 from .policy import checked_policy, load_policy
 from .reference import load_reference
+from .spans import OUTSIDE
+from .tagging import answer_entities, decode_tags, joint_batch, prepare_aligned, word_encoding
 from .tasks import task_of
 
 # %% auto #0
-__all__ = ['LEFT_OUT_FILES', 'TRANSFORMER', 'safetensors_problems', 'check_model_dir', 'TransformerFamily', 'TransformerRuntime']
+__all__ = ['LEFT_OUT_FILES', 'TRANSFORMER', 'safetensors_problems', 'check_model_dir', 'TransformerFamily', 'TransformerRuntime',
+           'JointRuntime']
 
 # %% ../nbs/02f_transformer.ipynb #514c105b
 LEFT_OUT_FILES = ("training_args.bin",)  # the Trainer's pickled arguments: not weights, never copied or opened
@@ -89,6 +92,7 @@ class TransformerFamily(Family):
     name = "transformer"
     capabilities = frozenset({"logits", "embeddings", "attributions", "onnx", "int8", "finetune"})
     task = "intent"
+    tasks = frozenset({"intent", "intent_slots"})  # a classifier, or the joint model of chapter 2g (its run's metrics say which)
     library = "transformers"
 
 TRANSFORMER = register_family(TransformerFamily())
@@ -220,11 +224,68 @@ def describe(self: TransformerRuntime) -> dict[str, Any]:
             "metrics": {"test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
                         "int8_test_accuracy": self.report.get("test_accuracy", {}).get("onnx int8")}}
 
+# %% ../nbs/02f_transformer.ipynb #088ab1c5
+class JointRuntime(TransformerRuntime):
+    "A verified joint intent + slots version: a `TransformerRuntime` that also answers each text's entities."
+    def __init__(self, folder: Path, manifest: dict[str, Any], options: RuntimeOptions = RuntimeOptions()):
+        super().__init__(folder, manifest, options)
+        config = json.loads((self.folder / "model" / "config.json").read_text(encoding="utf-8"))
+        self.tag_names: list[str] = list(config.get("tag_labels") or [])
+        outputs = {output.name for output in self.session.get_outputs()}
+        if "tag_logits" not in outputs or not self.tag_names or self.tag_names[0] != OUTSIDE:
+            raise IntegrityError(f"{self.name} {self.version} finds entities, but {self.variant} has no tag_logits output "
+                                 "or model/config.json no tag_labels.", where=str(self.folder / "onnx" / self.variant),
+                                 fix="Run the optimisation stage again for this version: it exports both heads of a joint model.")
+        self.slot_labels = sorted({tag[2:] for tag in self.tag_names if tag != OUTSIDE})
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+
+    def _open_tokenizer(self) -> None:
+        "The fast tokenizer without truncation: every word's offsets are needed; the ids are cut in `_encode_words`."
+        super()._open_tokenizer()
+        self.tokenizer.no_truncation()
+
+# %% ../nbs/02f_transformer.ipynb #151701ce
+@patch
+def _encode_words(self: JointRuntime, texts: list[str]) -> tuple[list, list, list[bool]]:
+    "Each text prepared with its characters' origins, its `WordEncoding` (ids cut at `max_length`), and whether it was cut."
+    prepared = [prepare_aligned(text, self.max_text_chars) for text in texts]
+    tokenized = self.tokenizer.encode_batch([text for text, _, _ in prepared])
+    encodings = [word_encoding(e.ids, e.word_ids, e.offsets, self.max_length) for e in tokenized]
+    return prepared, encodings, [cut or len(e.ids) > self.max_length for (_, _, cut), e in zip(prepared, tokenized)]
+
+@patch
+def infer(self: JointRuntime, texts: list[str]) -> Inference:
+    "What `TransformerRuntime.infer` gives, plus each text's entities with offsets into the text as sent."
+    prepared, encodings, truncated = self._encode_words(texts)
+    arrays = joint_batch(encodings, self.pad_id)
+    arrays["token_type_ids"] = np.zeros_like(arrays["input_ids"])
+    names = ["logits", "tag_logits"] + (["sentence_embedding"] if self.embeds else [])
+    outputs = self.session.run(names, {name: arrays[name] for name in self.input_names})
+    _, entities = decode_tags(outputs[1], encodings, self.tag_names)
+    answered = [answer_entities(text, found, origins) for text, (_, origins, _), found in zip(texts, prepared, entities)]
+    rates = None
+    if self.unknown_id is not None:
+        unknown = (arrays["input_ids"] == self.unknown_id).sum(axis=1)  # [CLS], [SEP] and padding are never [UNK]
+        rates = [float(n) / max(len(e.input_ids) - 2, 1) for n, e in zip(unknown, encodings)]
+    probabilities, embeddings = softmax(outputs[0], self.temperature), outputs[2] if self.embeds else None
+    abstained = None if self.abstention is None else self.abstention.abstains(outputs[0], probabilities, embeddings, self.labels).tolist()
+    return Inference(probabilities, truncated, embeddings, rates or [None] * len(texts), abstained, answered)
+
+@patch
+def describe(self: JointRuntime) -> dict[str, Any]:
+    "What `TransformerRuntime.describe` says, plus the slot labels and the slot metrics of the version and its variant."
+    described = TransformerRuntime.describe(self)
+    test, joint = self.manifest.get("metrics", {}).get("test", {}), self.report.get("test_joint", {})
+    served = joint.get({file: name for name, file in self.report.get("files", {}).items()}.get(self.variant), {})
+    described["metrics"].update(test_slot_f1=test.get("slot_f1"), test_sentence_accuracy=test.get("sentence_accuracy"),
+                                served_variant_slot_f1=served.get("slot_f1"), served_variant_sentence_accuracy=served.get("sentence_accuracy"))
+    return {**described, "slot_labels": self.slot_labels, "tags": len(self.tag_names)}
+
 # %% ../nbs/02f_transformer.ipynb #b7fa6e48
 @patch
 def open_runtime(self: TransformerFamily, folder: Path, manifest: dict[str, Any], options: RuntimeOptions) -> TransformerRuntime:
-    "A `TransformerRuntime` serving the verified version in `folder`."
-    return TransformerRuntime(folder, manifest, options)
+    "A runtime serving the verified version in `folder`: a `JointRuntime` when its task finds entities, else a `TransformerRuntime`."
+    return (JointRuntime if task_of(manifest).entities else TransformerRuntime)(folder, manifest, options)
 
 @patch
 def load_model(self: TransformerFamily, folder: Path, manifest: dict[str, Any]) -> tuple[Any, Any]:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ainative.joint import (JointCollator, decode_words, encode_words, joint_features, predict_joint, tag_labels,
-                            tags_to_entities, word_tags)
+from ainative.joint import JointCollator, joint_features, predict_joint
+from ainative.tagging import decode_words, encode_words, tag_labels, tags_to_entities, word_tags
 from ainative.spans import Span, bio_tags
 
 TAGS = bio_tags(["city", "day", "restaurant"])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ainative.data import NAMED_DATASETS, DataConfig, load_source
-from ainative.joint import encode_words, tags_to_entities, word_tags
+from ainative.tagging import encode_words, tags_to_entities, word_tags
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -296,10 +296,15 @@ def load_model(self: TransformerFamily, folder: Path, manifest: dict[str, Any]) 
         if problems:
             raise IntegrityError(f"{what}: {problems[0]}.", where=str(weights), fix="Register the run again as a new version.")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    verbosity = hf_logging.get_verbosity()
+    if task_of(manifest).entities: hf_logging.set_verbosity_error()  # its tag head is left out on purpose: no load report
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, local_files_only=True)
     except Exception as e:  # the files passed verification, so a failure here means they changed since
         raise IntegrityError(f"{what} could not be loaded: {type(e).__name__}: {e}", where=str(model_dir),
                              fix="Run registry.verify(...) and register the run again as a new version.") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return model.eval(), tokenizer
